@@ -1,0 +1,339 @@
+/*
+ * supervise.h: the one public header of libsupervise.
+ *
+ * Every program (the daemon and the spool tools) links libsupervise.a and
+ * includes only this header.  Declarations are grouped by the file that
+ * defines them.
+ *
+ * Conventions:
+ *  - Library functions return 0 on success and -1 on failure, after filling
+ *    a struct sv_err with a message that names what was wrong, for example
+ *    "can't rename 'proposals/tmp/X' to 'proposals/new/X': File exists".
+ *    Only main() prints, as "prog: MESSAGE".
+ *  - Strings are NUL-terminated UTF-8 and owned by the struct that holds
+ *    them; *_free() releases them.
+ *  - Spool paths are always reached through directory descriptors opened
+ *    with O_NOFOLLOW, so a symlink planted in the spool is never followed.
+ */
+#ifndef SUPERVISE_H
+#define SUPERVISE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#define SV_VERSION "0.1.0"
+
+/* Limits.  Documented in supervise-spool(5). */
+#define SV_SLUG_MAX	64		/* bytes in a bottle slug */
+#define SV_ID_MAX	128		/* bytes in a proposal id (maildir name) */
+#define SV_RECORD_MAX	(8 << 20)	/* bytes in one record file */
+#define SV_FILE_MAX	(1 << 20)	/* proposed_file, final_file */
+#define SV_TEXT_MAX	(64 << 10)	/* justification, notes */
+#define SV_SHORT_MAX	256		/* tool, timestamps, hash, decided_by */
+#define SV_TMP_MAX_AGE	(36 * 3600)	/* seconds before tmp/ files are removed */
+
+/* Tool names. */
+#define SV_TOOL_EGRESS_BLOCK	"egress-block"
+#define SV_TOOL_EGRESS_ALLOW	"egress-allow"
+#define SV_TOOL_PIPELOCK_BLOCK	"pipelock-block"
+#define SV_TOOL_CAPABILITY_BLOCK "capability-block"
+#define SV_TOOL_GITLEAKS_ALLOW	"gitleaks-allow"
+#define SV_TOOL_EGRESS_TOKEN_ALLOW "egress-token-allow"
+#define SV_TOOL_LIST_EGRESS_ROUTES "list-egress-routes"
+
+struct sv_err {
+	int errnum;		/* errno of the cause, or 0 */
+	char msg[1024];
+};
+
+/* util.c */
+extern const char *sv_prog;			/* set by sv_setprog() */
+void sv_setprog(const char *argv0);
+int sv_errf(struct sv_err *e, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));	/* appends ": strerror" when errnum; returns -1 */
+void sv_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sv_warn_err(const struct sv_err *e);	/* "prog: msg\n" on stderr */
+_Noreturn void sv_die(int status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void *sv_xmalloc(size_t n);
+void *sv_xrealloc(void *p, size_t n);
+char *sv_xstrdup(const char *s);
+char *sv_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define SV_ESC_NL	1	/* keep newlines (multi-line display) */
+/*
+ * Escape text for a terminal: C0 and C1 controls, DEL, invalid UTF-8 and
+ * bidirectional/invisible format characters (U+200B-U+200F, U+202A-U+202E,
+ * U+2066-U+2069, U+061C, U+FEFF) become visible escapes such as \x1b or
+ * \u{202e}; a backslash becomes \\.  Tab becomes \t, newline \n unless
+ * SV_ESC_NL.  Returns a malloc'd string.
+ */
+char *sv_escape(const char *s, size_t len, int flags);
+
+char *sv_iso8601(const struct timespec *ts, char *buf, size_t n);	/* 2026-11-22T18:00:00.123456Z */
+int sv_parse_iso8601(const char *s, time_t *out);			/* 0 or -1 */
+const char *sv_root(void);		/* $SUPERVISE_ROOT or ~/.bot-bottle */
+char *sv_audit_dir(void);		/* $SUPERVISE_AUDIT_DIR or ROOT/audit.git, malloc'd */
+char *sv_queue_dir(const char *slug);	/* ROOT/queue/SLUG, malloc'd */
+int sv_read_all(int fd, const char *path, size_t max, char **buf, size_t *len, struct sv_err *e);
+int sv_write_all(int fd, const char *buf, size_t len);
+
+/* record.c: the one loader and dumper of proposal and response records */
+enum sv_status { SV_NONE = 0, SV_APPROVED, SV_MODIFIED, SV_REJECTED };
+
+struct sv_proposal {
+	char *id;
+	char *bottle_slug;
+	char *tool;
+	char *proposed_file;
+	char *justification;
+	char *arrival_timestamp;
+	char *current_file_hash;
+};
+
+struct sv_response {
+	char *proposal_id;		/* NULL when left out (hand-written) */
+	enum sv_status status;
+	char *notes;			/* NULL when left out */
+	char *final_file;		/* NULL: none (JSON null or left out) */
+	char *decided_by;		/* NULL when left out */
+	char *decided_at;		/* NULL when left out */
+	/* proposal fields a hand-edited copy of the proposal may carry */
+	struct sv_proposal copy;	/* members NULL when absent */
+};
+
+const char *sv_status_name(enum sv_status s);	/* "approved", ... */
+int sv_status_parse(const char *s, enum sv_status *out);
+
+/*
+ * Read a record file strictly: regular file (O_NOFOLLOW), at most
+ * SV_RECORD_MAX bytes, no NUL byte, valid UTF-8 JSON with no duplicate
+ * keys, an object at top level.  Errors read "PATH:LINE:COLUMN: reason".
+ * `path` is the name used in messages.
+ */
+int sv_record_load(int dirfd, const char *name, const char *path,
+    json_t **out, char **text, struct sv_err *e);
+/* Load a record from memory (same checks). text may be NULL. */
+int sv_record_loadb(const char *buf, size_t len, const char *path,
+    json_t **out, struct sv_err *e);
+
+/* Strict shape checks: unknown keys, wrong types, oversize fields. */
+int sv_proposal_from_json(json_t *j, const char *path, const char *text,
+    struct sv_proposal *p, struct sv_err *e);
+int sv_response_from_json(json_t *j, const char *path, const char *text,
+    struct sv_response *r, struct sv_err *e);
+int sv_proposal_read(int dirfd, const char *name, const char *path,
+    struct sv_proposal *p, struct sv_err *e);
+int sv_response_read(int dirfd, const char *name, const char *path,
+    struct sv_response *r, struct sv_err *e);
+
+/*
+ * Complete a response against its proposal, as the daemon does before it
+ * commits: proposal_id defaults to the proposal's id (and must match it),
+ * notes to "", decided_by to `owner` (the file owner's name); copied
+ * proposal fields must equal the proposal's except proposed_file; an edited
+ * proposed_file or a final_file that differs from the proposal makes the
+ * status modified; approved gets final_file = proposed_file; rejected
+ * carries no final_file; decided_at defaults to `mtime`.
+ */
+int sv_response_resolve(struct sv_response *r, const struct sv_proposal *p,
+    const char *owner, const struct timespec *mtime, const char *path,
+    struct sv_err *e);
+
+/* JSON text, 2-space indent, sorted keys, trailing newline; malloc'd. */
+char *sv_proposal_dump(const struct sv_proposal *p);
+char *sv_response_dump(const struct sv_response *r);
+json_t *sv_proposal_json(const struct sv_proposal *p);
+json_t *sv_response_json(const struct sv_response *r);
+void sv_proposal_free(struct sv_proposal *p);
+void sv_response_free(struct sv_response *r);
+
+/* spool.c: the maildir spool of one bottle */
+struct sv_spool {
+	char *path;		/* the bottle's queue directory */
+	char *slug;
+	int dirfd;		/* the queue directory */
+	int pdir, ptmp, pnew, pcur;	/* proposals/{,tmp,new,cur} */
+	int rdir, rtmp, rnew, rcur, rbad;	/* responses/{,tmp,new,cur,bad} */
+};
+
+int sv_valid_slug(const char *s, struct sv_err *e);
+int sv_valid_id(const char *s, struct sv_err *e);
+/* SEC.MUSECPPIDQSEQRHEX.HOST; buf must hold SV_ID_MAX + 1 bytes. */
+int sv_unique_name(char *buf, size_t n, struct sv_err *e);
+
+/* Open (create when `create`: dirs 0700) the spool at `path` for `slug`. */
+int sv_spool_open(struct sv_spool *s, const char *path, const char *slug,
+    int create, struct sv_err *e);
+/* Open ROOT/queue/SLUG. */
+int sv_spool_open_slug(struct sv_spool *s, const char *slug, int create,
+    struct sv_err *e);
+void sv_spool_close(struct sv_spool *s);
+
+/*
+ * Deliver: create tmpdir/NAME with O_EXCL (0600), write, fsync, close,
+ * publish into newdir/NAME with a no-replace rename (link+unlink where the
+ * file system lacks renameat2), fsync newdir.  EEXIST when NAME is taken.
+ */
+int sv_deliver(int tmpdir, int newdir, const char *name, const char *data,
+    size_t len, const char *what, struct sv_err *e);
+
+/* Fill p->id, p->arrival_timestamp when NULL; deliver into proposals/. */
+int sv_propose(struct sv_spool *s, struct sv_proposal *p, struct sv_err *e);
+
+enum sv_where { SV_MISSING = 0, SV_NEW, SV_CUR };
+struct sv_entry {
+	char id[SV_ID_MAX + 1];
+	enum sv_where where;
+	char flags[16];		/* maildir flags, ASCII order, "" in new/ */
+	char name[SV_ID_MAX + 32];	/* file name in new/ or cur/ */
+};
+
+/* Split "ID:2,FLAGS" (or a bare "ID"); -1 if not a valid name. */
+int sv_parse_name(const char *name, char *id, size_t idn, char *flags, size_t fn);
+/* Look a proposal up by exact id, without scanning on the common path. */
+int sv_find_proposal(struct sv_spool *s, const char *id, struct sv_entry *out,
+    struct sv_err *e);
+/* new/ID -> cur/ID:2,S; a proposal already in cur/ is left as it is. */
+int sv_mark_seen(struct sv_spool *s, const char *id, struct sv_err *e);
+/* Add maildir flags (e.g. "R", "T") to a proposal, moving it to cur/. */
+int sv_add_flags(struct sv_spool *s, const char *id, const char *flags,
+    struct sv_err *e);
+/*
+ * Has a decision been made or delivered for ID?  1 when responses/new/ID
+ * or responses/cur/ID:2,* exists or the proposal is flagged R, else 0.
+ */
+int sv_decided(struct sv_spool *s, const char *id, struct sv_err *e);
+/*
+ * Respond: refuse when decided; deliver the response into
+ * responses/new/ID.  A second decision fails with a message that says
+ * the proposal was already decided.
+ */
+int sv_respond(struct sv_spool *s, const struct sv_response *r,
+    struct sv_err *e);
+
+/* Pending proposals (sorted by name = arrival).  Free with sv_entries_free. */
+int sv_list_pending(struct sv_spool *s, struct sv_entry **out, size_t *n,
+    struct sv_err *e);
+void sv_entries_free(struct sv_entry *v);
+/*
+ * Resolve an operator's argument to a proposal id: the full id, an
+ * unambiguous prefix of it, or an unambiguous prefix of its random part
+ * (the hex after 'R').  Searches every proposal, decided or not.
+ */
+int sv_resolve_id(struct sv_spool *s, const char *arg, char *id, size_t n,
+    struct sv_err *e);
+/* Remove tmp/ files older than max_age seconds; returns count or -1. */
+int sv_clean_tmp(struct sv_spool *s, time_t max_age, struct sv_err *e);
+/*
+ * Move a refused response aside: responses/new/NAME ->
+ * responses/bad/NAME~SEC.USEC, with the reason in NAME~SEC.USEC.err.
+ * Never deletes.  `newname` receives the new file name.
+ */
+int sv_refuse_response(struct sv_spool *s, const char *name,
+    const char *reason, char *newname, size_t n, struct sv_err *e);
+
+/* tools.c: the tool table and the validation of agent-supplied payloads */
+struct sv_tool {
+	const char *name;
+	const char *config;	/* "egress/routes.json", ... or NULL */
+	int proposes;		/* 0 for read-only tools */
+	int offered;		/* offered to agents in tools/list */
+};
+const struct sv_tool *sv_tool_find(const char *name);
+extern const struct sv_tool sv_tools[];	/* terminated by {NULL} */
+/* The MCP tools/list array (seed descriptions and schemas). New ref. */
+json_t *sv_tools_list_json(void);
+/*
+ * Validate MCP tools/call arguments for a proposing tool; on success set
+ * *payload (malloc'd proposed_file text) and *justification.  Messages
+ * are the seed's, e.g. "egress-block: 'host' is required and must be a
+ * non-empty string".
+ */
+int sv_tool_args(const char *tool, json_t *args, char **payload,
+    char **justification, struct sv_err *e);
+/* Validate a payload text (proposed_file or final_file) for `tool`. */
+int sv_payload_check(const char *tool, const char *payload, struct sv_err *e);
+/* One-line summary of a payload for lists and commit subjects, malloc'd. */
+char *sv_payload_summary(const char *tool, const char *payload);
+/* Hostname from an http(s) URL (uriparser); refuses userinfo. */
+int sv_url_host(const char *url, char **host, struct sv_err *e);
+int sv_valid_host(const char *host, struct sv_err *e);
+
+/* merge.c: how an approved payload changes a bottle's config file */
+/* Merge one route into routes.json text (NULL: no routes yet). */
+int sv_routes_merge(const char *routes, const char *route, char **out,
+    struct sv_err *e);
+/* Add a line to a sorted, unique line list (NULL: empty). */
+int sv_lines_add(const char *list, const char *line, char **out,
+    struct sv_err *e);
+/* New config text for `tool` given the current text and final payload;
+ * *out NULL when the tool changes no config. */
+int sv_apply(const char *tool, const char *current, const char *payload,
+    char **out, struct sv_err *e);
+
+/* audit.c: the bare git repository, one commit per decision */
+struct sv_audit;
+int sv_audit_open(struct sv_audit **a, const char *path, struct sv_err *e);
+void sv_audit_close(struct sv_audit *a);
+/* Current text of SLUG/RELPATH on main; *text NULL when absent. */
+int sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
+    char **text, size_t *len, struct sv_err *e);
+/* Is the decision on proposal ID recorded on main? 1/0/-1. */
+int sv_audit_has_record(struct sv_audit *a, const char *slug, const char *id,
+    struct sv_err *e);
+/*
+ * Commit one decision (record + config change) unless already recorded.
+ * *committed is set to 1 when a commit was made, 0 when it existed.
+ */
+int sv_audit_commit_decision(struct sv_audit *a, const struct sv_proposal *p,
+    const struct sv_response *r, int *committed, struct sv_err *e);
+struct sv_config_file {
+	const char *relpath;	/* "egress/routes.json", ... */
+	const char *text;
+};
+/* One commit that sets config files of a bottle (init, operator edit). */
+int sv_audit_commit_config(struct sv_audit *a, const char *slug,
+    const struct sv_config_file *files, size_t n, const char *author,
+    const char *subject, const char *body, struct sv_err *e);
+/* Unified diff (libgit2 patch from buffers) of a config file; malloc'd,
+ * "" when equal.  `path` labels both sides (a/PATH, b/PATH). */
+char *sv_config_diff(const char *old, const char *new, const char *path);
+/* git blob id (hex) of a text: the current_file_hash of proposals. */
+void sv_blob_hash(const char *text, size_t len, char hex[41]);
+/* $SUPERVISE_OPERATOR, git user.name <user.email>, or login@host. */
+char *sv_operator(void);
+
+/* consume.c: turning responses into commits and answers */
+struct sv_decision {
+	char id[SV_ID_MAX + 1];
+	enum sv_status status;	/* SV_NONE: the response was refused */
+	char *notes;
+	char *final_file;
+	char *error;		/* why a response was refused, or NULL */
+};
+void sv_decision_free(struct sv_decision *d);
+/*
+ * Consume responses/new/NAME: load, resolve against the proposal, commit
+ * (idempotent), archive to responses/cur/ID:2,S, flag the proposal R.  A
+ * malformed response is moved aside (sv_refuse_response) and d->status is
+ * SV_NONE with d->error set; that is not a failure (returns 0).  Returns
+ * -1 only when the commit or a rename failed: the response stays in new/
+ * and will be retried.
+ */
+int sv_consume(struct sv_spool *s, struct sv_audit *a, const char *name,
+    struct sv_decision *d, struct sv_err *e);
+/*
+ * Recovery and drain: finish half-done archives (response in cur/ whose
+ * proposal lacks R), then consume every response in new/.  `cb` is called
+ * for each decision (may be NULL).  Returns the number consumed or -1.
+ */
+int sv_consume_all(struct sv_spool *s, struct sv_audit *a,
+    void (*cb)(const struct sv_decision *, void *), void *arg,
+    struct sv_err *e);
+
+#endif

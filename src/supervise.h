@@ -238,6 +238,8 @@ int sv_refuse_response(struct sv_spool *s, const char *name,
     const char *reason, char *newname, size_t n, struct sv_err *e);
 
 /* tools.c: the tool table and the validation of agent-supplied payloads */
+/* Read-only: resume waiting on a proposal after --max-wait ran out. */
+#define SV_TOOL_PROPOSAL_STATUS	"proposal-status"
 struct sv_tool {
 	const char *name;
 	const char *config;	/* "egress/routes.json", ... or NULL */

@@ -67,8 +67,9 @@ char *sv_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define SV_ESC_NL	1	/* keep newlines (multi-line display) */
 /*
  * Escape text for a terminal: C0 and C1 controls, DEL, invalid UTF-8 and
- * bidirectional/invisible format characters (U+200B-U+200F, U+202A-U+202E,
- * U+2066-U+2069, U+061C, U+FEFF) become visible escapes such as \x1b or
+ * bidirectional/invisible format characters (U+200B-U+200F, U+2028-U+202E,
+ * U+2060-U+2064, U+2066-U+2069, U+061C, U+FEFF) become visible escapes
+ * such as \x1b (a byte: control or invalid UTF-8) or
  * \u{202e}; a backslash becomes \\.  Tab becomes \t, newline \n unless
  * SV_ESC_NL.  Returns a malloc'd string.
  */
@@ -195,7 +196,11 @@ struct sv_entry {
 
 /* Split "ID:2,FLAGS" (or a bare "ID"); -1 if not a valid name. */
 int sv_parse_name(const char *name, char *id, size_t idn, char *flags, size_t fn);
-/* Look a proposal up by exact id, without scanning on the common path. */
+/*
+ * Look a proposal up by exact id, without scanning on the common path.
+ * 1 when found, 0 when there is none (out->where SV_MISSING), -1 on error
+ * (a bad id, or something other than a regular file under that name).
+ */
 int sv_find_proposal(struct sv_spool *s, const char *id, struct sv_entry *out,
     struct sv_err *e);
 /* new/ID -> cur/ID:2,S; a proposal already in cur/ is left as it is. */
@@ -277,6 +282,16 @@ int sv_lines_add(const char *list, const char *line, char **out,
  * *out NULL when the tool changes no config. */
 int sv_apply(const char *tool, const char *current, const char *payload,
     char **out, struct sv_err *e);
+/*
+ * Check a whole config file (an operator's edit, a starting config) and
+ * put it in canonical form: routes.json a routes document (each route as
+ * an egress payload, one route per host, sorted by host); allowlist one
+ * valid host per line and gitleaksignore one fingerprint per line (blank
+ * lines and surrounding white space dropped, sorted, unique); Dockerfile
+ * non-empty, kept as it is.  relpath: "egress/routes.json", ...
+ */
+int sv_config_normalize(const char *relpath, const char *text, char **out,
+    struct sv_err *e);
 
 /* audit.c: the bare git repository, one commit per decision */
 struct sv_audit;
@@ -296,7 +311,11 @@ int sv_audit_commit_decision(struct sv_audit *a, const struct sv_proposal *p,
     const struct sv_response *r, int *committed, struct sv_err *e);
 struct sv_config_file {
 	const char *relpath;	/* "egress/routes.json", ... */
-	const char *text;
+	const char *text;	/* NULL: remove the file */
+	/* Blob id (sv_blob_hash) the file must still have on main, that of
+	 * "" when it must be absent or empty; NULL: no check.  Guards an
+	 * operator's edit against a decision that landed meanwhile. */
+	const char *base_hash;
 };
 /* One commit that sets config files of a bottle (init, operator edit). */
 int sv_audit_commit_config(struct sv_audit *a, const char *slug,
@@ -337,5 +356,79 @@ int sv_consume(struct sv_spool *s, struct sv_audit *a, const char *name,
 int sv_consume_all(struct sv_spool *s, struct sv_audit *a,
     void (*cb)(const struct sv_decision *, void *), void *arg,
     struct sv_err *e);
+
+/* cli.c: what the operator tools share */
+/*
+ * Call fn(arg, ctx) for each operand: argv[0..argc) or, when there is
+ * none and stdin is not a terminal, each line of stdin (each NUL-ended
+ * record with `nul`) up to its first tab, so that supervise-list output
+ * can be piped in.  Returns the number of operands that failed (fn
+ * returned -1, or stdin could not be read), or -1 when there is no
+ * operand and stdin is a terminal (a usage error).
+ */
+int sv_cli_loop(int argc, char **argv, int nul,
+    int (*fn)(const char *arg, void *ctx), void *ctx);
+/* Sorted slugs of the bottles under ROOT/queue (invalid names skipped);
+ * NULL-terminated, free with sv_cli_strv_free.  No queue/: none. */
+int sv_cli_bottles(char ***slugs, size_t *n, struct sv_err *e);
+void sv_cli_strv_free(char **v);
+/*
+ * Find the proposal an operator means by `arg`: "ID" (a full id, an
+ * unambiguous prefix, or the random part; every bottle is searched, ids
+ * are unique across bottles) or "SLUG/ID" (that bottle only).  Opens *s
+ * (close it with sv_spool_close) and reads the proposal into *p.
+ */
+int sv_cli_open_proposal(const char *arg, struct sv_spool *s,
+    struct sv_entry *en, struct sv_proposal *p, struct sv_err *e);
+/* Read proposal ID of spool s, wherever it is now (new/ or cur/). */
+int sv_cli_read_proposal(struct sv_spool *s, const char *id,
+    struct sv_entry *en, struct sv_proposal *p, struct sv_err *e);
+/* Read an operator's file: at most max bytes, no NUL byte; "-" is stdin. */
+int sv_cli_read_file(const char *path, size_t max, char **text, size_t *len,
+    struct sv_err *e);
+/*
+ * Current text of the config file `tool` changes in bottle `slug`, from
+ * the audit repository's main (*text NULL when absent, when there is no
+ * repository yet, or when the tool has no config).  Never creates the
+ * repository.
+ */
+int sv_cli_config_text(const char *slug, const char *tool, char **text,
+    size_t *len, struct sv_err *e);
+/* "new", "seen", "withdrawn" (flag T) or "decided" (flag R). */
+const char *sv_cli_state(const struct sv_entry *en);
+/* An age for lists: 5s, 3m, 2h, 4d (negative ages count as 0s). */
+void sv_cli_age(time_t secs, char *buf, size_t n);
+/* One supervise-list line, without its terminator: id, bottle, tool,
+ * age, state, summary, tab-separated, agent text escaped; malloc'd. */
+char *sv_cli_list_line(const char *slug, const struct sv_entry *en,
+    const struct sv_proposal *p, time_t now);
+/* One pending proposal of supervise-list. */
+struct sv_cli_row {
+	char *id;
+	char *arrival;		/* arrival_timestamp: sorts as time */
+	char *line;		/* sv_cli_list_line */
+};
+/*
+ * The pending proposals of bottles `slugs`, sorted by arrival (then id).
+ * A bottle or proposal that can't be read is reported on stderr and
+ * skipped, and the return value is then -1; *rows is always filled.
+ */
+int sv_cli_pending(char *const *slugs, size_t nslugs, time_t now,
+    struct sv_cli_row **rows, size_t *n);
+void sv_cli_rows_free(struct sv_cli_row *rows, size_t n);
+/*
+ * Decide a proposal: write its response (all fields; decided_by is
+ * sv_operator(), decided_at now) with sv_respond.  final_file NULL:
+ * approved takes the proposed file; a final_file that differs from it
+ * makes the decision modified (checked with sv_payload_check); rejected
+ * takes none.  *path receives the response file's path (malloc'd).  A
+ * proposal already decided fails with the message "already decided".
+ */
+int sv_cli_respond(struct sv_spool *s, const struct sv_proposal *p,
+    enum sv_status status, const char *notes, const char *final_file,
+    char **path, struct sv_err *e);
+/* sv_cli_open_proposal, then sv_cli_respond. */
+int sv_cli_decide(const char *arg, enum sv_status status, const char *notes,
+    const char *final_file, char **path, struct sv_err *e);
 
 #endif

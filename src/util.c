@@ -1,0 +1,395 @@
+/*
+ * util.c: the small things every part of supervise needs.
+ *
+ * Error values (struct sv_err) and the one place that prints them,
+ * allocation that dies instead of returning NULL, the terminal-safe
+ * escaping of agent-supplied text, UTC timestamps, where the spool lives,
+ * and read/write loops that survive EINTR and refuse unbounded input.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervise.h"
+
+const char *sv_prog = "supervise";
+
+void
+sv_setprog(const char *argv0)
+{
+	const char *slash;
+
+	if (argv0 == NULL || *argv0 == '\0')
+		return;
+	slash = strrchr(argv0, '/');
+	sv_prog = slash ? slash + 1 : argv0;
+}
+
+int
+sv_errf(struct sv_err *e, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (e == NULL)
+		return -1;
+	va_start(ap, fmt);
+	n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if (errnum && (size_t)n < sizeof e->msg)
+		snprintf(e->msg + n, sizeof e->msg - n, ": %s", strerror(errnum));
+	e->errnum = errnum;
+	return -1;
+}
+
+static void
+vwarn_line(const char *fmt, va_list ap)
+{
+	/* One fprintf per line so concurrent writers do not interleave. */
+	char line[2048];
+
+	vsnprintf(line, sizeof line, fmt, ap);
+	fprintf(stderr, "%s: %s\n", sv_prog, line);
+}
+
+void
+sv_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn_line(fmt, ap);
+	va_end(ap);
+}
+
+void
+sv_warn_err(const struct sv_err *e)
+{
+	fprintf(stderr, "%s: %s\n", sv_prog, e->msg);
+}
+
+_Noreturn void
+sv_die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn_line(fmt, ap);
+	va_end(ap);
+	exit(status);
+}
+
+void *
+sv_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		sv_die(111, "out of memory");
+	return p;
+}
+
+void *
+sv_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (q == NULL)
+		sv_die(111, "out of memory");
+	return q;
+}
+
+char *
+sv_xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		sv_die(111, "out of memory");
+	return d;
+}
+
+char *
+sv_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		sv_die(111, "out of memory");
+	return s;
+}
+
+/*
+ * Decode one UTF-8 sequence strictly (no overlong forms, no surrogates,
+ * nothing above U+10FFFF).  Returns its length, or 0 when s does not
+ * start a valid sequence.
+ */
+static size_t
+utf8_decode(const unsigned char *s, size_t len, unsigned *cp)
+{
+	unsigned c = s[0], min;
+	size_t n, i;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	} else if (c >= 0xc2 && c <= 0xdf) {
+		n = 2, c &= 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3, c &= 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4, c &= 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (len < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+/*
+ * Code points that change how a terminal shows the text around them
+ * without being visible themselves: bidirectional overrides and
+ * isolates (the "Trojan Source" characters), zero-width characters,
+ * invisible operators, line and paragraph separators, the BOM.
+ */
+static int
+invisible_format(unsigned cp)
+{
+	return cp == 0x061c || (cp >= 0x200b && cp <= 0x200f) ||
+	    (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2064) ||
+	    (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+}
+
+char *
+sv_escape(const char *str, size_t len, int flags)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	/* Worst case: every byte becomes \xHH (4 bytes). */
+	char *out = sv_xmalloc(len * 4 + 1), *o = out;
+	size_t i = 0, n;
+	unsigned cp;
+
+	while (i < len) {
+		n = utf8_decode(s + i, len - i, &cp);
+		if (n == 0) {
+			o += sprintf(o, "\\x%02x", s[i]);
+			i++;
+			continue;
+		}
+		if (cp == '\\') {
+			*o++ = '\\', *o++ = '\\';
+		} else if (cp == '\t') {
+			*o++ = '\\', *o++ = 't';
+		} else if (cp == '\n') {
+			if (flags & SV_ESC_NL)
+				*o++ = '\n';
+			else
+				*o++ = '\\', *o++ = 'n';
+		} else if (cp < 0x20 || cp == 0x7f) {
+			o += sprintf(o, "\\x%02x", cp);
+		} else if ((cp >= 0x80 && cp <= 0x9f) || invisible_format(cp)) {
+			/* At most 10 bytes from 2 or 3 input bytes: within 4n. */
+			o += sprintf(o, "\\u{%x}", cp);
+		} else {
+			memcpy(o, s + i, n);
+			o += n;
+		}
+		i += n;
+	}
+	*o = '\0';
+	return out;
+}
+
+char *
+sv_iso8601(const struct timespec *ts, char *buf, size_t n)
+{
+	struct tm tm;
+	char date[64];
+	int r;
+
+	if (gmtime_r(&ts->tv_sec, &tm) == NULL)
+		return NULL;
+	if (strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		return NULL;
+	r = snprintf(buf, n, "%s.%06ldZ", date, (long)(ts->tv_nsec / 1000));
+	if (r < 0 || (size_t)r >= n)
+		return NULL;
+	return buf;
+}
+
+static int
+digits(const char **s, int n, int *out)
+{
+	int v = 0;
+
+	while (n-- > 0) {
+		if (**s < '0' || **s > '9')
+			return -1;
+		v = v * 10 + (*(*s)++ - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * YYYY-MM-DDTHH:MM:SS[.fraction]Z, UTC only: the form sv_iso8601 writes
+ * and the one the records document.  A date that does not exist
+ * (2026-02-30) is refused by converting back and comparing.
+ */
+int
+sv_parse_iso8601(const char *s, time_t *out)
+{
+	struct tm tm, back;
+	int y, mo, d, h, mi, sec, nfrac = 0;
+	time_t t;
+
+	if (s == NULL || digits(&s, 4, &y) || *s++ != '-' ||
+	    digits(&s, 2, &mo) || *s++ != '-' || digits(&s, 2, &d) ||
+	    *s++ != 'T' || digits(&s, 2, &h) || *s++ != ':' ||
+	    digits(&s, 2, &mi) || *s++ != ':' || digits(&s, 2, &sec))
+		return -1;
+	if (*s == '.') {
+		s++;
+		while (*s >= '0' && *s <= '9' && nfrac < 9)
+			s++, nfrac++;
+		if (nfrac == 0)
+			return -1;
+	}
+	if (*s++ != 'Z' || *s != '\0')
+		return -1;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    sec > 59)
+		return -1;
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	if (gmtime_r(&t, &back) == NULL || back.tm_mday != d ||
+	    back.tm_mon != mo - 1 || back.tm_year != y - 1900)
+		return -1;
+	if (out)
+		*out = t;
+	return 0;
+}
+
+const char *
+sv_root(void)
+{
+	/* Recomputed on each call so a test may change the environment. */
+	static char buf[4096];
+	const char *root = getenv("SUPERVISE_ROOT"), *home;
+	struct passwd *pw;
+
+	if (root != NULL && *root != '\0')
+		return root;
+	home = getenv("HOME");
+	if (home == NULL || *home == '\0') {
+		pw = getpwuid(getuid());
+		home = pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/";
+	}
+	snprintf(buf, sizeof buf, "%s%s.bot-bottle", home,
+	    home[strlen(home) - 1] == '/' ? "" : "/");
+	return buf;
+}
+
+char *
+sv_audit_dir(void)
+{
+	const char *dir = getenv("SUPERVISE_AUDIT_DIR");
+
+	if (dir != NULL && *dir != '\0')
+		return sv_xstrdup(dir);
+	return sv_xasprintf("%s/audit.git", sv_root());
+}
+
+char *
+sv_queue_dir(const char *slug)
+{
+	return sv_xasprintf("%s/queue/%s", sv_root(), slug);
+}
+
+int
+sv_read_all(int fd, const char *path, size_t max, char **buf, size_t *len,
+    struct sv_err *e)
+{
+	size_t cap = 8192, n = 0;
+	char *b;
+	ssize_t r;
+
+	b = sv_xmalloc(cap);
+	for (;;) {
+		if (n == cap - 1) {
+			/* Read one byte past max to tell "exactly max" from "more". */
+			if (cap - 1 > max) {
+				free(b);
+				return sv_errf(e, EFBIG,
+				    "can't read '%s': larger than %zu bytes",
+				    path, max);
+			}
+			cap = cap * 2 > max + 2 ? max + 2 : cap * 2;
+			b = sv_xrealloc(b, cap);
+		}
+		r = read(fd, b + n, cap - 1 - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			free(b);
+			return sv_errf(e, errno, "can't read '%s'", path);
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max) {
+			free(b);
+			return sv_errf(e, EFBIG,
+			    "can't read '%s': larger than %zu bytes", path, max);
+		}
+	}
+	b[n] = '\0';
+	*buf = b;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+int
+sv_write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t r;
+
+	while (len > 0) {
+		r = write(fd, buf, len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}

@@ -95,3 +95,65 @@ clean:
 
 .PHONY: all check check-asan run install lint-man clean
 .SECONDARY:
+
+# --- hardening (fuzz/, t/04xx) ---
+#
+#   make fuzz            build fuzz/*.c with clang, libFuzzer, ASan and UBSan
+#                        into $(FUZZ_O); run each target FUZZ_SECONDS (60) s
+#   make fuzz-smoke      the same for 10 s each (CI)
+#   make check-valgrind  the daemon tests (VALGRIND_TESTS) with supervised
+#                        under valgrind memcheck, through $$SUPERVISED_WRAPPER
+#   make check-load      the load test with LOAD_N (10000) proposals
+FUZZ_O ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES := $(patsubst fuzz/%.c,%,$(wildcard fuzz/*.c))
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \
+    -fno-omit-frame-pointer
+
+$(O)/fuzz/%: fuzz/%.c fuzz/fuzz.h $(LIB) src/supervise.h | $(O)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -fsanitize=fuzzer $(LDFLAGS) \
+	    -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
+
+# t/replay-NAME.c includes fuzz/NAME.c: rebuild it when the target changes.
+$(FUZZ_NAMES:%=$(O)/t/replay-%): $(O)/t/replay-%: fuzz/%.c fuzz/fuzz.h \
+    fuzz/replay.h
+
+fuzz-build:
+	$(MAKE) O=$(FUZZ_O) CC=clang LDFLAGS="$(FUZZ_SAN)" \
+	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	    $(FUZZ_NAMES:%=$(FUZZ_O)/fuzz/%)
+
+fuzz: fuzz-build
+	sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_O) $(FUZZ_NAMES)
+
+fuzz-smoke: fuzz-build
+	sh fuzz/run.sh 10 $(FUZZ_O) $(FUZZ_NAMES)
+
+# Every supervised started by t/lib.sh runs as $SUPERVISED_WRAPPER
+# supervised ...; each writes its own log, and a non-empty log is an error
+# (with --quiet, memcheck writes only errors).  No log at all means the
+# hook was not used, which fails too.
+VALGRIND_TESTS ?= $(wildcard t/03*.t)
+VALGRIND_LOGS = $(CURDIR)/$(O)/valgrind
+VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
+    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+    --log-file=$(VALGRIND_LOGS)/supervised.%p.log
+check-valgrind: all $(TESTS) t/node_modules/.stamp
+	rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
+	PATH="$(CURDIR)/$(O)/bin:$$PATH" SUPERVISE_BUILD="$(CURDIR)/$(O)" \
+	    SUPERVISED_WRAPPER="$(VALGRIND)" prove $(PROVEFLAGS) $(VALGRIND_TESTS)
+	@n=$$(ls $(VALGRIND_LOGS) | wc -l); \
+	if [ "$$n" -eq 0 ]; then \
+	    echo "check-valgrind: no supervised ran under valgrind" >&2; exit 1; fi; \
+	bad=$$(find $(VALGRIND_LOGS) -name '*.log' -size +0c); \
+	if [ -n "$$bad" ]; then cat $$bad >&2; \
+	    echo "check-valgrind: memcheck errors in:" $$bad >&2; exit 1; fi; \
+	echo "check-valgrind: $$n supervised runs under memcheck, no errors"
+
+LOAD_N ?= 10000
+check-load: all $(TESTS)
+	PATH="$(CURDIR)/$(O)/bin:$$PATH" SUPERVISE_BUILD="$(CURDIR)/$(O)" \
+	    LOAD_N=$(LOAD_N) prove -v t/0440-load.t
+
+.PHONY: fuzz fuzz-build fuzz-smoke check-valgrind check-load

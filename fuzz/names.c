@@ -1,0 +1,208 @@
+/*
+ * fuzz/names.c: the name validators and the terminal escaper.
+ *
+ * sv_valid_slug and sv_valid_id are compared with a second, deliberately
+ * plain reading of the contract ([A-Za-z0-9][A-Za-z0-9._-]*, 64 or 128
+ * bytes); sv_parse_name must split a name into its id and its flags
+ * (unique, in ASCII order) and parse what it returns back to the same;
+ * sv_escape must never let a control byte, invalid UTF-8 or a bidi
+ * override through, whatever the flags, and escaping its own output may
+ * change nothing but its backslashes.
+ *
+ * Input: one selector byte, then the text.
+ */
+#include "../src/supervise.h"
+#include "fuzz.h"
+
+static int
+name_ok(const char *s, size_t len, size_t max)
+{
+	if (len == 0 || len > max || strlen(s) != len)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+			return 0;
+	}
+	return 1;
+}
+
+/* Decode one UTF-8 scalar strictly; returns its length or 0 if invalid. */
+static size_t
+utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	size_t n;
+	uint32_t c, min;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	} else if ((s[0] & 0xe0) == 0xc0) {
+		n = 2, c = s[0] & 0x1f, min = 0x80;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3, c = s[0] & 0x0f, min = 0x800;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4, c = s[0] & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (len < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+static int
+is_format_char(uint32_t c)
+{
+	return (c >= 0x200b && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) ||
+	    (c >= 0x2066 && c <= 0x2069) || c == 0x061c || c == 0xfeff;
+}
+
+/* What sv_escape promises about its output. */
+static void
+check_escaped(const char *in, size_t inlen, const char *out, int flags)
+{
+	const unsigned char *p = (const unsigned char *)out;
+	size_t len = strlen(out);
+
+	for (size_t i = 0; i < len;) {
+		uint32_t c;
+		size_t n = utf8_next(p + i, len - i, &c);
+
+		FUZZ_ASSERT(n > 0, "invalid UTF-8 at byte %zu of output", i);
+		FUZZ_ASSERT(c >= 0x20 || (c == '\n' && (flags & SV_ESC_NL)),
+		    "control U+%04X at byte %zu of output", (unsigned)c, i);
+		FUZZ_ASSERT(c != 0x7f && !(c >= 0x80 && c <= 0x9f),
+		    "DEL or C1 control U+%04X in output", (unsigned)c);
+		FUZZ_ASSERT(!is_format_char(c),
+		    "bidi/invisible U+%04X in output", (unsigned)c);
+		i += n;
+	}
+
+	/* Plain printable ASCII without a backslash passes unchanged. */
+	int plain = 1;
+	for (size_t i = 0; i < inlen && plain; i++) {
+		unsigned char c = (unsigned char)in[i];
+		plain = c >= 0x20 && c < 0x7f && c != '\\';
+	}
+	if (plain)
+		FUZZ_ASSERT(len == inlen && memcmp(in, out, len) == 0,
+		    "printable ASCII was changed");
+}
+
+/* Escaping escaped text changes nothing but the backslashes. */
+static void
+check_stable(const char *out, int flags)
+{
+	size_t len = strlen(out);
+	char *again = sv_escape(out, len, flags);
+	char *want = malloc(2 * len + 1), *w = want;
+
+	if (want == NULL)
+		abort();
+	for (size_t i = 0; i < len; i++) {
+		if (out[i] == '\\')
+			*w++ = '\\';
+		*w++ = out[i];
+	}
+	*w = '\0';
+	FUZZ_ASSERT(again != NULL && strcmp(again, want) == 0,
+	    "escape is not stable on its own output");
+	free(again);
+	free(want);
+}
+
+static void
+fuzz_parse_name(const char *name)
+{
+	char id[SV_ID_MAX + 1], flags[16];
+
+	memset(id, 'x', sizeof id);
+	memset(flags, 'x', sizeof flags);
+	if (sv_parse_name(name, id, sizeof id, flags, sizeof flags) != 0)
+		return;
+	FUZZ_ASSERT(memchr(id, '\0', sizeof id) != NULL, "id not terminated");
+	FUZZ_ASSERT(memchr(flags, '\0', sizeof flags) != NULL,
+	    "flags not terminated");
+	FUZZ_ASSERT(name_ok(id, strlen(id), SV_ID_MAX),
+	    "accepted name '%s' gave invalid id '%s'", name, id);
+
+	/*
+	 * The id is the name up to ":2,"; the flags are the name's flags made
+	 * unique and put in ASCII order (a hand-renamed "ID:2,SR" is still
+	 * that proposal), and they parse back to themselves.
+	 */
+	const char *colon = strchr(name, ':');
+	FUZZ_ASSERT(colon ? (size_t)(colon - name) == strlen(id) &&
+	    strncmp(name, id, strlen(id)) == 0 && strncmp(colon, ":2,", 3) == 0 :
+	    strcmp(name, id) == 0 && *flags == '\0',
+	    "'%s' split into id '%s' flags '%s'", name, id, flags);
+	for (const char *f = flags; *f; f++) {
+		FUZZ_ASSERT(strchr(colon + 3, *f) != NULL,
+		    "flag '%c' not in '%s'", *f, name);
+		FUZZ_ASSERT(f[1] == '\0' || f[0] < f[1],
+		    "flags '%s' not unique and in ASCII order", flags);
+	}
+	for (const char *f = colon ? colon + 3 : ""; *f; f++)
+		FUZZ_ASSERT(strchr(flags, *f) != NULL,
+		    "flag '%c' of '%s' was dropped", *f, name);
+
+	char *back = sv_xasprintf("%s:2,%s", id, flags);
+	char id2[SV_ID_MAX + 1], flags2[16];
+	FUZZ_ASSERT(sv_parse_name(back, id2, sizeof id2, flags2,
+	    sizeof flags2) == 0 && strcmp(id, id2) == 0 &&
+	    strcmp(flags, flags2) == 0, "'%s' does not parse back", back);
+	free(back);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct sv_err e;
+	char *s, *out;
+	int flags;
+
+	if (size < 1)
+		return 0;
+	s = malloc(size);
+	if (s == NULL)
+		abort();
+	memcpy(s, data + 1, size - 1);
+	s[size - 1] = '\0';
+	size--;
+
+	switch (data[0] % 4) {
+	case 0:
+		memset(&e, 0, sizeof e);
+		FUZZ_ASSERT((sv_valid_slug(s, &e) == 0) ==
+		    name_ok(s, strlen(s), SV_SLUG_MAX), "slug '%s'", s);
+		memset(&e, 0, sizeof e);
+		FUZZ_ASSERT((sv_valid_id(s, &e) == 0) ==
+		    name_ok(s, strlen(s), SV_ID_MAX), "id '%s'", s);
+		break;
+	case 1:
+		if (strlen(s) == size)
+			fuzz_parse_name(s);
+		break;
+	default:
+		flags = data[0] % 4 == 3 ? SV_ESC_NL : 0;
+		out = sv_escape(s, size, flags);
+		FUZZ_ASSERT(out != NULL, "sv_escape returned NULL");
+		check_escaped(s, size, out, flags);
+		check_stable(out, flags);
+		free(out);
+		break;
+	}
+	free(s);
+	return 0;
+}

@@ -1,0 +1,1113 @@
+/*
+ * audit.c: the audit repository, a bare git repository in which every
+ * decision is one commit, written with libgit2 from memory (no work tree,
+ * no index).
+ *
+ * The tree holds each bottle's current config and one record per
+ * decision, at SLUG/decisions/XX/YY/ID.json (XX/YY from the blob id of the
+ * id), so a commit rewrites a handful of small trees however long the
+ * history grows, and "is this decision committed?" is one path lookup.
+ *
+ * Committing, and why it never loses or doubles a commit:
+ *  - Our own committers (every supervised, every CLI, any process) take
+ *    an exclusive flock on AUDIT/supervise.lock for the whole
+ *    read-tip/build/commit step.  The kernel drops it when a process dies.
+ *  - Inside the lock we read the tip, check the decision is not recorded
+ *    yet (idempotence), build blobs and trees on the tip's tree and commit
+ *    with the tip as the only parent.  git_commit_create with update_ref
+ *    "HEAD" moves the branch only if it still points at that parent (a
+ *    compare-and-swap); the first commit creates the branch with a
+ *    no-force git_reference_create, the same thing for an unborn branch.
+ *    So a writer that ignores our flock (git itself) costs us a retry,
+ *    never a lost commit or a merge: history stays linear.
+ *  - A ref's .lock file is git's own lock.  One that stays longer than a
+ *    minute was left by a crashed git; we report it with its path and age
+ *    and leave it alone, because removing a live lock corrupts the ref.
+ *  - fsync is on (GIT_OPT_ENABLE_FSYNC_GITDIR): a decision counts once its
+ *    commit landed, and it must still be there after a power cut.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "supervise.h"
+
+#define LOCK_NAME	"supervise.lock"
+#define LOCK_WAIT_MS	30000	/* how long to wait for another committer */
+#define CAS_TRIES	60	/* compare-and-swap attempts per commit */
+#define STALE_LOCK_SECS	60	/* a git .lock older than this is stale */
+#define SUBJECT_COLS	72
+
+struct sv_audit {
+	git_repository *repo;
+	char *path;
+	int lockfd;
+	char host[256];
+};
+
+/* "MESSAGE: libgit2's reason", or the error code when it gave none. */
+static int __attribute__((format(printf, 3, 4)))
+git_fail(struct sv_err *e, int code, const char *fmt, ...)
+{
+	const git_error *ge = git_error_last();
+	char msg[sizeof e->msg];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (ge != NULL && ge->message != NULL)
+		return sv_errf(e, 0, "%s: %s", msg, ge->message);
+	return sv_errf(e, 0, "%s: libgit2 error %d", msg, code);
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Our hostname, as a mail domain: bytes outside [A-Za-z0-9.-] become '-'. */
+static void
+host_name(char *buf, size_t n)
+{
+	if (gethostname(buf, n) == -1 || buf[0] == '\0')
+		snprintf(buf, n, "localhost");
+	buf[n - 1] = '\0';
+	for (char *p = buf; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+			*p = '-';
+}
+
+/*
+ * Wait for the committers' flock, bounded: a committer holds it for
+ * milliseconds, so half a minute means something is wrong (a stopped
+ * process), and saying so beats hanging a daemon.
+ */
+static int
+audit_lock(struct sv_audit *a, struct sv_err *e)
+{
+	long start = now_ms(), delay = 1;
+
+	for (;;) {
+		if (flock(a->lockfd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return sv_errf(e, errno, "can't lock '%s/%s'", a->path,
+			    LOCK_NAME);
+		if (now_ms() - start > LOCK_WAIT_MS)
+			return sv_errf(e, 0, "can't lock '%s/%s': another "
+			    "committer has held it for %d s", a->path, LOCK_NAME,
+			    LOCK_WAIT_MS / 1000);
+		sleep_ms(delay);
+		if (delay < 20)
+			delay *= 2;
+	}
+}
+
+static void
+audit_unlock(struct sv_audit *a)
+{
+	flock(a->lockfd, LOCK_UN);
+}
+
+static int
+mkdirs(const char *path, struct sv_err *e)
+{
+	char *p = sv_xstrdup(path);
+	int rc = 0;
+
+	for (char *s = p + 1; ; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, 0700) == -1 && errno != EEXIST) {
+			rc = sv_errf(e, errno, "can't create '%s'", p);
+			break;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(p);
+	return rc;
+}
+
+/* Is `path` empty but for our lock file?  (Never turn a full directory
+ * into a repository because a variable pointed at the wrong place.) */
+static int
+only_lock_file(const char *path)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, ok = 1;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return 0;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0 &&
+		    strcmp(de->d_name, LOCK_NAME) != 0)
+			ok = 0;
+	closedir(d);
+	return ok;
+}
+
+int
+sv_audit_open(struct sv_audit **out, const char *path, struct sv_err *e)
+{
+	git_repository_init_options io;
+	struct sv_audit *a;
+	char *lockpath;
+	int rc;
+
+	*out = NULL;
+	if ((rc = git_libgit2_init()) < 0)
+		return git_fail(e, rc, "can't initialise libgit2");
+	git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+	a = sv_xmalloc(sizeof *a);
+	memset(a, 0, sizeof *a);
+	a->lockfd = -1;
+	a->path = path ? sv_xstrdup(path) : sv_audit_dir();
+	host_name(a->host, sizeof a->host);
+	if (mkdirs(a->path, e) == -1)
+		goto fail;
+	lockpath = sv_xasprintf("%s/%s", a->path, LOCK_NAME);
+	a->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (a->lockfd == -1) {
+		sv_errf(e, errno, "can't open '%s'", lockpath);
+		free(lockpath);
+		goto fail;
+	}
+	free(lockpath);
+
+	/* Under the lock, so two first users do not both initialise. */
+	if (audit_lock(a, e) == -1)
+		goto fail;
+	rc = git_repository_open_ext(&a->repo, a->path,
+	    GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
+	if (rc == GIT_ENOTFOUND) {
+		if (!only_lock_file(a->path)) {
+			audit_unlock(a);
+			sv_errf(e, 0, "can't use '%s' as the audit repository: "
+			    "it is not a git repository and not empty", a->path);
+			goto fail;
+		}
+		io.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
+		io.initial_head = "main";
+		rc = git_repository_init_ext(&a->repo, a->path, &io);
+		if (rc < 0)
+			git_fail(e, rc, "can't create the audit repository '%s'",
+			    a->path);
+	} else if (rc < 0) {
+		git_fail(e, rc, "can't open the audit repository '%s'", a->path);
+	}
+	audit_unlock(a);
+	if (rc < 0)
+		goto fail;
+	*out = a;
+	return 0;
+fail:
+	sv_audit_close(a);
+	return -1;
+}
+
+void
+sv_audit_close(struct sv_audit *a)
+{
+	if (a == NULL)
+		return;
+	git_repository_free(a->repo);
+	if (a->lockfd != -1)
+		close(a->lockfd);
+	free(a->path);
+	free(a);
+	git_libgit2_shutdown();
+}
+
+/* The commit main points at, and its tree; both NULL while main is unborn. */
+static int
+audit_tip(struct sv_audit *a, git_commit **commit, git_tree **tree,
+    struct sv_err *e)
+{
+	git_oid oid;
+	int rc;
+
+	*commit = NULL;
+	*tree = NULL;
+	rc = git_reference_name_to_id(&oid, a->repo, "HEAD");
+	if (rc == GIT_ENOTFOUND || rc == GIT_EUNBORNBRANCH)
+		return 0;
+	if (rc < 0)
+		return git_fail(e, rc, "can't read HEAD of '%s'", a->path);
+	if ((rc = git_commit_lookup(commit, a->repo, &oid)) < 0)
+		return git_fail(e, rc, "can't read the tip of '%s'", a->path);
+	if ((rc = git_commit_tree(tree, *commit)) < 0) {
+		git_commit_free(*commit);
+		*commit = NULL;
+		return git_fail(e, rc, "can't read the tree of the tip of '%s'",
+		    a->path);
+	}
+	return 0;
+}
+
+/* Text of the file at `path` in `tree`; *text NULL when absent. */
+static int
+tree_text(struct sv_audit *a, git_tree *tree, const char *path, char **text,
+    size_t *len, struct sv_err *e)
+{
+	git_tree_entry *ent = NULL;
+	git_blob *blob = NULL;
+	const char *raw;
+	size_t size;
+	int rc;
+
+	*text = NULL;
+	if (len != NULL)
+		*len = 0;
+	if (tree == NULL)
+		return 0;
+	rc = git_tree_entry_bypath(&ent, tree, path);
+	if (rc == GIT_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return git_fail(e, rc, "can't look up '%s' in '%s'", path,
+		    a->path);
+	if (git_tree_entry_type(ent) != GIT_OBJECT_BLOB) {
+		git_tree_entry_free(ent);
+		return sv_errf(e, 0, "'%s' in '%s' is not a file", path,
+		    a->path);
+	}
+	rc = git_blob_lookup(&blob, a->repo, git_tree_entry_id(ent));
+	git_tree_entry_free(ent);
+	if (rc < 0)
+		return git_fail(e, rc, "can't read '%s' in '%s'", path, a->path);
+	size = (size_t)git_blob_rawsize(blob);
+	raw = git_blob_rawcontent(blob);
+	if (memchr(raw, '\0', size) != NULL) {
+		git_blob_free(blob);
+		return sv_errf(e, 0, "'%s' in '%s' holds a NUL byte", path,
+		    a->path);
+	}
+	*text = sv_xmalloc(size + 1);
+	memcpy(*text, raw, size);
+	(*text)[size] = '\0';
+	if (len != NULL)
+		*len = size;
+	git_blob_free(blob);
+	return 0;
+}
+
+/* A relative path that stays inside the bottle's directory. */
+static int
+valid_relpath(const char *rel, struct sv_err *e)
+{
+	const char *p = rel;
+
+	if (*rel == '\0' || *rel == '/')
+		goto bad;
+	for (;;) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			goto bad;
+		if (p[n] == '\0')
+			return 0;
+		p += n + 1;
+	}
+bad:
+	return sv_errf(e, 0, "'%s' is not a path inside a bottle's config", rel);
+}
+
+int
+sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
+    char **text, size_t *len, struct sv_err *e)
+{
+	git_commit *tip;
+	git_tree *tree;
+	char *path;
+	int rc;
+
+	*text = NULL;
+	if (len != NULL)
+		*len = 0;
+	if (sv_valid_slug(slug, e) == -1 || valid_relpath(relpath, e) == -1)
+		return -1;
+	if (audit_tip(a, &tip, &tree, e) == -1)
+		return -1;
+	path = sv_xasprintf("%s/%s", slug, relpath);
+	rc = tree_text(a, tree, path, text, len, e);
+	free(path);
+	git_tree_free(tree);
+	git_commit_free(tip);
+	return rc;
+}
+
+/* SLUG/decisions/XX/YY/ID.json */
+static char *
+record_path(const char *slug, const char *id)
+{
+	char hex[41];
+
+	sv_blob_hash(id, strlen(id), hex);
+	return sv_xasprintf("%s/decisions/%.2s/%.2s/%s.json", slug, hex,
+	    hex + 2, id);
+}
+
+/* 1 when `path` exists in `tree`, 0 when not, -1 on error. */
+static int
+tree_has(struct sv_audit *a, git_tree *tree, const char *path,
+    struct sv_err *e)
+{
+	git_tree_entry *ent;
+	int rc;
+
+	if (tree == NULL)
+		return 0;
+	rc = git_tree_entry_bypath(&ent, tree, path);
+	if (rc == GIT_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return git_fail(e, rc, "can't look up '%s' in '%s'", path,
+		    a->path);
+	git_tree_entry_free(ent);
+	return 1;
+}
+
+int
+sv_audit_has_record(struct sv_audit *a, const char *slug, const char *id,
+    struct sv_err *e)
+{
+	git_commit *tip;
+	git_tree *tree;
+	char *path;
+	int rc;
+
+	if (sv_valid_slug(slug, e) == -1 || sv_valid_id(id, e) == -1)
+		return -1;
+	if (audit_tip(a, &tip, &tree, e) == -1)
+		return -1;
+	path = record_path(slug, id);
+	rc = tree_has(a, tree, path, e);
+	free(path);
+	git_tree_free(tree);
+	git_commit_free(tip);
+	return rc;
+}
+
+/* --- commit messages and identities ------------------------------------- */
+
+struct ident {
+	char *name;
+	char *email;
+};
+
+/* Text for one side of "Name <email>" in a commit header: control
+ * characters made visible, no angle brackets, no surrounding blanks. */
+static char *
+ident_part(const char *s, size_t n)
+{
+	char *esc, *out;
+	size_t len;
+
+	while (n > 0 && (*s == ' ' || *s == '\t')) {
+		s++;
+		n--;
+	}
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	esc = sv_escape(s, n, 0);
+	for (char *p = esc; *p != '\0'; p++)
+		if (*p == '<' || *p == '>')
+			*p = '?';
+	len = strlen(esc);
+	out = sv_xmalloc(len + 1);
+	memcpy(out, esc, len + 1);
+	free(esc);
+	return out;
+}
+
+/* "Name <email>" or a bare name (email empty, as the contract says). */
+static void
+ident_parse(const char *who, struct ident *id)
+{
+	const char *lt = who ? strrchr(who, '<') : NULL;
+	size_t n = who ? strlen(who) : 0;
+
+	if (lt != NULL && n > 0 && who[n - 1] == '>') {
+		id->name = ident_part(who, (size_t)(lt - who));
+		id->email = ident_part(lt + 1, (size_t)(who + n - 1 - lt - 1));
+	} else {
+		id->name = ident_part(who ? who : "", n);
+		id->email = sv_xstrdup("");
+	}
+	if (id->name[0] == '\0') {
+		free(id->name);
+		id->name = sv_xstrdup(id->email[0] ? id->email : "unknown");
+	}
+}
+
+static void
+ident_free(struct ident *id)
+{
+	free(id->name);
+	free(id->email);
+}
+
+/*
+ * A git_signature over our own strings.  Built by hand because libgit2's
+ * git_signature_new refuses an empty email, and a hand-written response's
+ * decided_by is a login name without one.
+ */
+static void
+signature_at(git_signature *sig, struct ident *id, time_t when)
+{
+	sig->name = id->name;
+	sig->email = id->email;
+	sig->when.time = (git_time_t)when;
+	sig->when.offset = 0;
+	sig->when.sign = '+';
+}
+
+static const char *
+status_verb(enum sv_status s)
+{
+	switch (s) {
+	case SV_APPROVED:
+		return "approve";
+	case SV_MODIFIED:
+		return "modify";
+	case SV_REJECTED:
+		return "reject";
+	default:
+		return "decide";
+	}
+}
+
+/* One line, control characters escaped, at most SUBJECT_COLS characters. */
+static char *
+subject_line(const char *raw)
+{
+	char *s = sv_escape(raw, strlen(raw), 0);
+	size_t cols = 0, i, cut = 0;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (((unsigned char)s[i] & 0xc0) == 0x80)
+			continue;
+		if (cols == SUBJECT_COLS - 3)
+			cut = i;
+		cols++;
+	}
+	if (cols > SUBJECT_COLS)
+		memcpy(s + cut, "...", 4);
+	return s;
+}
+
+/* A paragraph of agent or operator text: escaped, lines kept, trimmed. */
+static void
+put_paragraph(FILE *f, const char *label, const char *text)
+{
+	char *esc;
+	size_t n;
+	const char *s = text ? text : "";
+
+	while (*s == '\n' || *s == ' ' || *s == '\t' || *s == '\r')
+		s++;
+	esc = sv_escape(s, strlen(s), SV_ESC_NL);
+	n = strlen(esc);
+	while (n > 0 && (esc[n - 1] == '\n' || esc[n - 1] == ' ' ||
+	    esc[n - 1] == '\t'))
+		n--;
+	esc[n] = '\0';
+	fprintf(f, "%s:\n%s\n\n", label, n ? esc : "(none)");
+	free(esc);
+}
+
+static void
+put_trailer(FILE *f, const char *key, const char *value)
+{
+	char *esc = sv_escape(value ? value : "", value ? strlen(value) : 0, 0);
+
+	fprintf(f, "%s: %s\n", key, esc);
+	free(esc);
+}
+
+static char *
+decision_message(const struct sv_proposal *p, const struct sv_response *r)
+{
+	const char *payload = r->status != SV_REJECTED && r->final_file ?
+	    r->final_file : p->proposed_file;
+	char *summary, *raw, *subject, *msg = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	summary = sv_payload_summary(p->tool, payload);
+	raw = sv_xasprintf("%s: %s %s %s", p->bottle_slug,
+	    status_verb(r->status), p->tool, summary);
+	subject = subject_line(raw);
+	if ((f = open_memstream(&msg, &len)) == NULL)
+		sv_die(111, "out of memory");
+	fprintf(f, "%s\n\n", subject);
+	put_paragraph(f, "Justification", p->justification);
+	put_paragraph(f, "Notes", r->notes);
+	put_trailer(f, "Proposal-Id", p->id);
+	put_trailer(f, "Bottle", p->bottle_slug);
+	put_trailer(f, "Tool", p->tool);
+	put_trailer(f, "Status", sv_status_name(r->status));
+	put_trailer(f, "Arrived", p->arrival_timestamp);
+	put_trailer(f, "Decided", r->decided_at);
+	if (fclose(f) != 0)
+		sv_die(111, "out of memory");
+	free(summary);
+	free(raw);
+	free(subject);
+	return msg;
+}
+
+/* --- the compare-and-swap commit loop ----------------------------------- */
+
+#define PLAN_MAX 8
+
+/* What one commit changes, built afresh on the tip of each attempt. */
+struct plan {
+	git_tree_update up[PLAN_MAX];
+	char *paths[PLAN_MAX];
+	size_t n;
+	int nothing;		/* already done: no commit */
+};
+
+static void
+plan_free(struct plan *pl)
+{
+	for (size_t i = 0; i < pl->n; i++)
+		free(pl->paths[i]);
+	memset(pl, 0, sizeof *pl);
+}
+
+/* Write `text` as a blob and plan it at `path` (NULL text: remove). */
+static int
+plan_put(struct sv_audit *a, struct plan *pl, const char *path,
+    const char *text, struct sv_err *e)
+{
+	git_tree_update *u = &pl->up[pl->n];
+	int rc;
+
+	if (pl->n == PLAN_MAX)
+		return sv_errf(e, 0, "too many files in one commit");
+	memset(u, 0, sizeof *u);
+	if (text != NULL) {
+		rc = git_blob_create_from_buffer(&u->id, a->repo, text,
+		    strlen(text));
+		if (rc < 0)
+			return git_fail(e, rc, "can't write '%s' into '%s'", path,
+			    a->path);
+		u->action = GIT_TREE_UPDATE_UPSERT;
+	} else {
+		u->action = GIT_TREE_UPDATE_REMOVE;
+	}
+	u->filemode = GIT_FILEMODE_BLOB;
+	pl->paths[pl->n] = sv_xstrdup(path);
+	u->path = pl->paths[pl->n];
+	pl->n++;
+	return 0;
+}
+
+typedef int (*plan_fn)(struct sv_audit *a, git_tree *tip, void *ctx,
+    struct plan *pl, struct sv_err *e);
+
+/* The lock files a commit can run into: HEAD's, the branch's, packed-refs'. */
+static int
+oldest_lock(struct sv_audit *a, char **path, long *age)
+{
+	git_reference *head = NULL;
+	const char *branch = "refs/heads/main";
+	char *cand[3];
+	struct stat st;
+	time_t now = time(NULL);
+	int found = 0;
+
+	if (git_reference_lookup(&head, a->repo, "HEAD") == 0 &&
+	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC)
+		branch = git_reference_symbolic_target(head);
+	cand[0] = sv_xasprintf("%s/HEAD.lock", a->path);
+	cand[1] = sv_xasprintf("%s/%s.lock", a->path, branch);
+	cand[2] = sv_xasprintf("%s/packed-refs.lock", a->path);
+	git_reference_free(head);
+	*path = NULL;
+	for (int i = 0; i < 3; i++) {
+		if (lstat(cand[i], &st) == 0 &&
+		    (!found || now - st.st_mtime > *age)) {
+			free(*path);
+			*path = sv_xstrdup(cand[i]);
+			*age = (long)(now - st.st_mtime);
+			found = 1;
+		}
+		free(cand[i]);
+	}
+	return found;
+}
+
+/* Create the unborn branch HEAD names, unless someone did meanwhile. */
+static int
+create_branch(struct sv_audit *a, const git_oid *id)
+{
+	git_reference *head = NULL, *ref = NULL;
+	int rc;
+
+	if ((rc = git_reference_lookup(&head, a->repo, "HEAD")) < 0)
+		return rc;
+	if (git_reference_type(head) != GIT_REFERENCE_SYMBOLIC) {
+		git_reference_free(head);
+		git_error_set_str(GIT_ERROR_REFERENCE, "HEAD is detached");
+		return -1;
+	}
+	rc = git_reference_create(&ref, a->repo,
+	    git_reference_symbolic_target(head), id, 0, "commit (initial)");
+	git_reference_free(ref);
+	git_reference_free(head);
+	return rc;
+}
+
+static int
+audit_commit(struct sv_audit *a, plan_fn build, void *ctx,
+    const git_signature *author, const char *message, int *committed,
+    struct sv_err *e)
+{
+	struct ident cid = { sv_xstrdup("supervised"), NULL };
+	git_signature committer;
+	git_commit *tip = NULL;
+	git_tree *tree = NULL, *newtree = NULL;
+	git_oid tree_id, commit_id;
+	struct plan pl;
+	char *lock = NULL;
+	long age = 0;
+	int rc = -1, grc;
+
+	*committed = 0;
+	cid.email = sv_xasprintf("supervised@%s", a->host);
+	memset(&pl, 0, sizeof pl);
+	if (audit_lock(a, e) == -1)
+		goto out;
+	for (int attempt = 1;; attempt++) {
+		git_tree_free(newtree);
+		git_tree_free(tree);
+		git_commit_free(tip);
+		newtree = NULL;
+		plan_free(&pl);
+		if (audit_tip(a, &tip, &tree, e) == -1)
+			break;
+		if (build(a, tree, ctx, &pl, e) == -1)
+			break;
+		if (pl.nothing) {
+			rc = 0;
+			break;
+		}
+		grc = git_tree_create_updated(&tree_id, a->repo, tree, pl.n,
+		    pl.up);
+		if (grc < 0) {
+			git_fail(e, grc, "can't build the tree to commit in '%s'",
+			    a->path);
+			break;
+		}
+		if (tree != NULL && git_oid_equal(&tree_id, git_tree_id(tree))) {
+			rc = 0;		/* nothing would change */
+			break;
+		}
+		if ((grc = git_tree_lookup(&newtree, a->repo, &tree_id)) < 0) {
+			git_fail(e, grc, "can't read back the new tree in '%s'",
+			    a->path);
+			break;
+		}
+		signature_at(&committer, &cid, time(NULL));
+		if (tip != NULL) {
+			const git_commit *parents[1] = { tip };
+			grc = git_commit_create(&commit_id, a->repo, "HEAD",
+			    author, &committer, NULL, message, newtree, 1,
+			    parents);
+		} else {
+			grc = git_commit_create(&commit_id, a->repo, NULL,
+			    author, &committer, NULL, message, newtree, 0, NULL);
+			if (grc == 0)
+				grc = create_branch(a, &commit_id);
+		}
+		if (grc == 0) {
+			*committed = 1;
+			rc = 0;
+			break;
+		}
+		if (grc != GIT_EMODIFIED && grc != GIT_ELOCKED &&
+		    grc != GIT_EEXISTS) {
+			git_fail(e, grc, "can't commit to '%s'", a->path);
+			break;
+		}
+		if (grc == GIT_ELOCKED && oldest_lock(a, &lock, &age)) {
+			if (age >= STALE_LOCK_SECS) {
+				sv_errf(e, 0, "can't commit to '%s': '%s' is %ld s "
+				    "old: a git process died holding it; remove "
+				    "it once no git process uses the repository",
+				    a->path, lock, age);
+				break;
+			}
+			if (attempt >= CAS_TRIES) {
+				sv_errf(e, 0, "can't commit to '%s': '%s' has been "
+				    "locked for %ld s", a->path, lock, age);
+				break;
+			}
+			free(lock);
+			lock = NULL;
+		}
+		if (attempt >= CAS_TRIES) {
+			git_fail(e, grc, "can't commit to '%s' after %d attempts",
+			    a->path, attempt);
+			break;
+		}
+		/* Someone else moved or holds the branch: back off, rebuild. */
+		sleep_ms(attempt < 7 ? 1L << attempt : 100);
+	}
+	audit_unlock(a);
+out:
+	free(lock);
+	plan_free(&pl);
+	git_tree_free(newtree);
+	git_tree_free(tree);
+	git_commit_free(tip);
+	ident_free(&cid);
+	return rc;
+}
+
+/* --- decisions ---------------------------------------------------------- */
+
+struct decision_ctx {
+	const struct sv_proposal *p;
+	const struct sv_response *r;
+	const char *config;	/* the tool's config file, or NULL */
+	char *record_path;
+	char *record;
+};
+
+static int
+plan_decision(struct sv_audit *a, git_tree *tip, void *arg, struct plan *pl,
+    struct sv_err *e)
+{
+	struct decision_ctx *c = arg;
+	char *path, *cur = NULL, *next = NULL, msg[sizeof e->msg];
+	int rc;
+
+	if ((rc = tree_has(a, tip, c->record_path, e)) != 0) {
+		pl->nothing = rc == 1;
+		return rc == 1 ? 0 : -1;
+	}
+	if (c->config != NULL && c->r->status != SV_REJECTED) {
+		path = sv_xasprintf("%s/%s", c->p->bottle_slug, c->config);
+		rc = tree_text(a, tip, path, &cur, NULL, e);
+		if (rc == 0 && sv_apply(c->p->tool, cur, c->r->final_file,
+		    &next, e) == -1) {
+			memcpy(msg, e->msg, sizeof msg);
+			sv_errf(e, 0, "can't apply the decision on '%s' to '%s': "
+			    "%s", c->p->id, path, msg);
+			rc = -1;
+		}
+		if (rc == 0 && next != NULL &&
+		    (cur == NULL || strcmp(cur, next) != 0))
+			rc = plan_put(a, pl, path, next, e);
+		free(path);
+		free(cur);
+		free(next);
+		if (rc == -1)
+			return -1;
+	}
+	return plan_put(a, pl, c->record_path, c->record, e);
+}
+
+static char *
+record_text(const struct sv_proposal *p, const struct sv_response *r)
+{
+	json_t *pj = sv_proposal_json(p), *rj = sv_response_json(r), *j;
+	char *s, *out;
+
+	/* NULL only for text that is not valid UTF-8: never from the loader. */
+	if (pj == NULL || rj == NULL) {
+		json_decref(pj);
+		json_decref(rj);
+		return NULL;
+	}
+	j = json_pack("{s:o, s:o}", "proposal", pj, "response", rj);
+	if (j == NULL || (s = json_dumps(j, JSON_INDENT(2) |
+	    JSON_SORT_KEYS)) == NULL)
+		sv_die(111, "out of memory");
+	out = sv_xasprintf("%s\n", s);
+	free(s);
+	json_decref(j);
+	return out;
+}
+
+int
+sv_audit_commit_decision(struct sv_audit *a, const struct sv_proposal *p,
+    const struct sv_response *r, int *committed, struct sv_err *e)
+{
+	const struct sv_tool *t;
+	struct decision_ctx c;
+	struct ident who;
+	git_signature author;
+	time_t decided;
+	char *message;
+	int rc;
+
+	*committed = 0;
+	if (sv_valid_id(p->id, e) == -1 || sv_valid_slug(p->bottle_slug, e) == -1)
+		return -1;
+	t = sv_tool_find(p->tool);
+	if (t == NULL || !t->proposes)
+		return sv_errf(e, 0, "can't commit the decision on '%s': unknown "
+		    "tool '%s'", p->id, p->tool ? p->tool : "");
+	if (r->status != SV_APPROVED && r->status != SV_MODIFIED &&
+	    r->status != SV_REJECTED)
+		return sv_errf(e, 0, "can't commit the decision on '%s': no "
+		    "status", p->id);
+	if (r->proposal_id != NULL && strcmp(r->proposal_id, p->id) != 0)
+		return sv_errf(e, 0, "can't commit the decision on '%s': the "
+		    "response is for '%s'", p->id, r->proposal_id);
+	if (r->status != SV_REJECTED && r->final_file == NULL)
+		return sv_errf(e, 0, "can't commit the decision on '%s': %s "
+		    "without a final file", p->id, sv_status_name(r->status));
+	if (r->decided_by == NULL || r->decided_at == NULL)
+		return sv_errf(e, 0, "can't commit the decision on '%s': the "
+		    "response is not resolved (decided_by, decided_at)", p->id);
+
+	c.p = p;
+	c.r = r;
+	c.config = t->config;
+	c.record_path = record_path(p->bottle_slug, p->id);
+	if ((c.record = record_text(p, r)) == NULL) {
+		free(c.record_path);
+		return sv_errf(e, EILSEQ, "can't commit the decision on '%s': "
+		    "a field is not valid UTF-8", p->id);
+	}
+	message = decision_message(p, r);
+	ident_parse(r->decided_by, &who);
+	/* The author date is when the operator decided, not when we commit. */
+	if (sv_parse_iso8601(r->decided_at, &decided) == -1)
+		decided = time(NULL);
+	signature_at(&author, &who, decided);
+	rc = audit_commit(a, plan_decision, &c, &author, message, committed, e);
+	ident_free(&who);
+	free(message);
+	free(c.record);
+	free(c.record_path);
+	return rc;
+}
+
+/* --- config commits (init, operator edits) ------------------------------ */
+
+struct config_ctx {
+	const char *slug;
+	const struct sv_config_file *files;
+	char **texts;		/* canonical texts, NULL: remove */
+	size_t n;
+};
+
+static int
+plan_config(struct sv_audit *a, git_tree *tip, void *arg, struct plan *pl,
+    struct sv_err *e)
+{
+	struct config_ctx *c = arg;
+	char *path, *cur, hex[41];
+	int rc = 0;
+
+	for (size_t i = 0; i < c->n && rc == 0; i++) {
+		path = sv_xasprintf("%s/%s", c->slug, c->files[i].relpath);
+		rc = tree_text(a, tip, path, &cur, NULL, e);
+		if (rc == 0 && c->files[i].base_hash != NULL) {
+			sv_blob_hash(cur ? cur : "", cur ? strlen(cur) : 0, hex);
+			if (strcmp(hex, c->files[i].base_hash) != 0)
+				rc = sv_errf(e, 0, "'%s' changed on main since it "
+				    "was read (it is now blob %.12s, not %.12s); "
+				    "nothing was committed", path, hex,
+				    c->files[i].base_hash);
+		}
+		if (rc == 0 && c->texts[i] == NULL && cur != NULL)
+			rc = plan_put(a, pl, path, NULL, e);
+		else if (rc == 0 && c->texts[i] != NULL &&
+		    (cur == NULL || strcmp(cur, c->texts[i]) != 0))
+			rc = plan_put(a, pl, path, c->texts[i], e);
+		free(cur);
+		free(path);
+	}
+	if (rc == 0 && pl->n == 0)
+		pl->nothing = 1;
+	return rc;
+}
+
+/* Is relpath the config file of some tool? */
+static int
+config_known(const char *relpath)
+{
+	for (const struct sv_tool *t = sv_tools; t->name != NULL; t++)
+		if (t->config != NULL && strcmp(t->config, relpath) == 0)
+			return 1;
+	return 0;
+}
+
+int
+sv_audit_commit_config(struct sv_audit *a, const char *slug,
+    const struct sv_config_file *files, size_t n, const char *author,
+    const char *subject, const char *body, struct sv_err *e)
+{
+	struct config_ctx c = { slug, files, NULL, n };
+	struct ident who;
+	git_signature sig;
+	char *message = NULL, *esc, *bodyesc;
+	size_t i, len;
+	int rc = -1, committed;
+
+	if (sv_valid_slug(slug, e) == -1)
+		return -1;
+	if (n == 0 || n > PLAN_MAX)
+		return sv_errf(e, 0, "can't commit %zu config files at once", n);
+	c.texts = sv_xmalloc(n * sizeof *c.texts);
+	memset(c.texts, 0, n * sizeof *c.texts);
+	for (i = 0; i < n; i++) {
+		if (!config_known(files[i].relpath)) {
+			sv_errf(e, 0, "'%s' is not a config file of a bottle",
+			    files[i].relpath);
+			goto out;
+		}
+		if (files[i].text != NULL && sv_config_normalize(files[i].relpath,
+		    files[i].text, &c.texts[i], e) == -1)
+			goto out;
+	}
+
+	esc = subject_line(subject ? subject : "");
+	bodyesc = sv_escape(body ? body : "", body ? strlen(body) : 0,
+	    SV_ESC_NL);
+	len = strlen(bodyesc);
+	while (len > 0 && (bodyesc[len - 1] == '\n' || bodyesc[len - 1] == ' '))
+		bodyesc[--len] = '\0';
+	message = len ? sv_xasprintf("%s\n\n%s\n", esc, bodyesc) :
+	    sv_xasprintf("%s\n", esc);
+	free(esc);
+	free(bodyesc);
+
+	ident_parse(author, &who);
+	signature_at(&sig, &who, time(NULL));
+	rc = audit_commit(a, plan_config, &c, &sig, message, &committed, e);
+	ident_free(&who);
+out:
+	for (i = 0; i < n; i++)
+		free(c.texts[i]);
+	free(c.texts);
+	free(message);
+	return rc;
+}
+
+/* --- helpers that need no repository ------------------------------------ */
+
+char *
+sv_config_diff(const char *old, const char *new, const char *path)
+{
+	git_diff_options opts;
+	git_patch *patch = NULL;
+	git_buf buf = { NULL, 0, 0 };
+	char *out = NULL;
+
+	if (strcmp(old ? old : "", new ? new : "") == 0)
+		return sv_xstrdup("");
+	if (git_libgit2_init() < 0)
+		return NULL;
+	git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
+	if (git_patch_from_buffers(&patch, old, old ? strlen(old) : 0, path,
+	    new, new ? strlen(new) : 0, path, &opts) == 0 &&
+	    git_patch_to_buf(&buf, patch) == 0) {
+		out = sv_xmalloc(buf.size + 1);
+		memcpy(out, buf.ptr ? buf.ptr : "", buf.size);
+		out[buf.size] = '\0';
+	}
+	git_buf_dispose(&buf);
+	git_patch_free(patch);
+	git_libgit2_shutdown();
+	return out;
+}
+
+void
+sv_blob_hash(const char *text, size_t len, char hex[41])
+{
+	git_oid oid;
+
+	memset(hex, '0', 40);
+	hex[40] = '\0';
+	if (git_libgit2_init() < 0)
+		return;
+	if (git_odb_hash(&oid, text, len, GIT_OBJECT_BLOB) == 0)
+		git_oid_tostr(hex, 41, &oid);
+	git_libgit2_shutdown();
+}
+
+char *
+sv_operator(void)
+{
+	const char *env = getenv("SUPERVISE_OPERATOR");
+	git_config *cfg = NULL;
+	git_buf name = { NULL, 0, 0 }, email = { NULL, 0, 0 };
+	struct passwd *pw;
+	char host[256], *out = NULL;
+	const char *login;
+
+	if (env != NULL && *env != '\0')
+		return sv_xstrdup(env);
+	if (git_libgit2_init() >= 0) {
+		if (git_config_open_default(&cfg) == 0 &&
+		    git_config_get_string_buf(&name, cfg, "user.name") == 0 &&
+		    name.size > 0) {
+			if (git_config_get_string_buf(&email, cfg,
+			    "user.email") == 0 && email.size > 0)
+				out = sv_xasprintf("%s <%s>", name.ptr, email.ptr);
+			else
+				out = sv_xstrdup(name.ptr);
+		}
+		git_buf_dispose(&name);
+		git_buf_dispose(&email);
+		git_config_free(cfg);
+		git_libgit2_shutdown();
+	}
+	if (out != NULL)
+		return out;
+	pw = getpwuid(geteuid());
+	login = pw ? pw->pw_name : getenv("LOGNAME");
+	if (login == NULL || *login == '\0')
+		login = getenv("USER");
+	host_name(host, sizeof host);
+	if (login == NULL || *login == '\0')
+		return sv_xasprintf("uid%ld@%s", (long)geteuid(), host);
+	return sv_xasprintf("%s@%s", login, host);
+}

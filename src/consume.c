@@ -1,0 +1,409 @@
+/*
+ * consume.c: turning operators' responses into commits and answers.
+ *
+ * The order of the steps is the design (DESIGN.md, "Consume"):
+ *   1. read responses/new/ID and resolve it against proposal ID;
+ *   2. commit the decision to the audit repository, unless its record is
+ *      already on main (so a re-run never commits twice);
+ *   3. rename responses/new/ID to responses/cur/ID:2,S;
+ *   4. flag the proposal R (decided).
+ * A crash before 3 leaves the response in new/: the next run commits it,
+ * or finds its commit, and goes on.  A crash between 3 and 4 leaves a
+ * response in cur/ and a proposal without R: sv_consume_all's recovery
+ * adds the R.  A decision counts once step 2 has landed; nothing is ever
+ * deleted, and a response that can't be used is moved to responses/bad/
+ * with its reason, leaving the proposal pending.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "supervise.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+void
+sv_decision_free(struct sv_decision *d)
+{
+	if (d == NULL)
+		return;
+	free(d->notes);
+	free(d->final_file);
+	free(d->error);
+	d->notes = d->final_file = d->error = NULL;
+}
+
+/* Errors worth a retry later, as opposed to a response we can't use. */
+static int
+transient(int errnum)
+{
+	switch (errnum) {
+	case EMFILE:
+	case ENFILE:
+	case ENOMEM:
+	case EIO:
+	case EINTR:
+	case EAGAIN:
+	case ENOSPC:
+	case EDQUOT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Who decided, for a response that does not say: the file's owner. */
+static char *
+owner_name(uid_t uid)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res != NULL)
+		return sv_xstrdup(pw.pw_name);
+	return sv_xasprintf("uid %ld", (long)uid);
+}
+
+/* Move the response aside with `reason`; d records the refusal. */
+static int
+refuse(struct sv_spool *s, const char *name, struct sv_decision *d,
+    struct sv_err *e, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int
+refuse(struct sv_spool *s, const char *name, struct sv_decision *d,
+    struct sv_err *e, const char *fmt, ...)
+{
+	char newname[256], reason[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof reason, fmt, ap);
+	va_end(ap);
+	d->status = SV_NONE;
+	free(d->error);
+	d->error = NULL;
+	if (sv_refuse_response(s, name, reason, newname, sizeof newname,
+	    e) == -1)
+		return -1;	/* still in new/: tried again next time */
+	d->error = sv_xstrdup(reason);
+	return 0;
+}
+
+/* Has an earlier response for `id` been archived? */
+static int
+archived(struct sv_spool *s, const char *id)
+{
+	char name[SV_ID_MAX + 8];
+	struct stat st;
+
+	snprintf(name, sizeof name, "%s:2,S", id);
+	return fstatat(s->rcur, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* responses/new/ID -> responses/cur/ID:2,S, never replacing, then synced. */
+static int
+archive(struct sv_spool *s, const char *id, struct sv_err *e)
+{
+	char to[SV_ID_MAX + 8];
+
+	snprintf(to, sizeof to, "%s:2,S", id);
+	if (renameat2(s->rnew, id, s->rcur, to, RENAME_NOREPLACE) == -1) {
+		if (errno == ENOENT && archived(s, id))
+			return 0;	/* another consumer archived it */
+		if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+			return sv_errf(e, errno, "can't rename '%s/responses/new/"
+			    "%s' to '%s/responses/cur/%s'", s->path, id, s->path,
+			    to);
+		/* No renameat2 here: link never replaces; then unlink. */
+		if (linkat(s->rnew, id, s->rcur, to, 0) == -1)
+			return sv_errf(e, errno, "can't link '%s/responses/new/"
+			    "%s' to '%s/responses/cur/%s'", s->path, id, s->path,
+			    to);
+		if (unlinkat(s->rnew, id, 0) == -1 && errno != ENOENT)
+			return sv_errf(e, errno, "can't remove '%s/responses/new/"
+			    "%s'", s->path, id);
+	}
+	/* Both directories: the new name must last, and so must the removal. */
+	if ((fsync(s->rcur) == -1 && errno != EINVAL) ||
+	    (fsync(s->rnew) == -1 && errno != EINVAL))
+		return sv_errf(e, errno, "can't sync '%s/responses'", s->path);
+	return 0;
+}
+
+/*
+ * Find and read proposal `id`.  1 when read, 0 when there is none, -1 on
+ * error (why says it; why->errnum tells a transient error).  A proposal
+ * moves while we look (new/ -> cur/ when an operator views it): look again.
+ */
+static int
+read_proposal(struct sv_spool *s, const char *id, struct sv_entry *en,
+    struct sv_proposal *p, struct sv_err *why)
+{
+	char *path;
+	int found, rc = -1;
+
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if ((found = sv_find_proposal(s, id, en, why)) <= 0)
+			return found;
+		path = sv_xasprintf("%s/proposals/%s/%s", s->path,
+		    en->where == SV_NEW ? "new" : "cur", en->name);
+		rc = sv_proposal_read(en->where == SV_NEW ? s->pnew : s->pcur,
+		    en->name, path, p, why);
+		free(path);
+		if (rc == 0)
+			return 1;
+		sv_proposal_free(p);
+		if (why->errnum != ENOENT)
+			return -1;
+	}
+	return rc;
+}
+
+int
+sv_consume(struct sv_spool *s, struct sv_audit *a, const char *name,
+    struct sv_decision *d, struct sv_err *e)
+{
+	struct sv_proposal p;
+	struct sv_response r;
+	struct sv_entry en;
+	struct sv_err why;
+	struct stat st, qst;
+	const struct sv_tool *t;
+	char *path, *owner = NULL;
+	int rc = -1, committed, found;
+
+	memset(d, 0, sizeof *d);
+	memset(&p, 0, sizeof p);
+	memset(&r, 0, sizeof r);
+	snprintf(d->id, sizeof d->id, "%s", name);
+	path = sv_xasprintf("%s/responses/new/%s", s->path, name);
+
+	if (sv_valid_id(name, &why) == -1) {
+		rc = refuse(s, name, d, e, "%s: not named after a proposal: %s",
+		    path, why.msg);
+		goto out;
+	}
+	if (fstatat(s->rnew, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno == ENOENT) {
+			rc = 0;		/* consumed by someone else meanwhile */
+			goto out;
+		}
+		sv_errf(e, errno, "can't stat '%s'", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = refuse(s, name, d, e, "%s: not a regular file", path);
+		goto out;
+	}
+	/* Only the spool's owner (or root) decides for this bottle. */
+	if (fstat(s->dirfd, &qst) == -1) {
+		sv_errf(e, errno, "can't stat '%s'", s->path);
+		goto out;
+	}
+	if (st.st_uid != qst.st_uid && st.st_uid != 0) {
+		rc = refuse(s, name, d, e, "%s: owned by uid %ld, not by the "
+		    "queue's owner (uid %ld) or root", path, (long)st.st_uid,
+		    (long)qst.st_uid);
+		goto out;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		rc = refuse(s, name, d, e, "%s: writable by group or others "
+		    "(mode %04o)", path, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	if (sv_response_read(s->rnew, name, path, &r, &why) == -1) {
+		if (why.errnum == ENOENT)
+			rc = 0;
+		else if (transient(why.errnum))
+			*e = why;
+		else
+			rc = refuse(s, name, d, e, "%s", why.msg);
+		goto out;
+	}
+
+	found = read_proposal(s, name, &en, &p, &why);
+	if (found == -1 && transient(why.errnum)) {
+		*e = why;
+		goto out;
+	}
+	if (found == -1) {
+		rc = refuse(s, name, d, e, "%s: can't use its proposal: %s",
+		    path, why.msg);
+		goto out;
+	}
+	if (found == 0) {
+		rc = refuse(s, name, d, e, "%s: there is no proposal '%s' in "
+		    "'%s'", path, name, s->path);
+		goto out;
+	}
+	if (strchr(en.flags, 'R') != NULL || archived(s, name)) {
+		rc = refuse(s, name, d, e, "%s: proposal '%s' was already "
+		    "decided; the first decision stands", path, name);
+		goto out;
+	}
+	if (strcmp(p.id, name) != 0 || strcmp(p.bottle_slug, s->slug) != 0) {
+		rc = refuse(s, name, d, e, "%s: its proposal says it is '%s' of "
+		    "bottle '%s', not '%s' of '%s'", path, p.id, p.bottle_slug,
+		    name, s->slug);
+		goto out;
+	}
+	t = sv_tool_find(p.tool);
+	if (t == NULL || !t->proposes) {
+		rc = refuse(s, name, d, e, "%s: its proposal names an unknown "
+		    "tool '%s'", path, p.tool);
+		goto out;
+	}
+	owner = owner_name(st.st_uid);
+	if (sv_response_resolve(&r, &p, owner, &st.st_mtim, path, &why) == -1) {
+		rc = refuse(s, name, d, e, "%s", why.msg);
+		goto out;
+	}
+	/* What gets applied must pass the tool's check, whoever wrote it. */
+	if (r.status != SV_REJECTED &&
+	    sv_payload_check(p.tool, r.final_file, &why) == -1) {
+		rc = refuse(s, name, d, e, "%s: final file refused: %s", path,
+		    why.msg);
+		goto out;
+	}
+
+	if (sv_audit_commit_decision(a, &p, &r, &committed, e) == -1)
+		goto out;
+	if (archive(s, name, e) == -1)
+		goto out;
+	d->status = r.status;
+	d->notes = sv_xstrdup(r.notes ? r.notes : "");
+	d->final_file = r.final_file ? sv_xstrdup(r.final_file) : NULL;
+	if (sv_add_flags(s, name, "RS", e) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(owner);
+	free(path);
+	sv_proposal_free(&p);
+	sv_response_free(&r);
+	return rc;
+}
+
+static int
+cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in a spool directory (not dot files), sorted: oldest first. */
+static int
+list_names(int dirfd, const char *label, char ***out, size_t *n,
+    struct sv_err *e)
+{
+	struct dirent *de;
+	size_t cap = 0;
+	char **v = NULL;
+	DIR *dir;
+	int fd;
+
+	*out = NULL;
+	*n = 0;
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
+		sv_errf(e, errno, "can't read '%s'", label);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (*n == cap)
+			v = sv_xrealloc(v, (cap = cap ? 2 * cap : 64) * sizeof *v);
+		v[(*n)++] = sv_xstrdup(de->d_name);
+	}
+	closedir(dir);
+	if (*n > 1)
+		qsort(v, *n, sizeof *v, cmp_name);
+	*out = v;
+	return 0;
+}
+
+static void
+names_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* A response archived before a crash whose proposal did not get its R. */
+static int
+recover(struct sv_spool *s, struct sv_err *e)
+{
+	char id[SV_ID_MAX + 1], flags[16], *label, **v;
+	struct sv_entry en;
+	size_t n, i;
+	int rc = 0;
+
+	label = sv_xasprintf("%s/responses/cur", s->path);
+	if (list_names(s->rcur, label, &v, &n, e) == -1) {
+		free(label);
+		return -1;
+	}
+	free(label);
+	for (i = 0; i < n && rc == 0; i++) {
+		if (sv_parse_name(v[i], id, sizeof id, flags, sizeof flags) == -1)
+			continue;
+		if (sv_find_proposal(s, id, &en, e) != 1)
+			continue;	/* gone, or odd: nothing to finish */
+		if (strchr(en.flags, 'R') == NULL)
+			rc = sv_add_flags(s, id, "RS", e);
+	}
+	names_free(v, n);
+	return rc;
+}
+
+int
+sv_consume_all(struct sv_spool *s, struct sv_audit *a,
+    void (*cb)(const struct sv_decision *, void *), void *arg,
+    struct sv_err *e)
+{
+	struct sv_decision d;
+	struct sv_err err;
+	char **v, *label;
+	size_t n, i, failed = 0;
+	int count = 0;
+
+	if (recover(s, e) == -1)
+		return -1;
+	label = sv_xasprintf("%s/responses/new", s->path);
+	if (list_names(s->rnew, label, &v, &n, e) == -1) {
+		free(label);
+		return -1;
+	}
+	free(label);
+	/* One response that can't be committed does not hold up the rest. */
+	for (i = 0; i < n; i++) {
+		if (sv_consume(s, a, v[i], &d, &err) == -1 && failed++ == 0)
+			*e = err;
+		if (d.status != SV_NONE || d.error != NULL) {
+			count++;
+			if (cb != NULL)
+				cb(&d, arg);
+		}
+		sv_decision_free(&d);
+	}
+	names_free(v, n);
+	if (failed > 1) {
+		size_t len = strlen(e->msg);
+		snprintf(e->msg + len, sizeof e->msg - len,
+		    " (and %zu more responses failed)", failed - 1);
+	}
+	return failed ? -1 : count;
+}

@@ -271,6 +271,57 @@ char *sv_payload_summary(const char *tool, const char *payload);
 int sv_url_host(const char *url, char **host, struct sv_err *e);
 int sv_valid_host(const char *host, struct sv_err *e);
 
+/* mcp.c: JSON-RPC 2.0 and the MCP methods that answer at once */
+#define SV_RPC_PARSE_ERROR	-32700
+#define SV_RPC_INVALID_REQUEST	-32600
+#define SV_RPC_METHOD_NOT_FOUND	-32601
+#define SV_RPC_INVALID_PARAMS	-32602
+#define SV_RPC_INTERNAL_ERROR	-32603
+#define SV_MCP_BODY_MAX		(1 << 20)	/* bytes in a request body */
+/* Protocol versions, newest first, NULL-terminated. */
+extern const char *const sv_mcp_versions[];
+int sv_mcp_version_ok(const char *v);
+enum sv_mcp_kind {
+	SV_MCP_REPLY,		/* send `reply` now */
+	SV_MCP_ACCEPTED,	/* a notification (or a response): 202 */
+	SV_MCP_CANCEL,		/* notifications/cancelled of `cancel_id`; 202 */
+	SV_MCP_CALL,		/* a tools/call for the daemon to carry out */
+};
+struct sv_mcp_msg {
+	enum sv_mcp_kind kind;
+	json_t *id;		/* the request's id; NULL in a notification */
+	json_t *reply;		/* SV_MCP_REPLY: the whole JSON-RPC answer */
+	int initialize;		/* the reply answers initialize */
+	json_t *cancel_id;	/* SV_MCP_CANCEL: params.requestId */
+	const struct sv_tool *tool;	/* SV_MCP_CALL */
+	json_t *progress_token;	/* params._meta.progressToken, or NULL */
+	char *payload;		/* proposing tools: from sv_tool_args */
+	char *justification;
+	char *proposal_id;	/* proposal-status */
+	long wait_seconds;	/* proposal-status; -1 when not given */
+};
+/*
+ * Parse one request body and answer what can be answered without I/O:
+ * initialize (echoes a supported protocolVersion, else the newest), ping,
+ * tools/list, every error (-32700 ... -32603 with the seed's messages),
+ * and tools/call arguments (validated with sv_tool_args).  Never fails;
+ * free with sv_mcp_msg_free.
+ */
+void sv_mcp_handle(const char *body, size_t len, struct sv_mcp_msg *m);
+void sv_mcp_msg_free(struct sv_mcp_msg *m);
+json_t *sv_mcp_result(json_t *id, json_t *result);	/* steals result */
+json_t *sv_mcp_error(json_t *id, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* {"content": [{"type": "text", "text": TEXT}], "isError": is_error} */
+json_t *sv_mcp_text_result(const char *text, int is_error);
+/* The seed's format_response_text: "status: approved\nnotes: ...". */
+char *sv_mcp_decision_text(enum sv_status status, const char *notes,
+    const char *final_file);
+/* The answer of a call that stopped waiting: names the proposal. */
+char *sv_mcp_pending_text(const char *id);
+/* Compact one-line JSON with a trailing newline; malloc'd. */
+char *sv_mcp_dumps(const json_t *j);
+
 /* merge.c: how an approved payload changes a bottle's config file */
 /* Merge one route into routes.json text (NULL: no routes yet). */
 int sv_routes_merge(const char *routes, const char *route, char **out,

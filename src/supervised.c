@@ -1,0 +1,1902 @@
+/*
+ * supervised.c: the MCP sidecar of one bottle.
+ *
+ * An agent's tools/call becomes a proposal in the bottle's spool; the call
+ * is held open until the operator's decision lands in responses/new, is
+ * committed to the audit repository, and only then answered.
+ *
+ * Threads, and who may touch what:
+ *  - libmicrohttpd's internal epoll thread speaks HTTP and JSON-RPC
+ *    (mcp.c).  It never touches the disk: a call that needs the spool or
+ *    the audit repository becomes a job for the spool thread, and its
+ *    connection is suspended (MHD_suspend_connection), so a waiting call
+ *    holds a socket and a few hundred bytes, never a thread.
+ *  - The main thread is the spool thread: one epoll loop over the job
+ *    eventfd, inotify on responses/new (watched from start-up, so every
+ *    decision after a proposal is published is seen: subscribe, publish,
+ *    re-check by name, wait), a timerfd (progress, --max-wait, the slow
+ *    re-scan, tmp/ cleaning) and a signalfd.  It alone opens the audit
+ *    repository, so libgit2 is never shared between threads.
+ *  - One mutex guards the requests, the job queue and the table of
+ *    pending proposals; disk and git work happen outside it.  Whoever
+ *    clears a request's `suspended` flag (under the mutex) resumes its
+ *    connection, after dropping the mutex; a suspended connection cannot
+ *    go away, so the pointer stays good until then.
+ *
+ * On an SSE stream the reader callback hands out what the spool thread
+ * queued, and suspends the connection when there is nothing to send (the
+ * pattern libmicrohttpd prescribes for "no data yet"); queueing data
+ * resumes it.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <uriparser/Uri.h>
+
+#include "supervise.h"
+
+#define TICK_MS		250		/* timer resolution for progress/max-wait */
+#define CLEAN_EVERY_MS	(3600 * 1000)	/* tmp/ cleaning */
+#define STOP_DRAIN_MS	3000		/* flushing answers at shutdown */
+#define RPC_CANCELLED	-32800		/* the request was cancelled */
+#define NBUCKETS	4096
+
+struct config {
+	const char *slug;
+	const char *queue_dir;
+	const char *audit_dir;
+	const char *bind;
+	const char *port_file;
+	char *token;		/* required bearer token, or NULL */
+	long port;
+	long max_wait;		/* seconds; 0: wait for ever */
+	long rescan;		/* seconds between re-scans of responses/new */
+	long progress;		/* seconds between keep-alives on SSE */
+	long idle_timeout;	/* seconds before an idle connection is closed */
+	int drain;
+};
+
+struct pending;
+
+/* One HTTP request; a tools/call also waits here for its answer. */
+struct request {
+	int refs;		/* MHD's, each job's, an SSE response's */
+	struct MHD_Connection *conn;
+	int alive;		/* the request is not completed yet */
+	int suspended;		/* suspended by us and not resumed yet */
+	int sse;		/* answered on an SSE stream */
+	int in_flight;		/* on the sidecar's list of calls */
+	int finished;		/* the final answer is queued */
+	int rejected;		/* an early error response was queued */
+	char *body;
+	size_t len, cap;
+	char *out;		/* SSE bytes to send, or the JSON answer */
+	size_t out_len, out_off, out_cap;
+	int parsed;		/* the body went through sv_mcp_handle */
+	struct sv_mcp_msg msg;
+	char *session;		/* Mcp-Session-Id, or NULL */
+	char id[SV_ID_MAX + 1];	/* the proposal waited on, once known */
+	struct pending *pending;
+	struct request *wprev, *wnext;	/* the pending proposal's waiters */
+	struct request *aprev, *anext;	/* calls in flight */
+	int64_t start_ms, next_progress_ms, deadline_ms;
+	long nprogress;
+};
+
+/* A proposal known to be pending: who waits on it, and its dedupe key. */
+struct pending {
+	char id[SV_ID_MAX + 1];
+	char *key;		/* tool NUL payload; NULL: not deduplicated */
+	size_t keylen;
+	struct request *waiters;
+	struct pending *id_next, *key_next;
+};
+
+enum job_kind { JOB_PROPOSE, JOB_STATUS, JOB_ROUTES, JOB_CANCEL };
+struct job {
+	enum job_kind kind;
+	struct request *r;
+	struct job *next;
+};
+
+/* Connections to resume once the mutex is dropped. */
+struct resume_list {
+	struct MHD_Connection **v;
+	size_t n, cap;
+};
+
+struct sidecar {
+	struct config cfg;
+	struct sv_spool spool;
+	struct sv_audit *audit;
+	struct MHD_Daemon *mhd;
+	pthread_mutex_t lock;
+	int job_fd;		/* eventfd: jobs are queued */
+	struct job *jobs, **jobs_tail;
+	struct request *calls;	/* in flight */
+	size_t ncalls;		/* in flight or not yet completed */
+	struct pending *by_id[NBUCKETS], *by_key[NBUCKETS];
+	int stopping;
+};
+
+static struct sidecar sc;
+
+/* --- small helpers ------------------------------------------------------- */
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+lock(void)
+{
+	pthread_mutex_lock(&sc.lock);
+}
+
+static void
+unlock(void)
+{
+	pthread_mutex_unlock(&sc.lock);
+}
+
+static uint64_t
+fnv1a(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (n-- > 0) {
+		h ^= (unsigned char)*s++;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void
+resume_add(struct resume_list *rl, struct request *r)
+{
+	if (!r->suspended)
+		return;
+	r->suspended = 0;
+	if (rl->n == rl->cap) {
+		rl->cap = rl->cap ? rl->cap * 2 : 16;
+		rl->v = sv_xrealloc(rl->v, rl->cap * sizeof *rl->v);
+	}
+	rl->v[rl->n++] = r->conn;
+}
+
+static void
+resume_all(struct resume_list *rl)
+{
+	size_t i;
+
+	for (i = 0; i < rl->n; i++)
+		MHD_resume_connection(rl->v[i]);
+	free(rl->v);
+	memset(rl, 0, sizeof *rl);
+}
+
+/* --- requests (under the lock) ------------------------------------------ */
+
+static void
+request_unref(struct request *r)
+{
+	if (--r->refs > 0)
+		return;
+	free(r->body);
+	free(r->out);
+	free(r->session);
+	sv_mcp_msg_free(&r->msg);
+	free(r);
+}
+
+static void
+waiter_unlink(struct request *r)
+{
+	if (r->pending == NULL)
+		return;
+	if (r->wprev)
+		r->wprev->wnext = r->wnext;
+	else
+		r->pending->waiters = r->wnext;
+	if (r->wnext)
+		r->wnext->wprev = r->wprev;
+	r->wprev = r->wnext = NULL;
+	r->pending = NULL;
+}
+
+static void
+call_unlink(struct request *r)
+{
+	if (!r->in_flight)
+		return;
+	if (r->aprev)
+		r->aprev->anext = r->anext;
+	else
+		sc.calls = r->anext;
+	if (r->anext)
+		r->anext->aprev = r->aprev;
+	r->aprev = r->anext = NULL;
+	r->in_flight = 0;
+}
+
+static void
+out_append(struct request *r, const char *s, size_t n)
+{
+	if (r->out_off > 0 && r->out_off == r->out_len)
+		r->out_off = r->out_len = 0;
+	if (r->out_len + n > r->out_cap) {
+		r->out_cap = r->out_len + n + 4096;
+		r->out = sv_xrealloc(r->out, r->out_cap);
+	}
+	memcpy(r->out + r->out_len, s, n);
+	r->out_len += n;
+}
+
+/* Queue bytes on an SSE stream, waking the connection if it sleeps. */
+static void
+sse_send(struct request *r, const char *s, struct resume_list *rl)
+{
+	out_append(r, s, strlen(s));
+	resume_add(rl, r);
+}
+
+/*
+ * The final answer of a call (a JSON-RPC message; NULL ends an SSE stream
+ * without one, as a cancelled request gets).  Takes `msg`.
+ */
+static void
+finish(struct request *r, json_t *msg, struct resume_list *rl)
+{
+	char *text;
+
+	if (r->finished) {
+		json_decref(msg);
+		return;
+	}
+	r->finished = 1;
+	waiter_unlink(r);
+	call_unlink(r);
+	if (msg != NULL) {
+		text = sv_mcp_dumps(msg);
+		json_decref(msg);
+		if (r->sse) {
+			out_append(r, "event: message\ndata: ", 21);
+			out_append(r, text, strlen(text));
+			out_append(r, "\n", 1);
+			free(text);
+		} else {
+			free(r->out);
+			r->out = text;
+			r->out_len = r->out_cap = strlen(text);
+			r->out_off = 0;
+		}
+	}
+	resume_add(rl, r);
+}
+
+static void
+finish_text(struct request *r, const char *text, int is_error,
+    struct resume_list *rl)
+{
+	finish(r, sv_mcp_result(r->msg.id, sv_mcp_text_result(text, is_error)),
+	    rl);
+}
+
+/* --- pending proposals (under the lock) ---------------------------------- */
+
+static struct pending *
+pending_by_id(const char *id)
+{
+	struct pending *p = sc.by_id[fnv1a(id, strlen(id)) % NBUCKETS];
+
+	while (p != NULL && strcmp(p->id, id) != 0)
+		p = p->id_next;
+	return p;
+}
+
+static struct pending *
+pending_by_key(const char *key, size_t keylen)
+{
+	struct pending *p = sc.by_key[fnv1a(key, keylen) % NBUCKETS];
+
+	while (p != NULL && !(p->keylen == keylen &&
+	    memcmp(p->key, key, keylen) == 0))
+		p = p->key_next;
+	return p;
+}
+
+static char *
+make_key(const char *tool, const char *payload, size_t *keylen)
+{
+	size_t t = strlen(tool), n = strlen(payload);
+	char *k = sv_xmalloc(t + 1 + n + 1);
+
+	memcpy(k, tool, t + 1);
+	memcpy(k + t + 1, payload, n + 1);
+	*keylen = t + 1 + n;
+	return k;
+}
+
+/* Find or add the pending entry of `id`; `key` (taken) makes it dedupable. */
+static struct pending *
+pending_get(const char *id, char *key, size_t keylen)
+{
+	struct pending *p = pending_by_id(id);
+	struct pending **b;
+
+	if (p == NULL) {
+		p = sv_xmalloc(sizeof *p);
+		memset(p, 0, sizeof *p);
+		snprintf(p->id, sizeof p->id, "%s", id);
+		b = &sc.by_id[fnv1a(id, strlen(id)) % NBUCKETS];
+		p->id_next = *b;
+		*b = p;
+	}
+	if (key != NULL && p->key == NULL && pending_by_key(key, keylen) ==
+	    NULL) {
+		p->key = key;
+		p->keylen = keylen;
+		b = &sc.by_key[fnv1a(key, keylen) % NBUCKETS];
+		p->key_next = *b;
+		*b = p;
+	} else {
+		free(key);
+	}
+	return p;
+}
+
+/* Stop offering a proposal to identical retries (decided, withdrawn). */
+static void
+pending_unkey(struct pending *p)
+{
+	struct pending **b;
+
+	if (p->key == NULL)
+		return;
+	for (b = &sc.by_key[fnv1a(p->key, p->keylen) % NBUCKETS]; *b != NULL;
+	    b = &(*b)->key_next) {
+		if (*b == p) {
+			*b = p->key_next;
+			break;
+		}
+	}
+	free(p->key);
+	p->key = NULL;
+	p->key_next = NULL;
+}
+
+static void
+pending_drop(struct pending *p)
+{
+	struct pending **b;
+
+	while (p->waiters != NULL)
+		waiter_unlink(p->waiters);
+	pending_unkey(p);
+	for (b = &sc.by_id[fnv1a(p->id, strlen(p->id)) % NBUCKETS]; *b != NULL;
+	    b = &(*b)->id_next) {
+		if (*b == p) {
+			*b = p->id_next;
+			break;
+		}
+	}
+	free(p);
+}
+
+static void
+attach(struct request *r, struct pending *p)
+{
+	snprintf(r->id, sizeof r->id, "%s", p->id);
+	r->pending = p;
+	r->wprev = NULL;
+	r->wnext = p->waiters;
+	if (p->waiters)
+		p->waiters->wprev = r;
+	p->waiters = r;
+}
+
+/* --- answering decisions (spool thread) ---------------------------------- */
+
+/* Answer every call waiting on `id` with the decision; forget the id. */
+static int
+answer_decision(const char *id, enum sv_status status, const char *notes,
+    const char *final_file)
+{
+	struct resume_list rl = {0};
+	struct pending *p;
+	char *text;
+	int n = 0;
+
+	text = sv_mcp_decision_text(status, notes, final_file);
+	lock();
+	p = pending_by_id(id);
+	if (p != NULL) {
+		while (p->waiters != NULL) {
+			finish_text(p->waiters, text, status == SV_REJECTED, &rl);
+			n++;
+		}
+		pending_drop(p);
+	}
+	unlock();
+	resume_all(&rl);
+	free(text);
+	return n;
+}
+
+/* Fail every call waiting on `id` (the decision can't be read). */
+static void
+answer_error(const char *id, const char *msg)
+{
+	struct resume_list rl = {0};
+	struct pending *p;
+
+	lock();
+	p = pending_by_id(id);
+	while (p != NULL && p->waiters != NULL)
+		finish(p->waiters, sv_mcp_error(p->waiters->msg.id,
+		    SV_RPC_INTERNAL_ERROR, "%s", msg), &rl);
+	unlock();
+	resume_all(&rl);
+}
+
+static void
+log_decision(const struct sv_decision *d, int answered)
+{
+	if (d->status == SV_NONE && d->error == NULL)
+		return;		/* consumed elsewhere meanwhile */
+	if (d->status == SV_NONE) {
+		char *why = sv_escape(d->error, strlen(d->error), 0);
+
+		sv_warnx("refused the response to %s, the proposal stays "
+		    "pending: %s", d->id, why);
+		free(why);
+		return;
+	}
+	sv_warnx("%s %s; answered %d waiting call%s", d->id,
+	    sv_status_name(d->status), answered, answered == 1 ? "" : "s");
+}
+
+/* Consume responses/new/NAME: commit first, then answer. */
+static void
+consume_name(const char *name)
+{
+	struct sv_decision d;
+	struct sv_err e;
+	struct stat st;
+	int n;
+
+	if (name[0] == '.')
+		return;		/* not a delivery: editors' and tools' dot files */
+	if (fstatat(sc.spool.rnew, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return;		/* consumed already, or not there yet */
+	memset(&d, 0, sizeof d);
+	if (sv_consume(&sc.spool, sc.audit, name, &d, &e) == -1) {
+		if (e.errnum != ENOENT)
+			sv_warnx("can't consume 'responses/new/%s' (will retry): "
+			    "%s", name, e.msg);
+		sv_decision_free(&d);
+		return;
+	}
+	n = 0;
+	if (d.status != SV_NONE)
+		n = answer_decision(d.id, d.status, d.notes, d.final_file);
+	log_decision(&d, n);
+	sv_decision_free(&d);
+}
+
+/* Responses that inotify did not report (other file systems, overflow). */
+static void
+rescan(int min_age)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *dir;
+	int fd;
+	time_t now = time(NULL);
+
+	fd = dup(sc.spool.rnew);
+	if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		sv_warnx("can't scan 'responses/new': %s", strerror(errno));
+		return;
+	}
+	rewinddir(dir);
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		/* A file written in place may still be growing; inotify
+		 * reports it when it is closed. */
+		if (min_age && fstatat(sc.spool.rnew, de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0 && now - st.st_mtime < min_age)
+			continue;
+		consume_name(de->d_name);
+	}
+	closedir(dir);
+}
+
+/* The decision on `id` as recorded in the audit repository. */
+static int
+read_recorded(const char *id, struct sv_response *resp, struct sv_err *e)
+{
+	char hex[41], *rel, *text = NULL;
+	size_t len;
+	json_t *j = NULL;
+	int rc = -1;
+
+	memset(resp, 0, sizeof *resp);
+	sv_blob_hash(id, strlen(id), hex);
+	rel = sv_xasprintf("decisions/%.2s/%.2s/%s.json", hex, hex + 2, id);
+	if (sv_audit_read(sc.audit, sc.cfg.slug, rel, &text, &len, e) == -1)
+		goto out;
+	if (text == NULL) {
+		sv_errf(e, 0, "no record of proposal '%s' in the audit "
+		    "repository", id);
+		goto out;
+	}
+	if (sv_record_loadb(text, len, rel, &j, e) == -1)
+		goto out;
+	if (sv_response_from_json(json_object_get(j, "response"), rel, text,
+	    resp, e) == -1)
+		goto out;
+	rc = 0;
+out:
+	json_decref(j);
+	free(text);
+	free(rel);
+	return rc;
+}
+
+/* Answer the waiters of `id` from its committed record. */
+static void
+answer_recorded(const char *id)
+{
+	struct sv_response resp;
+	struct sv_err e;
+	char *msg;
+
+	if (read_recorded(id, &resp, &e) == -1) {
+		msg = sv_xasprintf("can't read the decision on %s: %s", id,
+		    e.msg);
+		sv_warnx("%s", msg);
+		answer_error(id, msg);
+		free(msg);
+		sv_response_free(&resp);
+		return;
+	}
+	answer_decision(id, resp.status, resp.notes, resp.final_file);
+	sv_response_free(&resp);
+}
+
+/*
+ * After attaching a call to `id`: a decision that landed before we
+ * subscribed is consumed now, or read back from the audit repository.
+ */
+static void
+recheck(const char *id)
+{
+	struct sv_err e;
+	struct stat st;
+
+	if (fstatat(sc.spool.rnew, id, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		consume_name(id);
+		return;
+	}
+	if (sv_audit_has_record(sc.audit, sc.cfg.slug, id, &e) == 1)
+		answer_recorded(id);
+}
+
+/* --- jobs (spool thread) -------------------------------------------------- */
+
+static void
+job_propose(struct request *r)
+{
+	struct resume_list rl = {0};
+	const struct sv_tool *tool = r->msg.tool;
+	struct sv_proposal prop;
+	struct sv_entry en;
+	struct pending *p;
+	struct sv_err e;
+	char hash[41], *key, *text = NULL, *sum, *esum;
+	size_t keylen, len = 0;
+	int live;
+
+	key = make_key(tool->name, r->msg.payload, &keylen);
+	lock();
+	p = r->finished ? NULL : pending_by_key(key, keylen);
+	if (p != NULL) {
+		char id[SV_ID_MAX + 1];
+
+		snprintf(id, sizeof id, "%s", p->id);
+		unlock();
+		/* Offered only while still pending here. */
+		live = sv_find_proposal(&sc.spool, id, &en, &e) == 1 &&
+		    strchr(en.flags, 'T') == NULL && strchr(en.flags, 'R') ==
+		    NULL && sv_audit_has_record(sc.audit, sc.cfg.slug, id,
+		    &e) == 0;
+		lock();
+		p = pending_by_id(id);
+		if (p != NULL && live && !r->finished) {
+			attach(r, p);
+			unlock();
+			free(key);
+			sv_warnx("identical call attached to pending proposal %s",
+			    id);
+			recheck(id);
+			return;
+		}
+		if (p != NULL)
+			pending_unkey(p);
+	}
+	if (r->finished) {
+		unlock();
+		free(key);
+		return;
+	}
+	unlock();
+
+	if (tool->config != NULL && sv_audit_read(sc.audit, sc.cfg.slug,
+	    tool->config, &text, &len, &e) == -1) {
+		sv_warn_err(&e);
+		goto fail;
+	}
+	sv_blob_hash(text ? text : "", text ? len : 0, hash);
+	free(text);
+	memset(&prop, 0, sizeof prop);
+	prop.bottle_slug = (char *)sc.cfg.slug;
+	prop.tool = (char *)tool->name;
+	prop.proposed_file = r->msg.payload;
+	prop.justification = r->msg.justification;
+	prop.current_file_hash = hash;
+	if (sv_propose(&sc.spool, &prop, &e) == -1) {
+		sv_warn_err(&e);
+		goto fail;
+	}
+	sum = sv_payload_summary(tool->name, r->msg.payload);
+	esum = sv_escape(sum, strlen(sum), 0);
+	sv_warnx("proposal %s (%s %s) waiting for the operator", prop.id,
+	    tool->name, esum);
+	free(sum);
+	free(esum);
+	lock();
+	p = pending_get(prop.id, key, keylen);
+	key = NULL;
+	if (!r->finished)
+		attach(r, p);
+	unlock();
+	recheck(prop.id);
+	free(prop.id);
+	free(prop.arrival_timestamp);
+	return;
+fail:
+	free(key);
+	lock();
+	finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+	    "%s: can't file the proposal: %s", tool->name, e.msg), &rl);
+	unlock();
+	resume_all(&rl);
+}
+
+static void
+job_status(struct request *r)
+{
+	struct resume_list rl = {0};
+	const char *id = r->msg.proposal_id;
+	struct sv_entry en;
+	struct pending *p;
+	struct sv_err e;
+	long wait = r->msg.wait_seconds;
+	int found;
+	char *text;
+
+	found = sv_find_proposal(&sc.spool, id, &en, &e);
+	lock();
+	if (found != 1) {
+		if (found == 0)
+			finish(r, sv_mcp_error(r->msg.id, SV_RPC_INVALID_PARAMS,
+			    "%s: no proposal '%s' in bottle %s",
+			    SV_TOOL_PROPOSAL_STATUS, id, sc.cfg.slug), &rl);
+		else
+			finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+			    "%s: %s", SV_TOOL_PROPOSAL_STATUS, e.msg), &rl);
+		unlock();
+		resume_all(&rl);
+		return;
+	}
+	if (r->finished) {
+		unlock();
+		return;
+	}
+	p = pending_get(id, NULL, 0);
+	attach(r, p);
+	if (sc.cfg.max_wait > 0 && (wait < 0 || wait > sc.cfg.max_wait))
+		wait = sc.cfg.max_wait;
+	if (wait >= 0)
+		r->deadline_ms = r->start_ms + wait * 1000;
+	unlock();
+	recheck(id);
+	lock();
+	if (!r->finished && wait == 0) {
+		text = sv_mcp_pending_text(id);
+		finish_text(r, text, 0, &rl);
+		free(text);
+	}
+	p = pending_by_id(id);
+	if (p != NULL && p->waiters == NULL && p->key == NULL)
+		pending_drop(p);
+	unlock();
+	resume_all(&rl);
+}
+
+static void
+job_routes(struct request *r)
+{
+	struct resume_list rl = {0};
+	struct sv_err e;
+	char *text = NULL;
+	size_t len;
+	int rc;
+
+	rc = sv_audit_read(sc.audit, sc.cfg.slug, "egress/routes.json", &text,
+	    &len, &e);
+	lock();
+	if (rc == -1)
+		finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+		    "%s: %s", SV_TOOL_LIST_EGRESS_ROUTES, e.msg), &rl);
+	else
+		finish_text(r, text ? text : "{\"routes\": []}", 0, &rl);
+	unlock();
+	resume_all(&rl);
+	free(text);
+}
+
+/* notifications/cancelled: end the call; withdraw its proposal (flag T)
+ * unless another caller still waits on it. */
+static void
+job_cancel(struct request *r)
+{
+	struct resume_list rl = {0};
+	struct sv_err e;
+	char id[SV_ID_MAX + 1] = "";
+	int withdraw = 0;
+
+	lock();
+	if (!r->finished) {
+		if (r->pending != NULL && r->msg.tool->proposes) {
+			snprintf(id, sizeof id, "%s", r->id);
+			withdraw = r->pending->waiters == r && r->wnext == NULL;
+			if (withdraw)
+				pending_unkey(r->pending);
+		}
+		if (r->sse)
+			finish(r, NULL, &rl);
+		else
+			finish(r, sv_mcp_error(r->msg.id, RPC_CANCELLED,
+			    "request cancelled%s%s%s", id[0] ? "; proposal " :
+			    "", id, withdraw ? " withdrawn" : ""), &rl);
+	}
+	unlock();
+	resume_all(&rl);
+	if (withdraw) {
+		if (sv_add_flags(&sc.spool, id, "T", &e) == -1)
+			sv_warn_err(&e);
+		else
+			sv_warnx("proposal %s withdrawn by its caller", id);
+	}
+}
+
+static void
+run_jobs(void)
+{
+	struct job *j;
+	uint64_t n;
+
+	if (read(sc.job_fd, &n, sizeof n) == -1 && errno != EAGAIN)
+		sv_warnx("can't read the job queue: %s", strerror(errno));
+	for (;;) {
+		lock();
+		j = sc.jobs;
+		if (j != NULL) {
+			sc.jobs = j->next;
+			if (sc.jobs == NULL)
+				sc.jobs_tail = &sc.jobs;
+		}
+		unlock();
+		if (j == NULL)
+			break;
+		switch (j->kind) {
+		case JOB_PROPOSE: job_propose(j->r); break;
+		case JOB_STATUS: job_status(j->r); break;
+		case JOB_ROUTES: job_routes(j->r); break;
+		case JOB_CANCEL: job_cancel(j->r); break;
+		}
+		lock();
+		request_unref(j->r);
+		unlock();
+		free(j);
+	}
+}
+
+/* Under the lock: hand a request to the spool thread. */
+static void
+job_push(enum job_kind kind, struct request *r)
+{
+	struct job *j = sv_xmalloc(sizeof *j);
+	uint64_t one = 1;
+
+	j->kind = kind;
+	j->r = r;
+	j->next = NULL;
+	r->refs++;
+	*sc.jobs_tail = j;
+	sc.jobs_tail = &j->next;
+	if (write(sc.job_fd, &one, sizeof one) == -1 && errno != EAGAIN)
+		sv_warnx("can't wake the spool thread: %s", strerror(errno));
+}
+
+/* --- timer: progress and --max-wait (spool thread) ----------------------- */
+
+static void
+tick(void)
+{
+	struct resume_list rl = {0};
+	struct request *r, *next;
+	int64_t now = now_ms();
+	char age[32], *line, *text;
+	json_t *note;
+
+	lock();
+	for (r = sc.calls; r != NULL; r = next) {
+		next = r->anext;
+		if (r->finished)
+			continue;
+		if (r->deadline_ms > 0 && now >= r->deadline_ms &&
+		    r->id[0] != '\0') {
+			text = sv_mcp_pending_text(r->id);
+			finish_text(r, text, 0, &rl);
+			free(text);
+			continue;
+		}
+		if (!r->sse || now < r->next_progress_ms)
+			continue;
+		r->next_progress_ms = now + sc.cfg.progress * 1000;
+		sv_cli_age((time_t)((now - r->start_ms) / 1000), age,
+		    sizeof age);
+		if (r->msg.progress_token != NULL) {
+			note = json_pack("{s:s, s:s, s:{s:O, s:i, s:s++}}",
+			    "jsonrpc", "2.0",
+			    "method", "notifications/progress",
+			    "params", "progressToken", r->msg.progress_token,
+			    "progress", (int)++r->nprogress,
+			    "message", "waiting for operator (", age, ")");
+			text = sv_mcp_dumps(note);
+			json_decref(note);
+			line = sv_xasprintf("event: message\ndata: %s\n", text);
+			free(text);
+		} else {
+			line = sv_xasprintf(": waiting for operator (%s)\n\n",
+			    age);
+		}
+		sse_send(r, line, &rl);
+		free(line);
+	}
+	unlock();
+	resume_all(&rl);
+}
+
+/* --- HTTP (libmicrohttpd's thread) ---------------------------------------- */
+
+static enum MHD_Result
+queue_body(struct MHD_Connection *c, unsigned status, const char *type,
+    const char *body, size_t len, const char *hname, const char *hvalue)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, (void *)body,
+	    MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (hname != NULL)
+		MHD_add_response_header(resp, hname, hvalue);
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result
+queue_text(struct MHD_Connection *c, unsigned status, const char *text)
+{
+	return queue_body(c, status, "text/plain; charset=utf-8", text,
+	    strlen(text), NULL, NULL);
+}
+
+static enum MHD_Result
+queue_json(struct MHD_Connection *c, unsigned status, json_t *msg,
+    const char *hname, const char *hvalue)
+{
+	char *text = sv_mcp_dumps(msg);
+	enum MHD_Result ret;
+
+	json_decref(msg);
+	ret = queue_body(c, status, "application/json", text, strlen(text),
+	    hname, hvalue);
+	free(text);
+	return ret;
+}
+
+static const char *
+header(struct MHD_Connection *c, const char *name)
+{
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+/*
+ * Browsers send Origin; a page on another site must not drive the
+ * sidecar (DNS rebinding).  Only pages served from this machine's
+ * loopback names are let in: http(s)://localhost, 127.0.0.1, [::1], any
+ * port.  Clients that are not browsers send no Origin at all.
+ */
+static int
+origin_allowed(const char *origin)
+{
+	UriUriA uri;
+	const char *errpos;
+	size_t hl, sl;
+	int ok = 0;
+
+	memset(&uri, 0, sizeof uri);
+	if (uriParseSingleUriA(&uri, origin, &errpos) != URI_SUCCESS)
+		return 0;
+	sl = uri.scheme.first ? (size_t)(uri.scheme.afterLast -
+	    uri.scheme.first) : 0;
+	hl = uri.hostText.first ? (size_t)(uri.hostText.afterLast -
+	    uri.hostText.first) : 0;
+	if (((sl == 4 && strncasecmp(uri.scheme.first, "http", 4) == 0) ||
+	    (sl == 5 && strncasecmp(uri.scheme.first, "https", 5) == 0)) &&
+	    uri.userInfo.first == NULL && uri.pathHead == NULL &&
+	    uri.query.first == NULL && uri.fragment.first == NULL &&
+	    ((hl == 9 && strncasecmp(uri.hostText.first, "localhost", 9) == 0) ||
+	    (hl == 9 && strncmp(uri.hostText.first, "127.0.0.1", 9) == 0) ||
+	    (hl == 3 && strncmp(uri.hostText.first, "::1", 3) == 0)))
+		ok = 1;
+	uriFreeUriMembersA(&uri);
+	return ok;
+}
+
+static int
+token_ok(const char *auth)
+{
+	const char *given;
+	size_t n, i;
+	unsigned char diff = 0;
+
+	if (sc.cfg.token == NULL)
+		return 1;
+	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+		return 0;
+	given = auth + 7;
+	n = strlen(sc.cfg.token);
+	if (strlen(given) != n)
+		return 0;
+	for (i = 0; i < n; i++)
+		diff |= (unsigned char)(given[i] ^ sc.cfg.token[i]);
+	return diff == 0;
+}
+
+static int
+accepts_sse(struct MHD_Connection *c)
+{
+	const char *accept = header(c, MHD_HTTP_HEADER_ACCEPT);
+
+	return accept != NULL && strcasestr(accept, "text/event-stream") != NULL;
+}
+
+/* First look at a request: everything that can be refused before its body. */
+static enum MHD_Result
+check_headers(struct MHD_Connection *c, const char *url, const char *method,
+    int *handled)
+{
+	const char *v, *te;
+	char *msg;
+	enum MHD_Result ret;
+	unsigned long long clen;
+
+	*handled = 1;
+	if (strcmp(url, "/health") == 0) {
+		if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+			return queue_text(c, MHD_HTTP_OK, "ok\n");
+		return queue_body(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "text/plain; charset=utf-8", "use GET for /health\n", 20,
+		    MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	}
+	if (strcmp(url, "/mcp") != 0 && strcmp(url, "/") != 0)
+		return queue_text(c, MHD_HTTP_NOT_FOUND,
+		    "not found: the MCP endpoint is /mcp\n");
+	v = header(c, "Origin");
+	if (v != NULL && !origin_allowed(v))
+		return queue_text(c, MHD_HTTP_FORBIDDEN,
+		    "origin not allowed\n");
+	if (!token_ok(header(c, MHD_HTTP_HEADER_AUTHORIZATION)))
+		return queue_body(c, MHD_HTTP_UNAUTHORIZED,
+		    "text/plain; charset=utf-8", "bearer token required\n", 22,
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (strcmp(method, "POST") != 0)
+		return queue_body(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "text/plain; charset=utf-8", "use POST for MCP requests\n",
+		    26, MHD_HTTP_HEADER_ALLOW, "POST");
+	v = header(c, "MCP-Protocol-Version");
+	if (v != NULL && !sv_mcp_version_ok(v)) {
+		msg = sv_escape(v, strlen(v), 0);
+		ret = queue_json(c, MHD_HTTP_BAD_REQUEST, sv_mcp_error(NULL,
+		    SV_RPC_INVALID_REQUEST, "unsupported MCP-Protocol-Version "
+		    "'%.100s' (supported: %s, %s, %s, %s)", msg,
+		    sv_mcp_versions[0], sv_mcp_versions[1], sv_mcp_versions[2],
+		    sv_mcp_versions[3]), NULL, NULL);
+		free(msg);
+		return ret;
+	}
+	v = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	te = header(c, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (v != NULL) {
+		errno = 0;
+		clen = strtoull(v, NULL, 10);
+		if (errno != 0 || clen > SV_MCP_BODY_MAX)
+			return queue_text(c, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "request body too large (limit 1 MiB)\n");
+	} else if (te == NULL || strcasestr(te, "chunked") == NULL) {
+		return queue_text(c, MHD_HTTP_LENGTH_REQUIRED,
+		    "Content-Length required\n");
+	}
+	*handled = 0;
+	return MHD_YES;
+}
+
+static char *
+new_session_id(void)
+{
+	unsigned char b[16];
+	char *s = sv_xmalloc(33);
+	int i;
+
+	if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+		memset(b, 0, sizeof b);
+	for (i = 0; i < 16; i++)
+		snprintf(s + 2 * i, 3, "%02x", b[i]);
+	return s;
+}
+
+static ssize_t
+sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct request *r = cls;
+	size_t n;
+
+	(void)pos;
+	lock();
+	if (r->out_off < r->out_len) {
+		n = r->out_len - r->out_off;
+		if (n > max)
+			n = max;
+		memcpy(buf, r->out + r->out_off, n);
+		r->out_off += n;
+		unlock();
+		return (ssize_t)n;
+	}
+	if (r->finished) {
+		unlock();
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	}
+	/* Nothing to say yet: sleep until sse_send or finish wakes us. */
+	r->suspended = 1;
+	MHD_suspend_connection(r->conn);
+	unlock();
+	return 0;
+}
+
+static void
+sse_free(void *cls)
+{
+	lock();
+	request_unref(cls);
+	unlock();
+}
+
+/* A tools/call the spool thread must carry out. */
+static enum MHD_Result
+start_call(struct MHD_Connection *c, struct request *r)
+{
+	const struct sv_tool *t = r->msg.tool;
+	struct MHD_Response *resp;
+	enum job_kind kind;
+	enum MHD_Result ret;
+	int may_wait;
+
+	kind = t->proposes ? JOB_PROPOSE :
+	    strcmp(t->name, SV_TOOL_PROPOSAL_STATUS) == 0 ? JOB_STATUS :
+	    JOB_ROUTES;
+	may_wait = kind != JOB_ROUTES && r->msg.wait_seconds != 0;
+	lock();
+	if (sc.stopping) {
+		unlock();
+		return queue_json(c, MHD_HTTP_OK, sv_mcp_error(r->msg.id,
+		    SV_RPC_INTERNAL_ERROR, "supervised is shutting down; "
+		    "nothing was proposed"), NULL, NULL);
+	}
+	r->start_ms = now_ms();
+	r->next_progress_ms = r->start_ms + sc.cfg.progress * 1000;
+	if (kind == JOB_PROPOSE && sc.cfg.max_wait > 0)
+		r->deadline_ms = r->start_ms + sc.cfg.max_wait * 1000;
+	r->in_flight = 1;
+	r->anext = sc.calls;
+	if (sc.calls)
+		sc.calls->aprev = r;
+	sc.calls = r;
+	if (may_wait && accepts_sse(c)) {
+		/* Headers now: clients give up on a call whose response
+		 * headers take more than a minute. */
+		r->sse = 1;
+		out_append(r, ": waiting for operator\n\n", 24);
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+		    16 * 1024, sse_read, r, sse_free);
+		if (resp == NULL) {
+			call_unlink(r);
+			unlock();
+			return MHD_NO;
+		}
+		r->refs++;
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    "text/event-stream");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+		    "no-cache");
+		ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+		MHD_destroy_response(resp);
+	} else {
+		r->suspended = 1;
+		MHD_suspend_connection(c);
+		ret = MHD_YES;
+	}
+	job_push(kind, r);
+	unlock();
+	return ret;
+}
+
+/* notifications/cancelled: find the call by (session, request id). */
+static void
+cancel_call(struct request *from)
+{
+	struct request *r;
+
+	lock();
+	for (r = sc.calls; r != NULL; r = r->anext) {
+		if (r->finished || r->msg.id == NULL ||
+		    !json_equal(r->msg.id, from->msg.cancel_id))
+			continue;
+		if ((r->session == NULL) != (from->session == NULL) ||
+		    (r->session && strcmp(r->session, from->session) != 0))
+			continue;
+		job_push(JOB_CANCEL, r);
+		break;
+	}
+	unlock();
+}
+
+static enum MHD_Result
+handle_body(struct MHD_Connection *c, struct request *r)
+{
+	char *sid;
+	enum MHD_Result ret;
+
+	sv_mcp_handle(r->body ? r->body : "", r->len, &r->msg);
+	r->parsed = 1;
+	switch (r->msg.kind) {
+	case SV_MCP_REPLY:
+		if (r->msg.initialize) {
+			sid = new_session_id();
+			ret = queue_json(c, MHD_HTTP_OK, json_incref(r->msg.reply),
+			    "Mcp-Session-Id", sid);
+			free(sid);
+			return ret;
+		}
+		return queue_json(c, MHD_HTTP_OK, json_incref(r->msg.reply),
+		    NULL, NULL);
+	case SV_MCP_CANCEL:
+		cancel_call(r);
+		/* FALLTHROUGH */
+	case SV_MCP_ACCEPTED:
+		return queue_body(c, MHD_HTTP_ACCEPTED, "text/plain", "", 0,
+		    NULL, NULL);
+	case SV_MCP_CALL:
+		return start_call(c, r);
+	}
+	return MHD_NO;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_size, void **con_cls)
+{
+	struct request *r = *con_cls;
+	enum MHD_Result ret;
+	const char *v;
+	int handled;
+	char *body;
+
+	(void)cls;
+	(void)version;
+	if (r == NULL) {
+		ret = check_headers(c, url, method, &handled);
+		if (handled)
+			return ret;
+		r = sv_xmalloc(sizeof *r);
+		memset(r, 0, sizeof *r);
+		r->refs = 1;
+		r->alive = 1;
+		r->conn = c;
+		v = header(c, "Mcp-Session-Id");
+		if (v != NULL)
+			r->session = sv_xstrdup(v);
+		lock();
+		sc.ncalls++;
+		unlock();
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (r->rejected) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		if (r->len + *upload_size > SV_MCP_BODY_MAX) {
+			/* Chunked, or a Content-Length that lied. */
+			r->rejected = 1;
+			*upload_size = 0;
+			return queue_text(c, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "request body too large (limit 1 MiB)\n");
+		}
+		if (r->len + *upload_size > r->cap) {
+			r->cap = r->len + *upload_size + 4096;
+			if (r->cap > SV_MCP_BODY_MAX)
+				r->cap = SV_MCP_BODY_MAX;
+			r->body = sv_xrealloc(r->body, r->cap);
+		}
+		memcpy(r->body + r->len, upload, *upload_size);
+		r->len += *upload_size;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->parsed) {
+		/* Resumed: the JSON answer is ready. */
+		lock();
+		if (!r->finished) {
+			r->suspended = 1;
+			MHD_suspend_connection(c);
+			unlock();
+			return MHD_YES;
+		}
+		body = r->out;
+		r->out = NULL;
+		r->out_len = r->out_cap = 0;
+		unlock();
+		ret = queue_body(c, MHD_HTTP_OK, "application/json",
+		    body ? body : "", body ? strlen(body) : 0, NULL, NULL);
+		free(body);
+		return ret;
+	}
+	return handle_body(c, r);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct request *r = *con_cls;
+
+	(void)cls;
+	(void)c;
+	if (r == NULL)
+		return;
+	*con_cls = NULL;
+	lock();
+	r->alive = 0;
+	if (!r->finished && r->id[0] != '\0')
+		sv_warnx("the caller waiting on %s left (%s); the proposal "
+		    "stays pending", r->id,
+		    toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout" :
+		    "connection closed");
+	waiter_unlink(r);
+	call_unlink(r);
+	sc.ncalls--;
+	request_unref(r);
+	unlock();
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[1024];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof line, fmt, ap);
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	sv_warnx("libmicrohttpd: %s", line);
+}
+
+/* --- start-up and shutdown ----------------------------------------------- */
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: supervised [-s SLUG] [-q QUEUE_DIR] [-a AUDIT_DIR] "
+	    "[-r ROOT]\n"
+	    "                  [-p PORT] [-b ADDR] [--token-file FILE] "
+	    "[--max-wait SEC]\n"
+	    "                  [--progress SEC] [--rescan SEC] "
+	    "[--idle-timeout SEC]\n"
+	    "                  [--port-file FILE]\n"
+	    "       supervised --drain [-s SLUG] [-q QUEUE_DIR] [-a AUDIT_DIR] "
+	    "[-r ROOT]\n"
+	    "Serve the MCP tools of one bottle on http://ADDR:PORT/mcp; each "
+	    "call files a\nproposal and waits for the operator's decision.\n");
+}
+
+static _Noreturn void
+config_error(const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s\n", sv_prog, msg);
+	exit(2);
+}
+
+static long
+parse_seconds(const char *what, const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		config_error("invalid %s '%s': want a whole number from %ld to "
+		    "%ld", what, s, min, max);
+	return v;
+}
+
+static char *
+read_token_file(const char *path)
+{
+	struct sv_err e;
+	char *buf;
+	size_t len;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		config_error("can't open token file '%s': %s", path,
+		    strerror(errno));
+	if (sv_read_all(fd, path, 4096, &buf, &len, &e) == -1)
+		config_error("%s", e.msg);
+	close(fd);
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	if (len == 0 || strlen(buf) != len)
+		config_error("token file '%s' holds no token", path);
+	return buf;
+}
+
+static void
+parse_config(int argc, char **argv, struct config *cfg)
+{
+	static const struct option opts[] = {
+		{ "slug", required_argument, NULL, 's' },
+		{ "queue-dir", required_argument, NULL, 'q' },
+		{ "audit-dir", required_argument, NULL, 'a' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "bind", required_argument, NULL, 'b' },
+		{ "token-file", required_argument, NULL, 'T' },
+		{ "max-wait", required_argument, NULL, 'W' },
+		{ "rescan", required_argument, NULL, 'R' },
+		{ "progress", required_argument, NULL, 'P' },
+		{ "idle-timeout", required_argument, NULL, 'I' },
+		{ "port-file", required_argument, NULL, 'F' },
+		{ "drain", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *port = getenv("SUPERVISE_PORT"), *token_file = NULL;
+	const char *v;
+	struct sv_err e;
+	int ch;
+
+	memset(cfg, 0, sizeof *cfg);
+	cfg->slug = getenv("SUPERVISE_BOTTLE_SLUG");
+	cfg->queue_dir = getenv("SUPERVISE_QUEUE_DIR");
+	cfg->audit_dir = getenv("SUPERVISE_AUDIT_DIR");
+	cfg->bind = getenv("SUPERVISE_BIND");
+	cfg->rescan = 5;
+	cfg->progress = 25;
+	cfg->idle_timeout = 60;
+	while ((ch = getopt_long(argc, argv, "s:q:a:r:p:b:h", opts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 's': cfg->slug = optarg; break;
+		case 'q': cfg->queue_dir = optarg; break;
+		case 'a': cfg->audit_dir = optarg; break;
+		case 'r':
+			if (optarg[0] == '\0')
+				config_error("invalid root ''");
+			setenv("SUPERVISE_ROOT", optarg, 1);
+			break;
+		case 'p': port = optarg; break;
+		case 'b': cfg->bind = optarg; break;
+		case 'T': token_file = optarg; break;
+		case 'W':
+			cfg->max_wait = parse_seconds("--max-wait", optarg, 0,
+			    86400 * 365);
+			break;
+		case 'R':
+			cfg->rescan = parse_seconds("--rescan", optarg, 1, 86400);
+			break;
+		case 'P':
+			cfg->progress = parse_seconds("--progress", optarg, 1,
+			    3600);
+			break;
+		case 'I':
+			cfg->idle_timeout = parse_seconds("--idle-timeout",
+			    optarg, 1, 86400);
+			break;
+		case 'F': cfg->port_file = optarg; break;
+		case 'D': cfg->drain = 1; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind < argc)
+		config_error("unexpected argument '%s' (see supervised -h)",
+		    argv[optind]);
+	if (cfg->slug == NULL || cfg->slug[0] == '\0')
+		config_error("no bottle: set SUPERVISE_BOTTLE_SLUG or use -s "
+		    "SLUG");
+	if (sv_valid_slug(cfg->slug, &e) == -1)
+		config_error("%s", e.msg);
+	if (cfg->queue_dir != NULL && cfg->queue_dir[0] == '\0')
+		cfg->queue_dir = NULL;
+	if (cfg->audit_dir != NULL && cfg->audit_dir[0] == '\0')
+		cfg->audit_dir = NULL;
+	if (cfg->bind == NULL || cfg->bind[0] == '\0')
+		cfg->bind = "127.0.0.1";
+	cfg->port = parse_seconds("port", port && *port ? port : "9100", 0,
+	    65535);
+	if (token_file != NULL)
+		cfg->token = read_token_file(token_file);
+	else if ((v = getenv("SUPERVISE_TOKEN")) != NULL && v[0] != '\0')
+		cfg->token = sv_xstrdup(v);
+}
+
+static void
+open_stores(void)
+{
+	struct sv_err e;
+	char *qdir = sc.cfg.queue_dir ? sv_xstrdup(sc.cfg.queue_dir) :
+	    sv_queue_dir(sc.cfg.slug);
+
+	if (sv_spool_open(&sc.spool, qdir, sc.cfg.slug, 1, &e) == -1) {
+		free(qdir);
+		sv_die(1, "%s", e.msg);
+	}
+	free(qdir);
+	if (sv_audit_open(&sc.audit, sc.cfg.audit_dir, &e) == -1)
+		sv_die(1, "%s", e.msg);
+}
+
+static void
+print_drained(const struct sv_decision *d, void *arg)
+{
+	char *why;
+
+	(void)arg;
+	if (d->status == SV_NONE && d->error == NULL)
+		return;
+	if (d->status == SV_NONE) {
+		why = sv_escape(d->error ? d->error : "?",
+		    strlen(d->error ? d->error : "?"), 0);
+		printf("%s\trefused\t%s\n", d->id, why);
+		free(why);
+	} else {
+		printf("%s\t%s\n", d->id, sv_status_name(d->status));
+	}
+}
+
+static int
+drain(void)
+{
+	struct sv_err e;
+	int n;
+
+	open_stores();
+	n = sv_consume_all(&sc.spool, sc.audit, print_drained, NULL, &e);
+	fflush(stdout);
+	if (n == -1)
+		sv_warn_err(&e);
+	sv_audit_close(sc.audit);
+	sv_spool_close(&sc.spool);
+	return n == -1 ? 1 : 0;
+}
+
+static void
+log_recovered(const struct sv_decision *d, void *arg)
+{
+	(void)arg;
+	log_decision(d, 0);
+}
+
+/* Pending proposals become attachable again after a restart. */
+static void
+load_pending(void)
+{
+	struct sv_entry *v;
+	struct sv_proposal p;
+	struct sv_err e;
+	size_t n, i, keylen;
+	char *path;
+
+	if (sv_list_pending(&sc.spool, &v, &n, &e) == -1) {
+		sv_warn_err(&e);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (strchr(v[i].flags, 'T') != NULL)
+			continue;
+		path = sv_xasprintf("proposals/%s/%s",
+		    v[i].where == SV_NEW ? "new" : "cur", v[i].name);
+		if (sv_proposal_read(v[i].where == SV_NEW ? sc.spool.pnew :
+		    sc.spool.pcur, v[i].name, path, &p, &e) == -1) {
+			sv_warn_err(&e);
+		} else {
+			lock();
+			pending_get(p.id, make_key(p.tool, p.proposed_file,
+			    &keylen), keylen);
+			unlock();
+		}
+		sv_proposal_free(&p);
+		free(path);
+	}
+	sv_entries_free(v);
+}
+
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			sv_warnx("can't raise the open file limit: %s",
+			    strerror(errno));
+	}
+}
+
+/* Connections we can carry: the file limit less a reserve for the spool,
+ * the audit repository and libmicrohttpd's own descriptors. */
+static unsigned
+connection_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return 65536;
+	if (rl.rlim_cur < 128)
+		return 16;
+	return rl.rlim_cur - 64 > 1000000 ? 1000000 :
+	    (unsigned)(rl.rlim_cur - 64);
+}
+
+static void
+write_port_file(const char *path, unsigned port)
+{
+	char *tmp = sv_xasprintf("%s.tmp", path), line[16];
+	int fd, n;
+
+	n = snprintf(line, sizeof line, "%u\n", port);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1 || sv_write_all(fd, line, (size_t)n) == -1 ||
+	    close(fd) == -1 || rename(tmp, path) == -1)
+		sv_die(1, "can't write port file '%s': %s", path,
+		    strerror(errno));
+	free(tmp);
+}
+
+static void
+start_http(void)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	const union MHD_DaemonInfo *info;
+	unsigned flags, port;
+	int v6 = 0;
+
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, sc.cfg.bind, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)sc.cfg.port);
+	} else if (inet_pton(AF_INET6, sc.cfg.bind, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)sc.cfg.port);
+		v6 = 1;
+	} else {
+		config_error("invalid bind address '%s': want an IPv4 or IPv6 "
+		    "address", sc.cfg.bind);
+	}
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+	    (v6 ? MHD_USE_IPv6 : 0);
+	sc.mhd = MHD_start_daemon(flags, (uint16_t)sc.cfg.port, NULL, NULL,
+	    on_request, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)sc.cfg.idle_timeout,
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	    MHD_OPTION_END);
+	if (sc.mhd == NULL)
+		sv_die(1, "can't listen on %s%s%s:%ld", v6 ? "[" : "",
+		    sc.cfg.bind, v6 ? "]" : "", sc.cfg.port);
+	info = MHD_get_daemon_info(sc.mhd, MHD_DAEMON_INFO_BIND_PORT);
+	port = info ? info->port : (unsigned)sc.cfg.port;
+	if (sc.cfg.port_file != NULL)
+		write_port_file(sc.cfg.port_file, port);
+	fprintf(stderr, "%s: listening on %s%s%s:%u\n", sv_prog, v6 ? "[" : "",
+	    sc.cfg.bind, v6 ? "]" : "", port);
+}
+
+/*
+ * Answer every call with a clear error (its proposal stays pending), let
+ * libmicrohttpd flush those answers, then stop it: it must not be
+ * stopped with a connection still suspended.
+ */
+static void
+shutdown_calls(void)
+{
+	struct resume_list rl = {0};
+	struct request *r;
+	struct job *j;
+	int64_t until;
+	size_t left;
+
+	lock();
+	sc.stopping = 1;
+	while ((j = sc.jobs) != NULL) {
+		sc.jobs = j->next;
+		if (j->kind != JOB_CANCEL)
+			finish(j->r, sv_mcp_error(j->r->msg.id,
+			    SV_RPC_INTERNAL_ERROR, "supervised is shutting "
+			    "down; nothing was proposed"), &rl);
+		request_unref(j->r);
+		free(j);
+	}
+	sc.jobs_tail = &sc.jobs;
+	while ((r = sc.calls) != NULL) {
+		if (r->id[0] != '\0')
+			finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+			    "supervised is shutting down; proposal %s stays "
+			    "pending", r->id), &rl);
+		else
+			finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+			    "supervised is shutting down"), &rl);
+	}
+	unlock();
+	resume_all(&rl);
+	until = now_ms() + STOP_DRAIN_MS;
+	for (;;) {
+		lock();
+		left = sc.ncalls;
+		unlock();
+		if (left == 0 || now_ms() >= until)
+			break;
+		usleep(10000);
+	}
+	MHD_stop_daemon(sc.mhd);
+	sc.mhd = NULL;
+}
+
+static void
+free_pending(void)
+{
+	size_t i;
+
+	for (i = 0; i < NBUCKETS; i++)
+		while (sc.by_id[i] != NULL)
+			pending_drop(sc.by_id[i]);
+}
+
+static int
+serve(void)
+{
+	struct epoll_event ev, evs[8];
+	struct itimerspec its;
+	char buf[64 * 1024] __attribute__((aligned(8)));
+	struct signalfd_siginfo si;
+	struct sv_err e;
+	sigset_t sigs;
+	int ep, ino, tfd, sfd, n, i, stop = 0;
+	int64_t next_rescan, next_clean, now;
+	ssize_t len;
+	char *p;
+	uint64_t ticks;
+
+	pthread_mutex_init(&sc.lock, NULL);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	/* Blocked before any thread starts, so only the signalfd sees them. */
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd == -1)
+		sv_die(1, "can't create a signalfd: %s", strerror(errno));
+	raise_fd_limit();
+	open_stores();
+
+	/* Subscribe before anything is proposed. */
+	ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ino == -1)
+		sv_die(1, "can't start inotify: %s", strerror(errno));
+	p = sv_xasprintf("%s/responses/new", sc.spool.path);
+	if (inotify_add_watch(ino, p, IN_MOVED_TO | IN_CLOSE_WRITE |
+	    IN_ONLYDIR) == -1)
+		sv_warnx("can't watch '%s' (re-scanning every %lds instead): "
+		    "%s", p, sc.cfg.rescan, strerror(errno));
+	free(p);
+
+	/* Recovery: decisions that landed while no sidecar ran. */
+	if (sv_consume_all(&sc.spool, sc.audit, log_recovered, NULL, &e) == -1)
+		sv_warn_err(&e);
+	load_pending();
+	if (sv_clean_tmp(&sc.spool, SV_TMP_MAX_AGE, &e) == -1)
+		sv_warn_err(&e);
+
+	sc.jobs_tail = &sc.jobs;
+	sc.job_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (sc.job_fd == -1 || tfd == -1 || ep == -1)
+		sv_die(1, "can't set up the event loop: %s", strerror(errno));
+	memset(&its, 0, sizeof its);
+	its.it_interval.tv_nsec = TICK_MS * 1000000L;
+	its.it_value = its.it_interval;
+	timerfd_settime(tfd, 0, &its, NULL);
+	memset(&ev, 0, sizeof ev);
+	ev.events = EPOLLIN;
+	ev.data.fd = sc.job_fd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, sc.job_fd, &ev);
+	ev.data.fd = ino;
+	epoll_ctl(ep, EPOLL_CTL_ADD, ino, &ev);
+	ev.data.fd = tfd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+	ev.data.fd = sfd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+
+	start_http();
+	next_rescan = now_ms() + sc.cfg.rescan * 1000;
+	next_clean = now_ms() + CLEAN_EVERY_MS;
+	while (!stop) {
+		n = epoll_wait(ep, evs, 8, -1);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			sv_die(1, "epoll_wait: %s", strerror(errno));
+		}
+		for (i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == sfd) {
+				if (read(sfd, &si, sizeof si) == sizeof si)
+					sv_warnx("%s: answering waiting calls "
+					    "and stopping",
+					    strsignal((int)si.ssi_signo));
+				stop = 1;
+			} else if (fd == sc.job_fd) {
+				run_jobs();
+			} else if (fd == ino) {
+				while ((len = read(ino, buf, sizeof buf)) > 0) {
+					for (p = buf; p < buf + len;) {
+						struct inotify_event *ie =
+						    (struct inotify_event *)p;
+
+						if (ie->mask & IN_Q_OVERFLOW)
+							rescan(0);
+						else if (ie->len > 0)
+							consume_name(ie->name);
+						p += sizeof *ie + ie->len;
+					}
+				}
+			} else if (fd == tfd) {
+				if (read(tfd, &ticks, sizeof ticks) == -1 &&
+				    errno != EAGAIN)
+					sv_warnx("timerfd: %s", strerror(errno));
+				tick();
+				now = now_ms();
+				if (now >= next_rescan) {
+					rescan(2);
+					next_rescan = now + sc.cfg.rescan * 1000;
+				}
+				if (now >= next_clean) {
+					if (sv_clean_tmp(&sc.spool,
+					    SV_TMP_MAX_AGE, &e) == -1)
+						sv_warn_err(&e);
+					next_clean = now + CLEAN_EVERY_MS;
+				}
+			}
+		}
+	}
+	shutdown_calls();
+	free_pending();
+	close(ep);
+	close(tfd);
+	close(ino);
+	close(sfd);
+	close(sc.job_fd);
+	sv_audit_close(sc.audit);
+	sv_spool_close(&sc.spool);
+	pthread_mutex_destroy(&sc.lock);
+	free(sc.cfg.token);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	int rc;
+
+	sv_setprog(argv[0]);
+	parse_config(argc, argv, &sc.cfg);
+	if (sc.cfg.drain) {
+		rc = drain();
+		free(sc.cfg.token);
+		return rc;
+	}
+	return serve();
+}

@@ -1,0 +1,90 @@
+/*
+ * supervise-approve: approve proposals, each by writing its response file.
+ *
+ * The daemon picks the response up, commits the decision and answers the
+ * agent.  With -f the operator's own file replaces the proposed one and
+ * the decision becomes "modified".  One id failing does not stop the
+ * others; it only makes the exit status 1.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervise.h"
+
+struct approval {
+	const char *notes;
+	const char *final_file;	/* -f FILE's text, or NULL */
+	int nul;
+};
+
+static _Noreturn void
+usage(FILE *f, int status)
+{
+	fprintf(f, "usage: supervise-approve [-0] [-n NOTES] [-f FINAL_FILE] "
+	    "[ID ...]\n");
+	exit(status);
+}
+
+static int
+approve(const char *arg, void *ctx)
+{
+	const struct approval *a = ctx;
+	struct sv_err e;
+	char *path, *earg;
+
+	if (sv_cli_decide(arg, SV_APPROVED, a->notes, a->final_file, &path,
+	    &e) < 0) {
+		earg = sv_escape(arg, strlen(arg), 0);
+		sv_warnx("can't approve '%s': %s", earg, e.msg);
+		free(earg);
+		return -1;
+	}
+	printf("%s%c", path, a->nul ? '\0' : '\n');
+	free(path);
+	if (fflush(stdout) == EOF) {
+		sv_warnx("can't write 'stdout': %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct approval a = { NULL, NULL, 0 };
+	struct sv_err e;
+	const char *file = NULL;
+	char *final_file = NULL;
+	size_t len;
+	int c, failed;
+
+	sv_setprog(argv[0]);
+	while ((c = getopt(argc, argv, "0n:f:h")) != -1) {
+		switch (c) {
+		case '0': a.nul = 1; break;
+		case 'n': a.notes = optarg; break;
+		case 'f': file = optarg; break;
+		case 'h': usage(stdout, 0);
+		default: usage(stderr, 2);
+		}
+	}
+	/* Ids may come on stdin, so the final file can't. */
+	if (file && strcmp(file, "-") == 0 && optind == argc)
+		usage(stderr, 2);
+	if (file) {
+		if (sv_cli_read_file(file, SV_FILE_MAX, &final_file, &len,
+		    &e) < 0) {
+			sv_warn_err(&e);
+			return 2;
+		}
+		a.final_file = final_file;
+	}
+	failed = sv_cli_loop(argc - optind, argv + optind, a.nul, approve, &a);
+	free(final_file);
+	if (failed < 0)
+		usage(stderr, 2);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,166 @@
+/*
+ * supervise-edit: decide a proposal by editing its proposed file.
+ *
+ * The proposed file goes into a private temporary file; the operator's
+ * editor runs on it; what comes back decides: the same text approves,
+ * other text modifies (checked with the tool's payload rules), an empty
+ * file aborts like an empty commit message does in git.  Nothing is
+ * written to the spool unless the edit is good.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervise.h"
+
+static _Noreturn void
+usage(FILE *f, int status)
+{
+	fprintf(f, "usage: supervise-edit [-n NOTES] ID\n");
+	exit(status);
+}
+
+/* Run $VISUAL or $EDITOR on path through the shell, as git does. */
+static int
+run_editor(const char *path, struct sv_err *e)
+{
+	const char *editor = getenv("VISUAL");
+	struct sigaction ign, oldint, oldquit;
+	char *cmd;
+	pid_t pid;
+	int wstatus;
+
+	if (!editor || !*editor)
+		editor = getenv("EDITOR");
+	if (!editor || !*editor)
+		editor = "vi";
+	/* "$@" keeps the path one word; the editor may carry arguments. */
+	cmd = sv_xasprintf("%s \"$@\"", editor);
+	/* The editor, not us, handles ^C while it runs. */
+	memset(&ign, 0, sizeof ign);
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &ign, &oldint);
+	sigaction(SIGQUIT, &ign, &oldquit);
+	pid = fork();
+	if (pid == 0) {
+		sigaction(SIGINT, &oldint, NULL);
+		sigaction(SIGQUIT, &oldquit, NULL);
+		execl("/bin/sh", "sh", "-c", cmd, "sh", path, (char *)NULL);
+		_exit(127);
+	}
+	free(cmd);
+	if (pid < 0) {
+		sigaction(SIGINT, &oldint, NULL);
+		sigaction(SIGQUIT, &oldquit, NULL);
+		return sv_errf(e, errno, "can't run the editor");
+	}
+	while (waitpid(pid, &wstatus, 0) < 0) {
+		if (errno != EINTR) {
+			sigaction(SIGINT, &oldint, NULL);
+			sigaction(SIGQUIT, &oldquit, NULL);
+			return sv_errf(e, errno, "can't wait for the editor");
+		}
+	}
+	sigaction(SIGINT, &oldint, NULL);
+	sigaction(SIGQUIT, &oldquit, NULL);
+	if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
+		return sv_errf(e, 0, "the editor '%s' failed; nothing written",
+		    editor);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct sv_spool s;
+	struct sv_entry en;
+	struct sv_proposal p;
+	struct sv_err e;
+	const char *notes = NULL, *tmpdir;
+	char *earg, *tmp = NULL, *edited = NULL, *path = NULL;
+	size_t len;
+	int c, fd, keep = 0, status = 1;
+
+	sv_setprog(argv[0]);
+	while ((c = getopt(argc, argv, "n:h")) != -1) {
+		switch (c) {
+		case 'n': notes = optarg; break;
+		case 'h': usage(stdout, 0);
+		default: usage(stderr, 2);
+		}
+	}
+	if (argc - optind != 1)
+		usage(stderr, 2);
+	earg = sv_escape(argv[optind], strlen(argv[optind]), 0);
+
+	if (sv_cli_open_proposal(argv[optind], &s, &en, &p, &e) < 0) {
+		sv_warnx("can't edit '%s': %s", earg, e.msg);
+		free(earg);
+		return 1;
+	}
+	if (sv_decided(&s, en.id, &e) == 1) {
+		sv_warnx("can't edit '%s': already decided", earg);
+		goto out;
+	}
+	if (!(tmpdir = getenv("TMPDIR")) || !*tmpdir)
+		tmpdir = "/tmp";
+	tmp = sv_xasprintf("%s/supervise-edit.XXXXXX", tmpdir);
+	/* mkstemp creates it 0600: the payload may be private. */
+	if ((fd = mkstemp(tmp)) < 0) {
+		sv_warnx("can't create '%s': %s", tmp, strerror(errno));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	if (sv_write_all(fd, p.proposed_file, strlen(p.proposed_file)) < 0 ||
+	    close(fd) < 0) {
+		sv_warnx("can't write '%s': %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (run_editor(tmp, &e) < 0) {
+		sv_warnx("can't edit '%s': %s", earg, e.msg);
+		goto out;
+	}
+	if (sv_cli_read_file(tmp, SV_FILE_MAX, &edited, &len, &e) < 0) {
+		sv_warn_err(&e);
+		goto out;
+	}
+	if (len == 0) {
+		sv_warnx("can't edit '%s': the file is empty, aborted; "
+		    "nothing written", earg);
+		goto out;
+	}
+	if (sv_cli_respond(&s, &p, SV_MODIFIED, notes, edited, &path,
+	    &e) < 0) {
+		/* Keep the operator's work when only the text was wrong. */
+		keep = e.errnum != EEXIST;
+		if (keep)
+			sv_warnx("can't edit '%s': %s (the edit is kept in "
+			    "'%s')", earg, e.msg, tmp);
+		else
+			sv_warnx("can't edit '%s': %s", earg, e.msg);
+		goto out;
+	}
+	printf("%s\n", path);
+	if (fflush(stdout) == EOF)
+		sv_warnx("can't write 'stdout': %s", strerror(errno));
+	else
+		status = 0;
+out:
+	if (tmp && !keep)
+		unlink(tmp);
+	free(tmp);
+	free(edited);
+	free(path);
+	free(earg);
+	sv_proposal_free(&p);
+	sv_spool_close(&s);
+	return status;
+}

@@ -1,0 +1,191 @@
+/*
+ * supervise-show: a proposal for a human to decide, then mark it seen.
+ *
+ * Everything the agent wrote (justification, proposed file, and the diff,
+ * which quotes the proposed file) goes through sv_escape, so an agent
+ * cannot move the cursor, retitle the terminal or reverse text to make a
+ * request look like something else.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervise.h"
+
+static int quiet;
+static int shown;
+
+static _Noreturn void
+usage(FILE *f, int status)
+{
+	fprintf(f, "usage: supervise-show [-q] [ID ...]\n");
+	exit(status);
+}
+
+/* Agent text, escaped, ending in exactly one newline. */
+static void
+print_text(const char *text)
+{
+	size_t len = strlen(text);
+	char *esc = sv_escape(text, len, SV_ESC_NL);
+
+	fputs(esc, stdout);
+	if (len == 0 || text[len - 1] != '\n')
+		putchar('\n');
+	free(esc);
+}
+
+/*
+ * A diff quotes agent text, so it is escaped line by line; only the
+ * marker libgit2 itself writes is left as it is, else its backslash
+ * would read as an escape.
+ */
+static void
+print_diff_text(const char *diff)
+{
+	static const char marker[] = "\\ No newline at end of file";
+
+	while (*diff) {
+		size_t len = strcspn(diff, "\n");
+
+		if (len == sizeof marker - 1 && memcmp(diff, marker, len) == 0) {
+			fputs(marker, stdout);
+		} else {
+			char *esc = sv_escape(diff, len, 0);
+
+			fputs(esc, stdout);
+			free(esc);
+		}
+		putchar('\n');
+		diff += len;
+		if (*diff == '\n')
+			diff++;
+	}
+}
+
+/* The change approving the proposal as it stands would make. */
+static int
+print_diff(const char *slug, const struct sv_proposal *p, struct sv_err *e)
+{
+	const struct sv_tool *t = sv_tool_find(p->tool);
+	char *current, *changed, *label, *diff;
+	char hash[41];
+	size_t len;
+
+	if (!t || !t->config) {
+		printf("Diff: none, %s changes no config\n",
+		    t ? t->name : "this tool");
+		return 0;
+	}
+	if (sv_cli_config_text(slug, p->tool, &current, &len, e) < 0)
+		return -1;
+	label = sv_xasprintf("%s/%s", slug, t->config);
+	sv_blob_hash(current ? current : "", current ? len : 0, hash);
+	if (strcmp(hash, p->current_file_hash) != 0)
+		printf("Note: %s changed since the proposal was made\n", label);
+	if (sv_apply(p->tool, current, p->proposed_file, &changed, e) < 0) {
+		free(current);
+		free(label);
+		return -1;
+	}
+	diff = sv_config_diff(current ? current : "",
+	    changed ? changed : (current ? current : ""), label);
+	if (!diff) {
+		sv_errf(e, 0, "can't make the diff of '%s'", label);
+		free(changed);
+		free(current);
+		free(label);
+		return -1;
+	}
+	if (*diff) {
+		printf("Diff of %s:\n", label);
+		print_diff_text(diff);
+	} else {
+		printf("Diff: none, %s already allows this\n", label);
+	}
+	free(diff);
+	free(changed);
+	free(current);
+	free(label);
+	return 0;
+}
+
+static int
+show(const char *arg, void *ctx)
+{
+	struct sv_spool s;
+	struct sv_entry en;
+	struct sv_proposal p;
+	struct sv_err e;
+	char *earg;
+	int decided, rc = 0;
+
+	(void)ctx;
+	if (sv_cli_open_proposal(arg, &s, &en, &p, &e) < 0) {
+		earg = sv_escape(arg, strlen(arg), 0);
+		sv_warnx("can't show '%s': %s", earg, e.msg);
+		free(earg);
+		return -1;
+	}
+	if (!quiet) {
+		char *etool = sv_escape(p.tool, strlen(p.tool), 0);
+		char *earrived = sv_escape(p.arrival_timestamp,
+		    strlen(p.arrival_timestamp), 0);
+		const char *state = sv_cli_state(&en);
+
+		/* A response waiting for the daemon counts as decided too. */
+		decided = sv_decided(&s, en.id, &e);
+		if (decided == 1)
+			state = "decided";
+		if (shown++)
+			putchar('\n');
+		printf("Id: %s\nBottle: %s\nTool: %s\nArrived: %s\nState: %s\n",
+		    en.id, s.slug, etool, earrived, state);
+		free(etool);
+		free(earrived);
+		printf("\nJustification:\n");
+		print_text(p.justification);
+		printf("\nProposed file:\n");
+		print_text(p.proposed_file);
+		putchar('\n');
+		if (decided == 1)
+			printf("Diff: none, the proposal is decided\n");
+		else if (decided < 0 || print_diff(s.slug, &p, &e) < 0) {
+			sv_warnx("can't diff '%s/%s': %s", s.slug, en.id, e.msg);
+			rc = -1;
+		}
+		if (fflush(stdout) == EOF) {
+			sv_warnx("can't write 'stdout': %s", strerror(errno));
+			rc = -1;
+		}
+	}
+	/* Seen only once it was shown. */
+	if (rc == 0 && sv_mark_seen(&s, en.id, &e) < 0) {
+		sv_warnx("can't mark '%s/%s' seen: %s", s.slug, en.id, e.msg);
+		rc = -1;
+	}
+	sv_proposal_free(&p);
+	sv_spool_close(&s);
+	return rc;
+}
+
+int
+main(int argc, char *argv[])
+{
+	int c, failed;
+
+	sv_setprog(argv[0]);
+	while ((c = getopt(argc, argv, "qh")) != -1) {
+		switch (c) {
+		case 'q': quiet = 1; break;
+		case 'h': usage(stdout, 0);
+		default: usage(stderr, 2);
+		}
+	}
+	failed = sv_cli_loop(argc - optind, argv + optind, 0, show, NULL);
+	if (failed < 0)
+		usage(stderr, 2);
+	return failed ? 1 : 0;
+}

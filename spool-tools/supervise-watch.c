@@ -1,0 +1,408 @@
+/*
+ * supervise-watch: print each new proposal as it arrives, until stopped.
+ *
+ * How it avoids missing one (s6's subscribe, then look):
+ *  - an inotify watch is placed on proposals/new of every bottle first,
+ *    and only then is the directory read, so a proposal published in
+ *    between is seen by the read, the event, or both;
+ *  - what was printed is remembered by id, so seeing it twice prints once;
+ *  - a directory that does not exist yet (a bottle not yet initialised)
+ *    is waited for by watching its nearest existing ancestor and trying
+ *    again on every creation there;
+ *  - on an inotify queue overflow every bottle is read again.
+ * Without SLUG arguments the queue directory itself is watched too, so
+ * bottles created later are followed.
+ */
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <search.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "supervise.h"
+
+/* One mask for every watch: a second add on the same inode replaces it. */
+#define WATCH_MASK (IN_CREATE | IN_MOVED_TO | IN_ONLYDIR | IN_DONT_FOLLOW)
+
+struct target {
+	char *path;	/* the directory we want to watch */
+	char *slug;	/* its bottle, or NULL for the queue directory */
+	int wd;		/* the watch on path, or -1 while it is missing */
+	int open;	/* s is open */
+	struct sv_spool s;
+};
+
+static struct target *targets;
+static size_t ntargets;
+static int ifd = -1;
+static int nul;
+static int ready;	/* set up: newly established watches print */
+static void *printed;	/* tsearch set of printed (or known) ids */
+static int status;
+
+static _Noreturn void
+usage(FILE *f, int st)
+{
+	fprintf(f, "usage: supervise-watch [-0n] [SLUG ...]\n");
+	exit(st);
+}
+
+static int
+seen_before(const char *id)
+{
+	char *key = sv_xstrdup(id);
+	char **found = tsearch(key, &printed, (int (*)(const void *,
+	    const void *))strcmp);
+
+	if (!found)
+		sv_die(1, "out of memory");
+	if (*found != key) {
+		free(key);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+emit(const char *line)
+{
+	fputs(line, stdout);
+	putchar(nul ? '\0' : '\n');
+	if (fflush(stdout) == EOF) {
+		/* The reader went away: nothing left to do. */
+		sv_warnx("can't write 'stdout': %s", strerror(errno));
+		exit(1);
+	}
+}
+
+static int
+open_spool(struct target *t)
+{
+	struct sv_err e;
+
+	if (t->open)
+		return 0;
+	if (sv_spool_open_slug(&t->s, t->slug, 0, &e) < 0)
+		return -1;	/* still being created: retried on the next event */
+	t->open = 1;
+	return 0;
+}
+
+/* Print proposal ID of bottle t, once, if `print` (else only remember). */
+static void
+announce(struct target *t, const char *id, int print)
+{
+	struct sv_proposal p;
+	struct sv_entry en;
+	struct sv_err e;
+	char *line;
+
+	if (seen_before(id) || !print)
+		return;
+	if (open_spool(t) < 0)
+		return;
+	if (sv_cli_read_proposal(&t->s, id, &en, &p, &e) < 0) {
+		if (e.errnum != ENOENT)
+			sv_warn_err(&e);
+		return;
+	}
+	line = sv_cli_list_line(t->slug, &en, &p, time(NULL));
+	emit(line);
+	free(line);
+	sv_proposal_free(&p);
+}
+
+/* The proposals now in new/ of bottle t. */
+static void
+scan(struct target *t, int print)
+{
+	struct sv_entry *v;
+	struct sv_err e;
+	size_t n;
+
+	if (open_spool(t) < 0)
+		return;
+	if (sv_list_pending(&t->s, &v, &n, &e) < 0) {
+		sv_warn_err(&e);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (v[i].where == SV_NEW)
+			announce(t, v[i].id, print);
+	sv_entries_free(v);
+}
+
+static void add_bottle(const char *slug);
+
+/* The entries of the queue directory: each a bottle to follow. */
+static void
+scan_queue(void)
+{
+	char **slugs;
+	struct sv_err e;
+	size_t n;
+
+	if (sv_cli_bottles(&slugs, &n, &e) < 0) {
+		sv_warn_err(&e);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		add_bottle(slugs[i]);
+	sv_cli_strv_free(slugs);
+}
+
+/* Watch t->path, or its nearest existing ancestor until it exists. */
+static void
+establish(struct target *t)
+{
+	char *dir, *slash;
+	int wd;
+
+	if (t->wd >= 0)
+		return;
+	if ((wd = inotify_add_watch(ifd, t->path, WATCH_MASK)) >= 0) {
+		t->wd = wd;
+		/* Subscribed; now look (after set-up: all of it is new). */
+		if (ready) {
+			if (t->slug)
+				scan(t, 1);
+			else
+				scan_queue();
+		}
+		return;
+	}
+	if (errno != ENOENT && errno != ENOTDIR) {
+		sv_warnx("can't watch '%s': %s", t->path, strerror(errno));
+		status = 1;
+		return;
+	}
+	dir = sv_xstrdup(t->path);
+	while ((slash = strrchr(dir, '/')) && slash != dir) {
+		*slash = '\0';
+		if (inotify_add_watch(ifd, dir, WATCH_MASK) >= 0 ||
+		    errno != ENOENT)
+			break;
+	}
+	free(dir);
+}
+
+static void
+establish_all(void)
+{
+	/* establish() may add targets (new bottles): index, not pointer. */
+	for (size_t i = 0; i < ntargets; i++)
+		establish(&targets[i]);
+}
+
+static struct target *
+add_target(char *path, const char *slug)
+{
+	struct target *t;
+
+	targets = sv_xrealloc(targets, (ntargets + 1) * sizeof *targets);
+	t = &targets[ntargets++];
+	memset(t, 0, sizeof *t);
+	t->path = path;
+	t->slug = slug ? sv_xstrdup(slug) : NULL;
+	t->wd = -1;
+	return t;
+}
+
+static void
+add_bottle(const char *slug)
+{
+	struct sv_err e;
+	size_t i;
+	char *q;
+
+	if (sv_valid_slug(slug, &e) < 0)
+		return;
+	for (i = 0; i < ntargets; i++)
+		if (targets[i].slug && strcmp(targets[i].slug, slug) == 0)
+			return;
+	q = sv_queue_dir(slug);
+	add_target(sv_xasprintf("%s/proposals/new", q), slug);
+	free(q);
+	establish(&targets[ntargets - 1]);
+}
+
+static void
+handle(const struct inotify_event *ev)
+{
+	char id[SV_ID_MAX + 1], flags[16];
+
+	if (ev->mask & IN_Q_OVERFLOW) {
+		for (size_t i = 0; i < ntargets; i++) {
+			if (targets[i].wd < 0)
+				continue;
+			if (targets[i].slug)
+				scan(&targets[i], 1);
+			else
+				scan_queue();
+		}
+		return;
+	}
+	for (size_t i = 0; i < ntargets; i++) {
+		struct target *t = &targets[i];
+
+		if (t->wd != ev->wd)
+			continue;
+		if (ev->mask & IN_IGNORED) {
+			/* The directory went away: wait for it to come back. */
+			t->wd = -1;
+			if (t->open)
+				sv_spool_close(&t->s);
+			t->open = 0;
+		} else if (ev->len == 0) {
+			continue;
+		} else if (!t->slug) {
+			add_bottle(ev->name);
+		} else if (sv_parse_name(ev->name, id, sizeof id, flags,
+		    sizeof flags) == 0) {
+			announce(t, id, 1);
+		}
+	}
+	/* Any creation may be a missing directory appearing. */
+	establish_all();
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "existing", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char buf[64 * (sizeof(struct inotify_event) + NAME_MAX + 1)]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct pollfd pfd[2];
+	struct sv_err e;
+	sigset_t stop;
+	char **slugs = NULL;
+	size_t nslugs;
+	int c, existing = 0, sfd;
+
+	sv_setprog(argv[0]);
+	while ((c = getopt_long(argc, argv, "0nh", longopts, NULL)) != -1) {
+		switch (c) {
+		case '0': nul = 1; break;
+		case 'n': existing = 1; break;
+		case 'h': usage(stdout, 0);
+		default: usage(stderr, 2);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	for (int i = 0; i < argc; i++) {
+		if (sv_valid_slug(argv[i], &e) < 0) {
+			char *eslug = sv_escape(argv[i], strlen(argv[i]), 0);
+
+			sv_warnx("can't watch '%s': %s", eslug, e.msg);
+			free(eslug);
+			return 2;
+		}
+	}
+	if (argc > 0) {
+		nslugs = (size_t)argc;
+	} else if (sv_cli_bottles(&slugs, &nslugs, &e) < 0) {
+		sv_warn_err(&e);
+		return 1;
+	}
+
+	/* Stop cleanly on INT and TERM: read them from a descriptor. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &stop, NULL) < 0 ||
+	    (sfd = signalfd(-1, &stop, SFD_CLOEXEC)) < 0)
+		sv_die(1, "can't catch signals: %s", strerror(errno));
+	if ((ifd = inotify_init1(IN_CLOEXEC)) < 0)
+		sv_die(1, "can't start inotify: %s", strerror(errno));
+
+	/*
+	 * What is there before we subscribe is remembered (or, with -n,
+	 * printed); what the first read after subscribing finds besides
+	 * arrived in between and is printed.
+	 */
+	if (existing) {
+		struct sv_cli_row *rows;
+		size_t n;
+
+		if (sv_cli_pending(slugs ? slugs : argv, nslugs, time(NULL),
+		    &rows, &n) < 0)
+			status = 1;
+		for (size_t i = 0; i < n; i++) {
+			seen_before(rows[i].id);
+			emit(rows[i].line);
+		}
+		sv_cli_rows_free(rows, n);
+	}
+	for (size_t i = 0; i < nslugs; i++) {
+		const char *slug = slugs ? slugs[i] : argv[i];
+		char *q = sv_queue_dir(slug);
+		struct target *t;
+
+		t = add_target(sv_xasprintf("%s/proposals/new", q), slug);
+		free(q);
+		if (!existing)
+			scan(t, 0);
+	}
+	sv_cli_strv_free(slugs);
+	ready = 1;
+	if (argc == 0)
+		add_target(sv_xasprintf("%s/queue", sv_root()), NULL);
+	establish_all();
+
+	pfd[0].fd = ifd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = sfd;
+	pfd[1].events = POLLIN;
+	for (;;) {
+		ssize_t len;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			sv_die(1, "can't wait for events: %s", strerror(errno));
+		}
+		if (pfd[1].revents)
+			break;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		len = read(ifd, buf, sizeof buf);
+		if (len < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			sv_die(1, "can't read inotify events: %s",
+			    strerror(errno));
+		}
+		for (char *ptr = buf; ptr < buf + len; ) {
+			const struct inotify_event *ev = (void *)ptr;
+
+			handle(ev);
+			ptr += sizeof *ev + ev->len;
+		}
+	}
+
+	for (size_t i = 0; i < ntargets; i++) {
+		if (targets[i].open)
+			sv_spool_close(&targets[i].s);
+		free(targets[i].path);
+		free(targets[i].slug);
+	}
+	free(targets);
+	tdestroy(printed, free);
+	close(ifd);
+	close(sfd);
+	return status;
+}

@@ -1,0 +1,550 @@
+/*
+ * cli.c: what the operator tools in spool-tools/ share.
+ *
+ * Reading operands (arguments, or ids piped in one per line), finding the
+ * bottle that holds a proposal, the supervise-list line format, and the
+ * one routine that turns an operator's decision into a response file.
+ * Everything here returns errors as values; the programs print them.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervise.h"
+
+int
+sv_cli_loop(int argc, char **argv, int nul,
+    int (*fn)(const char *arg, void *ctx), void *ctx)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int delim = nul ? '\0' : '\n';
+	int failed = 0;
+
+	if (argc > 0) {
+		for (int i = 0; i < argc; i++)
+			if (fn(argv[i], ctx) < 0)
+				failed++;
+		return failed;
+	}
+	if (isatty(STDIN_FILENO))
+		return -1;
+	while ((len = getdelim(&line, &cap, delim, stdin)) != -1) {
+		/* The id is the first field of a supervise-list line. */
+		line[strcspn(line, nul ? "\t" : "\t\n")] = '\0';
+		if (*line == '\0')
+			continue;
+		if (fn(line, ctx) < 0)
+			failed++;
+	}
+	if (ferror(stdin)) {
+		sv_warnx("can't read 'stdin': %s", strerror(errno));
+		failed++;
+	}
+	free(line);
+	return failed;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+sv_cli_bottles(char ***slugs, size_t *n, struct sv_err *e)
+{
+	char *path = sv_xasprintf("%s/queue", sv_root());
+	struct sv_err ignored;
+	struct dirent *d;
+	struct stat st;
+	size_t len = 0, cap = 8;
+	char **v;
+	DIR *dir;
+	int fd;
+
+	*slugs = NULL;
+	*n = 0;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			free(path);
+			*slugs = sv_xmalloc(sizeof *v);
+			**slugs = NULL;
+			return 0;
+		}
+		sv_errf(e, errno, "can't open '%s'", path);
+		free(path);
+		return -1;
+	}
+	if (!(dir = fdopendir(fd))) {
+		sv_errf(e, errno, "can't read '%s'", path);
+		close(fd);
+		free(path);
+		return -1;
+	}
+	v = sv_xmalloc(cap * sizeof *v);
+	errno = 0;
+	while ((d = readdir(dir))) {
+		/* Anything that is not a valid slug is not a bottle (dot files). */
+		if (sv_valid_slug(d->d_name, &ignored) < 0)
+			continue;
+		if (fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode))
+			continue;
+		if (len + 1 >= cap)
+			v = sv_xrealloc(v, (cap *= 2) * sizeof *v);
+		v[len++] = sv_xstrdup(d->d_name);
+		errno = 0;
+	}
+	if (errno) {
+		sv_errf(e, errno, "can't read '%s'", path);
+		v[len] = NULL;
+		sv_cli_strv_free(v);
+		closedir(dir);
+		free(path);
+		return -1;
+	}
+	closedir(dir);
+	free(path);
+	v[len] = NULL;
+	qsort(v, len, sizeof *v, cmp_str);
+	*slugs = v;
+	*n = len;
+	return 0;
+}
+
+void
+sv_cli_strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+/*
+ * Resolve arg to an id in the bottles `slugs`.  A bottle that can't be
+ * opened is skipped (it can't hold the proposal we look for) unless it
+ * is the only one asked for.
+ */
+static int
+locate(char **slugs, size_t n, const char *idarg, struct sv_spool *s,
+    char *id, size_t idn, struct sv_err *e)
+{
+	struct sv_spool cand;
+	char candid[SV_ID_MAX + 1];
+	int found = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct sv_err oe;
+
+		if (sv_spool_open_slug(&cand, slugs[i], 0, &oe) < 0) {
+			if (n == 1) {
+				*e = oe;
+				return -1;
+			}
+			continue;
+		}
+		if (sv_resolve_id(&cand, idarg, candid, sizeof candid, &oe) < 0) {
+			sv_spool_close(&cand);
+			if (oe.errnum == ENOENT)
+				continue;
+			if (found)
+				sv_spool_close(s);
+			*e = oe;
+			return -1;
+		}
+		if (found) {
+			/* Ids are unique, so two bottles mean a short prefix. */
+			sv_errf(e, 0, "'%s' is ambiguous: it matches in bottles "
+			    "'%s' and '%s'", idarg, s->slug, cand.slug);
+			e->errnum = EEXIST;
+			sv_spool_close(&cand);
+			sv_spool_close(s);
+			return -1;
+		}
+		*s = cand;
+		snprintf(id, idn, "%s", candid);
+		found = 1;
+	}
+	if (!found) {
+		sv_errf(e, 0, "no such proposal");
+		e->errnum = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
+int
+sv_cli_open_proposal(const char *arg, struct sv_spool *s, struct sv_entry *en,
+    struct sv_proposal *p, struct sv_err *e)
+{
+	char id[SV_ID_MAX + 1];
+	char *slash = strchr(arg, '/');
+	char **slugs = NULL;
+	const char *idarg = arg;
+	size_t n = 0;
+	int rc;
+
+	memset(p, 0, sizeof *p);
+	if (slash) {
+		char *slug = sv_xasprintf("%.*s", (int)(slash - arg), arg);
+
+		idarg = slash + 1;
+		if (sv_valid_slug(slug, e) < 0) {
+			free(slug);
+			return -1;
+		}
+		slugs = sv_xmalloc(2 * sizeof *slugs);
+		slugs[0] = slug;
+		slugs[1] = NULL;
+		n = 1;
+	} else if (sv_cli_bottles(&slugs, &n, e) < 0) {
+		return -1;
+	}
+	/* Every prefix of a valid id is a valid id: this refuses paths. */
+	if (sv_valid_id(idarg, e) < 0) {
+		sv_cli_strv_free(slugs);
+		return -1;
+	}
+	rc = locate(slugs, n, idarg, s, id, sizeof id, e);
+	sv_cli_strv_free(slugs);
+	if (rc < 0)
+		return -1;
+	if (sv_cli_read_proposal(s, id, en, p, e) < 0) {
+		sv_spool_close(s);
+		return -1;
+	}
+	return 0;
+}
+
+int
+sv_cli_read_proposal(struct sv_spool *s, const char *id, struct sv_entry *en,
+    struct sv_proposal *p, struct sv_err *e)
+{
+	memset(p, 0, sizeof *p);
+	/* The file may move from new/ to cur/ under us (someone ran show). */
+	for (int tries = 0; ; tries++) {
+		char *path;
+		int dirfd, rc;
+
+		if (sv_find_proposal(s, id, en, e) < 0)
+			return -1;
+		if (en->where == SV_MISSING) {
+			sv_errf(e, 0, "no such proposal");
+			e->errnum = ENOENT;
+			return -1;
+		}
+		dirfd = en->where == SV_NEW ? s->pnew : s->pcur;
+		path = sv_xasprintf("%s/proposals/%s/%s", s->path,
+		    en->where == SV_NEW ? "new" : "cur", en->name);
+		rc = sv_proposal_read(dirfd, en->name, path, p, e);
+		if (rc == 0 && strcmp(p->id, en->id) != 0) {
+			/* Else a response would be written for another id. */
+			char *eid = sv_escape(p->id, strlen(p->id), 0);
+
+			sv_errf(e, 0, "%s: id '%s' does not match the file name",
+			    path, eid);
+			free(eid);
+			sv_proposal_free(p);
+			free(path);
+			return -1;
+		}
+		free(path);
+		if (rc == 0)
+			return 0;
+		if (e->errnum != ENOENT || tries == 4)
+			return -1;
+	}
+}
+
+int
+sv_cli_read_file(const char *path, size_t max, char **text, size_t *len,
+    struct sv_err *e)
+{
+	int fd = STDIN_FILENO;
+	int rc;
+
+	*text = NULL;
+	if (strcmp(path, "-") != 0 &&
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return sv_errf(e, errno, "can't open '%s'", path);
+	rc = sv_read_all(fd, path, max, text, len, e);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (rc < 0)
+		return -1;
+	if (strlen(*text) != *len) {
+		free(*text);
+		*text = NULL;
+		return sv_errf(e, 0, "can't read '%s': contains a NUL byte",
+		    path);
+	}
+	return 0;
+}
+
+int
+sv_cli_config_text(const char *slug, const char *tool, char **text,
+    size_t *len, struct sv_err *e)
+{
+	const struct sv_tool *t = sv_tool_find(tool);
+	struct sv_audit *a;
+	struct stat st;
+	char *dir;
+	int rc;
+
+	*text = NULL;
+	*len = 0;
+	if (!t || !t->config)
+		return 0;
+	dir = sv_audit_dir();
+	/* Reading must not create the repository as opening it would. */
+	if (stat(dir, &st) < 0) {
+		rc = errno == ENOENT ? 0 : sv_errf(e, errno, "can't open '%s'", dir);
+		free(dir);
+		return rc;
+	}
+	rc = sv_audit_open(&a, dir, e);
+	free(dir);
+	if (rc < 0)
+		return -1;
+	rc = sv_audit_read(a, slug, t->config, text, len, e);
+	sv_audit_close(a);
+	return rc;
+}
+
+const char *
+sv_cli_state(const struct sv_entry *en)
+{
+	if (en->where == SV_NEW)
+		return "new";
+	if (strchr(en->flags, 'R'))
+		return "decided";
+	if (strchr(en->flags, 'T'))
+		return "withdrawn";
+	return "seen";
+}
+
+void
+sv_cli_age(time_t secs, char *buf, size_t n)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 60)
+		snprintf(buf, n, "%llds", (long long)secs);
+	else if (secs < 3600)
+		snprintf(buf, n, "%lldm", (long long)secs / 60);
+	else if (secs < 86400)
+		snprintf(buf, n, "%lldh", (long long)secs / 3600);
+	else
+		snprintf(buf, n, "%lldd", (long long)secs / 86400);
+}
+
+char *
+sv_cli_list_line(const char *slug, const struct sv_entry *en,
+    const struct sv_proposal *p, time_t now)
+{
+	char age[32] = "?";
+	char *summary, *esummary, *etool, *line;
+	time_t arrived;
+
+	if (sv_parse_iso8601(p->arrival_timestamp, &arrived) == 0)
+		sv_cli_age(now - arrived, age, sizeof age);
+	summary = sv_payload_summary(p->tool, p->proposed_file);
+	esummary = sv_escape(summary ? summary : "",
+	    summary ? strlen(summary) : 0, 0);
+	etool = sv_escape(p->tool, strlen(p->tool), 0);
+	line = sv_xasprintf("%s\t%s\t%s\t%s\t%s\t%s", en->id, slug, etool, age,
+	    sv_cli_state(en), esummary);
+	free(summary);
+	free(esummary);
+	free(etool);
+	return line;
+}
+
+static int
+cmp_row(const void *a, const void *b)
+{
+	const struct sv_cli_row *x = a, *y = b;
+	int c = strcmp(x->arrival, y->arrival);
+
+	return c ? c : strcmp(x->id, y->id);
+}
+
+/* Add the rows of one bottle; -1 when something could not be read. */
+static int
+pending_bottle(const char *slug, time_t now, struct sv_cli_row **rows,
+    size_t *n, size_t *cap)
+{
+	struct sv_entry *v;
+	struct sv_spool s;
+	struct sv_err e;
+	size_t nv;
+	int rc = 0;
+
+	if (sv_valid_slug(slug, &e) < 0 ||
+	    sv_spool_open_slug(&s, slug, 0, &e) < 0) {
+		char *eslug = sv_escape(slug, strlen(slug), 0);
+
+		sv_warnx("can't list '%s': %s", eslug, e.msg);
+		free(eslug);
+		return -1;
+	}
+	if (sv_list_pending(&s, &v, &nv, &e) < 0) {
+		sv_warnx("can't list '%s': %s", slug, e.msg);
+		sv_spool_close(&s);
+		return -1;
+	}
+	for (size_t i = 0; i < nv; i++) {
+		struct sv_proposal p;
+		struct sv_entry en;
+
+		if (sv_cli_read_proposal(&s, v[i].id, &en, &p, &e) < 0) {
+			/* Decided and archived since the scan: not pending. */
+			if (e.errnum != ENOENT) {
+				sv_warn_err(&e);
+				rc = -1;
+			}
+			continue;
+		}
+		if (*n == *cap) {
+			*cap = *cap ? 2 * *cap : 16;
+			*rows = sv_xrealloc(*rows, *cap * sizeof **rows);
+		}
+		(*rows)[*n].id = sv_xstrdup(en.id);
+		(*rows)[*n].arrival = sv_xstrdup(p.arrival_timestamp);
+		(*rows)[*n].line = sv_cli_list_line(slug, &en, &p, now);
+		(*n)++;
+		sv_proposal_free(&p);
+	}
+	sv_entries_free(v);
+	sv_spool_close(&s);
+	return rc;
+}
+
+int
+sv_cli_pending(char *const *slugs, size_t nslugs, time_t now,
+    struct sv_cli_row **rows, size_t *n)
+{
+	size_t cap = 0;
+	int rc = 0;
+
+	*rows = NULL;
+	*n = 0;
+	for (size_t i = 0; i < nslugs; i++)
+		if (pending_bottle(slugs[i], now, rows, n, &cap) < 0)
+			rc = -1;
+	if (*n)
+		qsort(*rows, *n, sizeof **rows, cmp_row);
+	return rc;
+}
+
+void
+sv_cli_rows_free(struct sv_cli_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].id);
+		free(rows[i].arrival);
+		free(rows[i].line);
+	}
+	free(rows);
+}
+
+/* Refuse what the daemon's strict loader would refuse in our own fields. */
+static int
+check_text(const char *what, const char *s, size_t max, struct sv_err *e)
+{
+	size_t len = strlen(s);
+	json_t *j;
+
+	if (len > max)
+		return sv_errf(e, 0, "%s: longer than %zu bytes", what, max);
+	if (!(j = json_stringn(s, len)))
+		return sv_errf(e, 0, "%s: not valid UTF-8", what);
+	json_decref(j);
+	return 0;
+}
+
+int
+sv_cli_respond(struct sv_spool *s, const struct sv_proposal *p,
+    enum sv_status status, const char *notes, const char *final_file,
+    char **path, struct sv_err *e)
+{
+	struct sv_response r;
+	struct timespec now;
+	char at[64];
+	struct sv_err de;
+	int rc = -1;
+
+	*path = NULL;
+	memset(&r, 0, sizeof r);
+	clock_gettime(CLOCK_REALTIME, &now);
+	r.proposal_id = p->id;
+	r.status = status;
+	r.notes = (char *)(notes ? notes : "");
+	r.decided_by = sv_operator();
+	r.decided_at = sv_iso8601(&now, at, sizeof at);
+	switch (status) {
+	case SV_APPROVED:
+	case SV_MODIFIED:
+		/* An unchanged final file is an approval, as the daemon sees it. */
+		if (final_file && strcmp(final_file, p->proposed_file) != 0) {
+			if (sv_payload_check(p->tool, final_file, e) < 0)
+				goto out;
+			r.status = SV_MODIFIED;
+			r.final_file = (char *)final_file;
+		} else {
+			r.status = SV_APPROVED;
+			r.final_file = p->proposed_file;
+		}
+		break;
+	case SV_REJECTED:
+		break;
+	default:
+		sv_errf(e, 0, "no decision given");
+		goto out;
+	}
+	if (check_text("notes", r.notes, SV_TEXT_MAX, e) < 0 ||
+	    check_text("decided_by", r.decided_by, SV_SHORT_MAX, e) < 0)
+		goto out;
+	if (sv_respond(s, &r, e) < 0) {
+		/* Whatever lost the race, the operator needs to hear this. */
+		if (sv_decided(s, p->id, &de) == 1) {
+			sv_errf(e, 0, "already decided");
+			e->errnum = EEXIST;
+		}
+		goto out;
+	}
+	*path = sv_xasprintf("%s/responses/new/%s", s->path, p->id);
+	rc = 0;
+out:
+	free(r.decided_by);
+	return rc;
+}
+
+int
+sv_cli_decide(const char *arg, enum sv_status status, const char *notes,
+    const char *final_file, char **path, struct sv_err *e)
+{
+	struct sv_spool s;
+	struct sv_entry en;
+	struct sv_proposal p;
+	int rc;
+
+	*path = NULL;
+	if (sv_cli_open_proposal(arg, &s, &en, &p, e) < 0)
+		return -1;
+	rc = sv_cli_respond(&s, &p, status, notes, final_file, path, e);
+	sv_proposal_free(&p);
+	sv_spool_close(&s);
+	return rc;
+}

@@ -49,7 +49,9 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (!tool || !justification || argc > 1 || (file && argc == 1))
+	/* With no payload given, a terminal on stdin would just sit there. */
+	if (!tool || !justification || argc > 1 || (file && argc == 1) ||
+	    (!file && argc == 0 && isatty(STDIN_FILENO)))
 		usage(stderr, 2);
 	if (!slug || !*slug) {
 		sv_warnx("no bottle: give -s SLUG or set SUPERVISE_BOTTLE_SLUG");

@@ -138,10 +138,15 @@ sv_record_loadb(const char *buf, size_t len, const char *path, json_t **out,
 		    p.line, p.column);
 	}
 	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-	if (j == NULL)
-		return sv_errf(e, 0, "%s:%d:%d: %s", path,
-		    je.line < 1 ? 1 : je.line, je.column < 1 ? 1 : je.column,
-		    je.text);
+	if (j == NULL) {
+		/* jansson quotes the text "near" the error: it may be anything. */
+		char *why = sv_escape(je.text, strlen(je.text), 0);
+
+		sv_errf(e, 0, "%s:%d:%d: %s", path, je.line < 1 ? 1 : je.line,
+		    je.column < 1 ? 1 : je.column, why);
+		free(why);
+		return -1;
+	}
 	if (!json_is_object(j)) {
 		json_decref(j);
 		/* buf has no NUL inside, but may lack one at the end. */
@@ -170,9 +175,13 @@ sv_record_load(int dirfd, const char *name, const char *path, json_t **out,
 
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == ELOOP)
-			return sv_errf(e, ELOOP,
-			    "can't open '%s': is a symbolic link, refused", path);
+		if (errno == ELOOP) {
+			sv_errf(e, 0, "can't open '%s': is a symbolic link, refused",
+			    path);
+			if (e)
+				e->errnum = ELOOP;
+			return -1;
+		}
 		return sv_errf(e, errno, "can't open '%s'", path);
 	}
 	if (fstat(fd, &st) < 0) {
@@ -187,8 +196,11 @@ sv_record_load(int dirfd, const char *name, const char *path, json_t **out,
 	}
 	if (st.st_size > SV_RECORD_MAX) {
 		close(fd);
-		return sv_errf(e, EFBIG, "can't read '%s': larger than %d bytes",
-		    path, SV_RECORD_MAX);
+		sv_errf(e, 0, "can't read '%s': larger than %d bytes", path,
+		    SV_RECORD_MAX);
+		if (e)
+			e->errnum = EFBIG;
+		return -1;
 	}
 	r = sv_read_all(fd, path, SV_RECORD_MAX, &buf, &len, e);
 	close(fd);

@@ -234,15 +234,19 @@ sv_spool_open(struct sv_spool *s, const char *path, const char *slug,
 		*fd = openat(parent, leaf,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (*fd < 0) {
+			int saved = errno;
 			struct stat st;
 
-			if ((errno == ELOOP || errno == ENOTDIR) &&
+			if ((saved == ELOOP || saved == ENOTDIR) &&
 			    fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    S_ISLNK(st.st_mode))
-				sv_errf(e, ELOOP, "can't open '%s/%s': is a "
+			    S_ISLNK(st.st_mode)) {
+				sv_errf(e, 0, "can't open '%s/%s': is a "
 				    "symbolic link, refused", path, sub);
-			else
-				sv_errf(e, errno, "can't open '%s/%s'", path, sub);
+				if (e)
+					e->errnum = ELOOP;
+			} else {
+				sv_errf(e, saved, "can't open '%s/%s'", path, sub);
+			}
 			goto fail;
 		}
 	}

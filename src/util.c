@@ -343,13 +343,7 @@ sv_read_all(int fd, const char *path, size_t max, char **buf, size_t *len,
 	b = sv_xmalloc(cap);
 	for (;;) {
 		if (n == cap - 1) {
-			/* Read one byte past max to tell "exactly max" from "more". */
-			if (cap - 1 > max) {
-				free(b);
-				return sv_errf(e, EFBIG,
-				    "can't read '%s': larger than %zu bytes",
-				    path, max);
-			}
+			/* Room for one byte past max: "exactly max" is not "more". */
 			cap = cap * 2 > max + 2 ? max + 2 : cap * 2;
 			b = sv_xrealloc(b, cap);
 		}
@@ -365,8 +359,11 @@ sv_read_all(int fd, const char *path, size_t max, char **buf, size_t *len,
 		n += (size_t)r;
 		if (n > max) {
 			free(b);
-			return sv_errf(e, EFBIG,
-			    "can't read '%s': larger than %zu bytes", path, max);
+			sv_errf(e, 0, "can't read '%s': larger than %zu bytes",
+			    path, max);
+			if (e)
+				e->errnum = EFBIG;
+			return -1;
 		}
 	}
 	b[n] = '\0';

@@ -1,0 +1,219 @@
+/*
+ * util.c tests: error values, terminal escaping of agent text, UTC
+ * timestamps, where the spool lives, bounded reads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervise.h"
+#include "tap.h"
+
+static void
+esc_is(const char *in, size_t len, int flags, const char *want,
+    const char *what)
+{
+	char *got = sv_escape(in, len, flags);
+
+	is_str(got, want, "escape: %s", what);
+	free(got);
+}
+
+static void
+test_errors(void)
+{
+	struct sv_err e;
+
+	ok(sv_errf(&e, 0, "can't open '%s'", "x") == -1, "sv_errf returns -1");
+	is_str(e.msg, "can't open 'x'", "sv_errf without errno");
+	ok(e.errnum == 0, "errnum 0 kept");
+	sv_errf(&e, ENOENT, "can't open '%s'", "y");
+	is_str(e.msg, "can't open 'y': No such file or directory",
+	    "sv_errf appends strerror");
+	ok(e.errnum == ENOENT, "errnum kept");
+	ok(sv_errf(NULL, 0, "nothing") == -1, "sv_errf with no err is safe");
+
+	sv_setprog("/usr/local/bin/supervise-list");
+	is_str(sv_prog, "supervise-list", "sv_setprog keeps the base name");
+	sv_setprog("supervise-show");
+	is_str(sv_prog, "supervise-show", "sv_setprog with a bare name");
+
+	char *s = sv_xasprintf("%s-%d", "a", 7);
+	is_str(s, "a-7", "sv_xasprintf");
+	free(s);
+}
+
+static void
+test_escape(void)
+{
+	char buf[1000];
+	char *got;
+	size_t i;
+
+	esc_is("plain text", 10, 0, "plain text", "plain ASCII unchanged");
+	esc_is("a\\b", 3, 0, "a\\\\b", "backslash doubled");
+	esc_is("\x1b[31mred\x1b[0m", 12, 0, "\\x1b[31mred\\x1b[0m",
+	    "ESC[31m made visible");
+	esc_is("\x1b]0;title\x07", 10, 0, "\\x1b]0;title\\x07",
+	    "OSC title sequence made visible");
+	esc_is("a\tb\nc", 5, 0, "a\\tb\\nc", "tab and newline escaped");
+	esc_is("a\tb\nc", 5, SV_ESC_NL, "a\\tb\nc", "SV_ESC_NL keeps newline");
+	esc_is("a\r\nb", 4, SV_ESC_NL, "a\\x0d\nb",
+	    "carriage return escaped even in multi-line mode");
+	esc_is("x\x7fy", 3, 0, "x\\x7fy", "DEL escaped");
+	esc_is("x\0y", 3, 0, "x\\x00y", "NUL escaped when inside len");
+	esc_is("\xc2\x9b" "31m", 5, 0, "\\u{9b}31m", "C1 CSI (U+009B) escaped");
+	esc_is("\xc2\x85", 2, 0, "\\u{85}", "C1 NEL escaped");
+	esc_is("abc\xe2\x80\xae" "fed", 9, 0, "abc\\u{202e}fed",
+	    "bidi override U+202E escaped");
+	esc_is("\xe2\x81\xa6x\xe2\x81\xa9", 7, 0, "\\u{2066}x\\u{2069}",
+	    "bidi isolates escaped");
+	esc_is("a\xe2\x80\x8b" "b", 5, 0, "a\\u{200b}b", "zero-width space escaped");
+	esc_is("\xd8\x9c", 2, 0, "\\u{61c}", "Arabic letter mark escaped");
+	esc_is("\xef\xbb\xbfx", 4, 0, "\\u{feff}x", "BOM escaped");
+	esc_is("caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80", 17, 0,
+	    "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
+	    "valid UTF-8 kept");
+	esc_is("a\xff" "b", 3, 0, "a\\xffb", "invalid byte escaped");
+	esc_is("\xe2\x80", 2, 0, "\\xe2\\x80", "truncated sequence escaped");
+	esc_is("\xc0\xaf", 2, 0, "\\xc0\\xaf", "overlong '/' escaped");
+	esc_is("\xed\xa0\x80", 3, 0, "\\xed\\xa0\\x80", "surrogate escaped");
+	esc_is("\xf4\x90\x80\x80", 4, 0, "\\xf4\\x90\\x80\\x80",
+	    "code point above U+10FFFF escaped");
+	esc_is("\xe2\x80\xae", 2, 0, "\\xe2\\x80",
+	    "len cuts a sequence: bytes escaped, nothing read past len");
+	esc_is("", 0, 0, "", "empty string");
+
+	/* Worst case growth: every byte becomes four. */
+	memset(buf, 0xff, sizeof buf);
+	got = sv_escape(buf, sizeof buf, 0);
+	ok(strlen(got) == 4 * sizeof buf, "all-invalid input: %zu bytes out",
+	    strlen(got));
+	free(got);
+	for (i = 0; i < sizeof buf; i += 3)
+		memcpy(buf + i, "\xc2\x9b\x1b", i + 3 <= sizeof buf ? 3 : 1);
+	got = sv_escape(buf, sizeof buf, 0);
+	ok(got != NULL && strchr(got, 0x1b) == NULL &&
+	    strstr(got, "\xc2\x9b") == NULL, "C1 and ESC mix: nothing raw left");
+	free(got);
+}
+
+static void
+test_time(void)
+{
+	struct timespec ts = {0, 123456789};
+	char buf[64];
+	time_t t;
+
+	is_str(sv_iso8601(&ts, buf, sizeof buf), "1970-01-01T00:00:00.123456Z",
+	    "iso8601 of the epoch with microseconds");
+	ts.tv_sec = 1795370400;	/* 2026-11-22T18:00:00Z */
+	ts.tv_nsec = 5000;
+	is_str(sv_iso8601(&ts, buf, sizeof buf), "2026-11-22T18:00:00.000005Z",
+	    "iso8601 pads microseconds");
+	ok(sv_iso8601(&ts, buf, 20) == NULL, "iso8601 refuses a short buffer");
+	ok(sv_parse_iso8601("2026-11-22T18:00:00.000005Z", &t) == 0 &&
+	    t == 1795370400, "parse round trip");
+	ok(sv_parse_iso8601("2026-11-22T18:00:00Z", &t) == 0 && t == 1795370400,
+	    "parse without fraction");
+	ok(sv_parse_iso8601("2024-02-29T00:00:00Z", &t) == 0, "leap day");
+	const char *bad[] = {
+		"", "2026-11-22", "2026-11-22 18:00:00Z", "2026-11-22T18:00:00",
+		"2026-11-22T18:00:00+01:00", "2026-11-22T18:00:00.Z",
+		"2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z",
+		"2026-13-01T00:00:00Z", "2026-11-22T24:00:00Z",
+		"2026-11-22T18:60:00Z", "2026-11-22T18:00:00Zjunk",
+		"2026-1-22T18:00:00Z", "x026-11-22T18:00:00Z",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ok(sv_parse_iso8601(bad[i], &t) == -1, "parse refuses '%s'",
+		    bad[i]);
+}
+
+static void
+test_paths(void)
+{
+	char *s;
+
+	setenv("SUPERVISE_ROOT", "/srv/sup", 1);
+	is_str(sv_root(), "/srv/sup", "SUPERVISE_ROOT");
+	s = sv_queue_dir("web1");
+	is_str(s, "/srv/sup/queue/web1", "queue dir under the root");
+	free(s);
+	unsetenv("SUPERVISE_AUDIT_DIR");
+	s = sv_audit_dir();
+	is_str(s, "/srv/sup/audit.git", "audit dir defaults under the root");
+	free(s);
+	setenv("SUPERVISE_AUDIT_DIR", "/var/audit.git", 1);
+	s = sv_audit_dir();
+	is_str(s, "/var/audit.git", "SUPERVISE_AUDIT_DIR");
+	free(s);
+	setenv("SUPERVISE_ROOT", "", 1);
+	setenv("HOME", "/home/op", 1);
+	is_str(sv_root(), "/home/op/.bot-bottle", "empty root: HOME fallback");
+	unsetenv("SUPERVISE_ROOT");
+	setenv("HOME", "/home/op/", 1);
+	is_str(sv_root(), "/home/op/.bot-bottle", "HOME with trailing slash");
+	unsetenv("HOME");
+	s = (char *)sv_root();
+	ok(strlen(s) > strlen("/.bot-bottle") &&
+	    strcmp(s + strlen(s) - 12, "/.bot-bottle") == 0,
+	    "no HOME: the password entry's home (%s)", s);
+}
+
+static void
+test_io(void)
+{
+	char path[] = "/tmp/supervise-util.XXXXXX", *buf, *big;
+	struct sv_err e;
+	size_t len, n = 100000, i;
+	int fd, p[2];
+
+	fd = mkstemp(path);
+	ok(fd >= 0, "temp file");
+	big = malloc(n);
+	for (i = 0; i < n; i++)
+		big[i] = 'a' + i % 26;
+	ok(sv_write_all(fd, big, n) == 0, "write_all 100000 bytes");
+	lseek(fd, 0, SEEK_SET);
+	ok(sv_read_all(fd, "f", n, &buf, &len, &e) == 0 && len == n &&
+	    memcmp(buf, big, n) == 0 && buf[n] == '\0',
+	    "read_all exactly max bytes, NUL-terminated");
+	free(buf);
+	lseek(fd, 0, SEEK_SET);
+	buf = NULL;
+	ok(sv_read_all(fd, "f", n - 1, &buf, &len, &e) == -1 && buf == NULL,
+	    "read_all refuses max+1 bytes");
+	is_str(e.msg, "can't read 'f': larger than 99999 bytes",
+	    "read_all size message");
+	ok(e.errnum == EFBIG, "read_all: EFBIG");
+	lseek(fd, 0, SEEK_SET);
+	ok(sv_read_all(fd, "f", 10, &buf, &len, &e) == -1,
+	    "read_all refuses with a small max");
+	close(fd);
+	unlink(path);
+	free(big);
+
+	ok(pipe(p) == 0, "pipe");
+	close(p[1]);
+	ok(sv_read_all(p[0], "empty", 10, &buf, &len, &e) == 0 && len == 0 &&
+	    buf[0] == '\0', "read_all of nothing");
+	free(buf);
+	close(p[0]);
+	ok(sv_read_all(-1, "bad", 10, &buf, &len, &e) == -1, "read_all bad fd");
+	is_str(e.msg, "can't read 'bad': Bad file descriptor", "read error message");
+}
+
+int
+main(void)
+{
+	plan(73);
+	test_errors();
+	test_escape();
+	test_time();
+	test_paths();
+	test_io();
+	return done_testing();
+}

@@ -187,10 +187,18 @@ do_start() {
 	network=${SUPERVISE_NETWORK:-bottle-$slug-internal}
 
 	[ -d "$queue" ] || die "can't use queue directory '$queue': missing (run supervise-init $slug)"
-	[ -d "$audit" ] || die "can't use audit repository '$audit': missing (run supervise-init $slug)"
 	queue=$(cd "$queue" && pwd) || die "can't enter '$queue'"
-	audit=$(cd "$audit" && pwd) || die "can't enter '$audit'"
 	user=$(owner_of "$queue")
+	# supervised makes the repository in an empty directory on first use;
+	# the bind mount needs the directory, and it must be the operator's.
+	if [ ! -d "$audit" ]; then
+		{ mkdir -p "$(dirname "$audit")" && mkdir -m 700 "$audit"; } ||
+			die "can't create '$audit'"
+		if [ "$(id -u)" = 0 ]; then
+			chown "$user" "$audit" || die "can't give '$audit' to $user"
+		fi
+	fi
+	audit=$(cd "$audit" && pwd) || die "can't enter '$audit'"
 	[ "$(owner_of "$audit")" = "$user" ] ||
 		echo "$prog: warning: '$audit' is owned by $(owner_of "$audit"), '$queue' by $user; supervised runs as $user" >&2
 

@@ -113,8 +113,11 @@ int sv_status_parse(const char *s, enum sv_status *out);
 /*
  * Read a record file strictly: regular file (O_NOFOLLOW), at most
  * SV_RECORD_MAX bytes, no NUL byte, valid UTF-8 JSON with no duplicate
- * keys, an object at top level.  Errors read "PATH:LINE:COLUMN: reason".
- * `path` is the name used in messages.
+ * keys, an object at top level.  Errors in the text read
+ * "PATH:LINE:COLUMN: reason" (columns count characters, as jansson's);
+ * a file refused as a whole (symlink, fifo, too large) reads
+ * "can't open|read 'PATH': reason".  `path` is the name used in messages;
+ * *text (may be NULL) receives the NUL-terminated text.
  */
 int sv_record_load(int dirfd, const char *name, const char *path,
     json_t **out, char **text, struct sv_err *e);
@@ -122,7 +125,12 @@ int sv_record_load(int dirfd, const char *name, const char *path,
 int sv_record_loadb(const char *buf, size_t len, const char *path,
     json_t **out, struct sv_err *e);
 
-/* Strict shape checks: unknown keys, wrong types, oversize fields. */
+/*
+ * Strict shape checks: unknown keys, wrong types, oversize fields, and
+ * values with a form (ids, slugs, times, hashes, status).  `text` is the
+ * record's NUL-terminated text, used only to say where a key is; NULL:
+ * messages read "PATH: reason".
+ */
 int sv_proposal_from_json(json_t *j, const char *path, const char *text,
     struct sv_proposal *p, struct sv_err *e);
 int sv_response_from_json(json_t *j, const char *path, const char *text,
@@ -139,13 +147,16 @@ int sv_response_read(int dirfd, const char *name, const char *path,
  * proposal fields must equal the proposal's except proposed_file; an edited
  * proposed_file or a final_file that differs from the proposal makes the
  * status modified; approved gets final_file = proposed_file; rejected
- * carries no final_file; decided_at defaults to `mtime`.
+ * carries no final_file; decided_at defaults to `mtime` (NULL: now).  A
+ * modified final_file must pass sv_payload_check.  The merged copy is
+ * freed, so sv_response_dump then writes only the response fields.
  */
 int sv_response_resolve(struct sv_response *r, const struct sv_proposal *p,
     const char *owner, const struct timespec *mtime, const char *path,
     struct sv_err *e);
 
-/* JSON text, 2-space indent, sorted keys, trailing newline; malloc'd. */
+/* JSON text, 2-space indent, sorted keys, trailing newline; malloc'd.
+ * NULL when a field is not valid UTF-8. */
 char *sv_proposal_dump(const struct sv_proposal *p);
 char *sv_response_dump(const struct sv_response *r);
 json_t *sv_proposal_json(const struct sv_proposal *p);

@@ -526,7 +526,7 @@ main(void)
 		perror(dir);
 		return 1;
 	}
-	plan(105);
+	plan(93);
 	test_bad_inputs();
 	test_files();
 	test_responses();

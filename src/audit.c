@@ -44,6 +44,7 @@
 #include "supervise.h"
 
 #define LOCK_NAME	"supervise.lock"
+#define INIT_MARKER	"supervise.init"	/* a creation under way */
 #define LOCK_WAIT_MS	30000	/* how long to wait for another committer */
 #define CAS_TRIES	60	/* compare-and-swap attempts per commit */
 #define STALE_LOCK_SECS	60	/* a git .lock older than this is stale */
@@ -73,9 +74,9 @@ git_fail(struct sv_err *e, int code, const char *fmt, ...)
 }
 
 static void
-sleep_ms(long ms)
+sleep_us(long us)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = { us / 1000000L, (us % 1000000L) * 1000L };
 
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
@@ -106,12 +107,13 @@ host_name(char *buf, size_t n)
 /*
  * Wait for the committers' flock, bounded: a committer holds it for
  * milliseconds, so half a minute means something is wrong (a stopped
- * process), and saying so beats hanging a daemon.
+ * process), and saying so beats hanging a daemon.  flock has no timeout,
+ * so poll; short naps keep the lock busy when committers queue up.
  */
 static int
 audit_lock(struct sv_audit *a, struct sv_err *e)
 {
-	long start = now_ms(), delay = 1;
+	long start = now_ms(), delay = 100;
 
 	for (;;) {
 		if (flock(a->lockfd, LOCK_EX | LOCK_NB) == 0)
@@ -123,8 +125,8 @@ audit_lock(struct sv_audit *a, struct sv_err *e)
 			return sv_errf(e, 0, "can't lock '%s/%s': another "
 			    "committer has held it for %d s", a->path, LOCK_NAME,
 			    LOCK_WAIT_MS / 1000);
-		sleep_ms(delay);
-		if (delay < 20)
+		sleep_us(delay);
+		if (delay < 2000)
 			delay *= 2;
 	}
 }
@@ -182,10 +184,64 @@ only_lock_file(const char *path)
 	return ok;
 }
 
+/*
+ * Open the repository, creating it first when needed; called under the
+ * lock.  A creation killed half way would leave a directory that is
+ * neither empty nor a repository, so it is bracketed by a marker file:
+ * while AUDIT/supervise.init exists, (re)initialising is what to do, and
+ * libgit2 completes a partial repository on a second init.
+ */
+static int
+audit_init(struct sv_audit *a, struct sv_err *e)
+{
+	git_repository_init_options io;
+	struct stat st;
+	char *marker = sv_xasprintf("%s/%s", a->path, INIT_MARKER);
+	int rc, fd, interrupted;
+
+	interrupted = lstat(marker, &st) == 0;
+	rc = git_repository_open_ext(&a->repo, a->path,
+	    GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
+	if (rc == 0 && !interrupted)
+		goto out;
+	if (rc < 0 && rc != GIT_ENOTFOUND) {
+		git_fail(e, rc, "can't open the audit repository '%s'", a->path);
+		goto out;
+	}
+	if (rc == GIT_ENOTFOUND && !interrupted && !only_lock_file(a->path)) {
+		rc = sv_errf(e, 0, "can't use '%s' as the audit repository: it "
+		    "is not a git repository and not empty", a->path);
+		goto out;
+	}
+	git_repository_free(a->repo);
+	a->repo = NULL;
+	fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1 || fsync(fd) == -1) {
+		rc = sv_errf(e, errno, "can't create '%s'", marker);
+		if (fd != -1)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	io.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
+	io.initial_head = "main";
+	rc = git_repository_init_ext(&a->repo, a->path, &io);
+	if (rc < 0) {
+		git_fail(e, rc, "can't create the audit repository '%s'",
+		    a->path);
+		goto out;
+	}
+	if (unlink(marker) == -1)
+		rc = sv_errf(e, errno, "can't remove '%s'", marker);
+out:
+	free(marker);
+	return rc < 0 ? -1 : 0;
+}
+
 int
 sv_audit_open(struct sv_audit **out, const char *path, struct sv_err *e)
 {
-	git_repository_init_options io;
 	struct sv_audit *a;
 	char *lockpath;
 	int rc;
@@ -193,7 +249,6 @@ sv_audit_open(struct sv_audit **out, const char *path, struct sv_err *e)
 	*out = NULL;
 	if ((rc = git_libgit2_init()) < 0)
 		return git_fail(e, rc, "can't initialise libgit2");
-	git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
 	a = sv_xmalloc(sizeof *a);
 	memset(a, 0, sizeof *a);
@@ -215,24 +270,7 @@ sv_audit_open(struct sv_audit **out, const char *path, struct sv_err *e)
 	/* Under the lock, so two first users do not both initialise. */
 	if (audit_lock(a, e) == -1)
 		goto fail;
-	rc = git_repository_open_ext(&a->repo, a->path,
-	    GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
-	if (rc == GIT_ENOTFOUND) {
-		if (!only_lock_file(a->path)) {
-			audit_unlock(a);
-			sv_errf(e, 0, "can't use '%s' as the audit repository: "
-			    "it is not a git repository and not empty", a->path);
-			goto fail;
-		}
-		io.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
-		io.initial_head = "main";
-		rc = git_repository_init_ext(&a->repo, a->path, &io);
-		if (rc < 0)
-			git_fail(e, rc, "can't create the audit repository '%s'",
-			    a->path);
-	} else if (rc < 0) {
-		git_fail(e, rc, "can't open the audit repository '%s'", a->path);
-	}
+	rc = audit_init(a, e);
 	audit_unlock(a);
 	if (rc < 0)
 		goto fail;
@@ -793,7 +831,7 @@ audit_commit(struct sv_audit *a, plan_fn build, void *ctx,
 			break;
 		}
 		/* Someone else moved or holds the branch: back off, rebuild. */
-		sleep_ms(attempt < 7 ? 1L << attempt : 100);
+		sleep_us(attempt < 7 ? 1000L << attempt : 100000L);
 	}
 	audit_unlock(a);
 out:

@@ -1,0 +1,85 @@
+#!/bin/sh
+# Several consumers (one per bottle) committing into one audit repository
+# at the same time: every decision is one commit, none lost or doubled,
+# history linear, git fsck --strict clean.
+. "$(dirname "$0")/lib.sh"
+plan 9
+
+N=4
+M=50
+A=$SUPERVISE_ROOT/audit.git
+g() { git -C "$A" "$@"; }
+drain() {
+	if [ -x "$T_BUILD/bin/supervised" ]; then
+		SUPERVISE_BOTTLE_SLUG=$1 timeout 120 supervised --drain
+	else
+		SUPERVISE_BOTTLE_SLUG=$1 timeout 120 "$T_BUILD/t/drain"
+	fi
+}
+
+# M decided proposals per bottle, alternating approve and reject, each an
+# egress route for a host of its own so every approval changes routes.json.
+i=1
+while [ "$i" -le "$N" ]; do
+	supervise-init "b$i" >/dev/null
+	k=1
+	: >approve.ids
+	: >reject.ids
+	while [ "$k" -le "$M" ]; do
+		id=$(supervise-propose -s "b$i" -t egress-block -j "job $k" \
+		    "{\"host\": \"h$k.b$i.example\"}") || break
+		if [ $((k % 2)) -eq 0 ]; then
+			echo "$id" >>reject.ids
+		else
+			echo "$id" >>approve.ids
+		fi
+		k=$((k + 1))
+	done
+	supervise-approve -n ok <approve.ids >/dev/null
+	supervise-reject -n no <reject.ids >/dev/null
+	i=$((i + 1))
+done
+waiting=$(ls "$SUPERVISE_ROOT"/queue/b*/responses/new | grep -c R)
+check_same "$((N * M)) responses waiting" "$waiting" $((N * M))
+
+# One consumer per bottle, all at once.
+start=$(date +%s%N)
+i=1
+while [ "$i" -le "$N" ]; do
+	drain "b$i" >"out$i" 2>"err$i" &
+	echo $! >"drain$i.pid"
+	i=$((i + 1))
+done
+fails=0
+i=1
+while [ "$i" -le "$N" ]; do
+	wait "$(cat "drain$i.pid")" || fails=$((fails + 1))
+	rm -f "drain$i.pid"
+	i=$((i + 1))
+done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+diag "$N consumers, $((N * M)) decisions: $ms ms ($((ms * 1000 / (N * M))) us per commit)"
+check_same "every consumer succeeded" "$fails" 0
+[ "$fails" -eq 0 ] || diag "$(cat err*)"
+
+check_same "exactly N*M commits" "$(g rev-list --count main)" $((N * M))
+check_same "one commit per Proposal-Id" \
+    "$(g log --format='%(trailers:key=Proposal-Id,valueonly)' main |
+    sed '/^$/d' | sort | uniq | wc -l | tr -d ' ')" $((N * M))
+check_same "no merges" "$(g rev-list --merges main | wc -l | tr -d ' ')" 0
+check_same "every commit has one parent but the root" \
+    "$(g rev-list --parents main | awk '{ print NF }' | sort | uniq -c |
+    tr -s ' ' | sed 's/^ //')" "$(printf '1 1\n%d 2' $((N * M - 1)))"
+check "git fsck --strict is clean" g fsck --strict --no-progress
+approved=0
+i=1
+while [ "$i" -le "$N" ]; do
+	n=$(g show "main:b$i/egress/routes.json" | grep -c '"host"')
+	approved=$((approved + n))
+	i=$((i + 1))
+done
+check_same "every approved route is in its bottle's routes.json" \
+    "$approved" $((N * M / 2))
+check_same "nothing left in responses/new" \
+    "$(ls "$SUPERVISE_ROOT"/queue/b*/responses/new | grep -c R)" 0
+done_testing

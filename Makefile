@@ -157,3 +157,32 @@ check-load: all $(TESTS)
 	    LOAD_N=$(LOAD_N) prove -v t/0440-load.t
 
 .PHONY: fuzz fuzz-build fuzz-smoke check-valgrind check-load
+
+# check-container: the sidecar image end to end (t/container/) with podman.
+# As root with apt, installs podman and what it needs here when missing;
+# mk/container-base.sh makes the debian:bookworm-slim base image locally
+# once (debootstrap) and the engine keeps it.  CONTAINERS_CONF defaults to
+# the test's own (see t/container/containers.conf).
+CONTAINER_PKGS = podman runc netavark aardvark-dns debootstrap curl git
+check-container: all
+	@missing=; for p in $(CONTAINER_PKGS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || \
+	        missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "check-container: installing$$missing" >&2; \
+	        export DEBIAN_FRONTEND=noninteractive; \
+	        apt-get update -qq >&2 && \
+	        apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	    else \
+	        echo "check-container: missing Debian packages:$$missing" >&2; \
+	    fi; \
+	fi
+	CONTAINERS_CONF="$${CONTAINERS_CONF:-$(CURDIR)/t/container/containers.conf}" \
+	    SUPERVISE_CONTAINER_CLI=podman sh mk/container-base.sh
+	CONTAINERS_CONF="$${CONTAINERS_CONF:-$(CURDIR)/t/container/containers.conf}" \
+	    PATH="$(CURDIR)/$(O)/bin:$$PATH" SUPERVISE_BUILD="$(CURDIR)/$(O)" \
+	    prove $(PROVEFLAGS) t/container/
+
+.PHONY: check-container

@@ -484,10 +484,14 @@ fill_entry(struct sv_entry *out, const char *id, enum sv_where where,
 		snprintf(out->name, sizeof out->name, "%s:2,%s", id, flags);
 }
 
-/* Scan cur/ for ID:2,* with flags no probe expected. 1/0/-1. */
+/*
+ * Scan cur/ for ID:2,* with flags no probe expected. 1/0/-1.  With
+ * any_type, anything under that name counts (it blocks a decision);
+ * else only a regular file, and something else there is an error.
+ */
 static int
-scan_cur(int dirfd, const char *label, const char *id, struct sv_entry *out,
-    struct sv_err *e)
+scan_cur(int dirfd, const char *label, const char *id, int any_type,
+    struct sv_entry *out, struct sv_err *e)
 {
 	char pid[SV_ID_MAX + 1], flags[16];
 	size_t idlen = strlen(id);
@@ -508,7 +512,7 @@ scan_cur(int dirfd, const char *label, const char *id, struct sv_entry *out,
 		if (sv_parse_name(d->d_name, pid, sizeof pid, flags,
 		    sizeof flags) < 0 || strcmp(pid, id) != 0)
 			continue;
-		if (d->d_type != DT_REG && d->d_type != DT_UNKNOWN) {
+		if (!any_type && d->d_type != DT_REG && d->d_type != DT_UNKNOWN) {
 			sv_errf(e, 0, "'%s/%s' is not a regular file, refused",
 			    label, d->d_name);
 			found = -1;
@@ -557,7 +561,7 @@ sv_find_proposal(struct sv_spool *s, const char *id, struct sv_entry *out,
 				return r;
 			}
 		}
-		r = scan_cur(s->pcur, "proposals/cur", id, out, e);
+		r = scan_cur(s->pcur, "proposals/cur", id, 0, out, e);
 		if (r != 0)
 			return r;
 	}
@@ -660,11 +664,7 @@ sv_decided(struct sv_spool *s, const char *id, struct sv_err *e)
 	if (r > 0 && strchr(ent.flags, 'R'))
 		return 1;
 	/* A response moved to cur/ by hand may carry other flags. */
-	r = scan_cur(s->rcur, "responses/cur", id, NULL, e);
-	if (r < 0 && e)
-		/* A non-regular file there still means a decision exists. */
-		return strstr(e->msg, "not a regular file") ? 1 : -1;
-	return r;
+	return scan_cur(s->rcur, "responses/cur", id, 1, NULL, e);
 }
 
 static int

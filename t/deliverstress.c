@@ -8,6 +8,8 @@
  * - Deciders race sv_respond on one id: exactly one wins, every other
  *   one gets "proposal ID was already decided", and the winner's
  *   response is the one on disk.
+ * - Processes add different flags to the same proposals at once: every
+ *   flag lands, in ASCII order, one file per proposal.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +28,7 @@
 #define EACH 500
 #define ROUNDS 30
 #define RACERS 4
+#define FLAGGED 50
 
 static char top[64], qdir[128];
 
@@ -339,6 +343,79 @@ test_races(void)
 	sv_spool_close(&s);
 }
 
+/*
+ * Processes add different flags to the same proposals at once: a rename
+ * that loses (its source name is gone) looks again, so no flag is lost.
+ */
+static void
+test_flag_races(void)
+{
+	static const char *const flags[] = {"F", "P", "R", "T"};
+	char ids[FLAGGED][SV_ID_MAX + 1];
+	int i, f, start[2], failed = 0, complete = 0, single = 0;
+	pid_t pids[4];
+	struct sv_spool s;
+	struct sv_err e;
+
+	open_spool(&s);
+	for (i = 0; i < FLAGGED; i++) {
+		struct sv_proposal p = {0};
+
+		p.tool = sv_xstrdup("pipelock-block");
+		p.proposed_file = sv_xstrdup("https://flags.example.org/");
+		p.justification = sv_xstrdup("flags");
+		p.current_file_hash = sv_xstrdup(
+		    "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+		if (sv_propose(&s, &p, &e) < 0)
+			printf("# %s\n", e.msg);
+		snprintf(ids[i], sizeof ids[i], "%s", p.id ? p.id : "");
+		sv_proposal_free(&p);
+	}
+	if (pipe(start) < 0)
+		exit(1);
+	for (f = 0; f < 4; f++) {
+		if ((pids[f] = fork()) == 0) {
+			struct sv_spool cs;
+
+			close(start[1]);
+			open_spool(&cs);
+			wait_start(start[0]);
+			for (i = 0; i < FLAGGED; i++) {
+				if (sv_add_flags(&cs, ids[i], flags[f], &e) < 0) {
+					fprintf(stderr, "# flag %s: %s\n", flags[f],
+					    e.msg);
+					_exit(1);
+				}
+			}
+			_exit(0);
+		}
+	}
+	close(start[0]);
+	close(start[1]);
+	for (f = 0; f < 4; f++)
+		if (exited(pids[f]) != 0)
+			failed++;
+	ok(failed == 0, "4 processes flagged %d proposals at once", FLAGGED);
+	for (i = 0; i < FLAGGED; i++) {
+		struct sv_entry en;
+		char name[SV_ID_MAX + 32];
+		struct stat st;
+
+		if (sv_find_proposal(&s, ids[i], &en, &e) == 1 &&
+		    strcmp(en.flags, "FPRT") == 0)
+			complete++;
+		/* One file per proposal: not left in new/ too. */
+		snprintf(name, sizeof name, "%.128s:2,FPRT", ids[i]);
+		if (fstatat(s.pcur, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    fstatat(s.pnew, ids[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+			single++;
+	}
+	ok(complete == FLAGGED, "every proposal has all four flags, in order "
+	    "(%d)", complete);
+	ok(single == FLAGGED, "each is one file, cur/ID:2,FPRT (%d)", single);
+	sv_spool_close(&s);
+}
+
 int
 main(void)
 {
@@ -359,10 +436,11 @@ main(void)
 		return 1;
 	}
 	sv_spool_close(&s);
-	plan(13);
+	plan(16);
 	fflush(stdout);
 	test_deliveries();
 	test_races();
+	test_flag_races();
 	cmd = sv_xasprintf("rm -rf '%s'", top);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", top);

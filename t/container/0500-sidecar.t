@@ -31,7 +31,7 @@ net=supervise-t$$
 queue=$SUPERVISE_ROOT/queue/$slug
 audit=$SUPERVISE_ROOT/audit.git
 
-plan 32
+plan 33
 
 # Stop here, loudly: everything after needs a working podman.
 bail() {
@@ -86,7 +86,8 @@ check_fail "and leaves no container" podman container exists "$name"
 
 # start builds the image when missing (layers stay cached between runs)
 podman rmi -f "$SUPERVISE_IMAGE" >/dev/null 2>&1
-out=$(SUPERVISE_NETWORK=$net SUPERVISE_PUBLISH=127.0.0.1:0 \
+token=t0ken$$
+out=$(SUPERVISE_NETWORK=$net SUPERVISE_PUBLISH=127.0.0.1:0 SUPERVISE_TOKEN=$token \
 	supervise-sidecar start "$slug" 2>"$T_DIR/start.err")
 rc=$?
 [ "$rc" = 0 ] || diag "$(tail -n 40 "$T_DIR/start.err")"
@@ -114,11 +115,16 @@ check_match "a bottle container reaches it as supervise:9100" "$out" '^HTTP/1\.[
 out=$(supervise-sidecar status "$slug")
 check_same "status: running and healthy" "$?:$out" "0:$name running healthy"
 
+code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' \
+	-H 'Content-Type: application/json' --data-binary '{}' "$url/mcp")
+check_same "SUPERVISE_TOKEN reaches the daemon: no token, 401" "$code" 401
+
 # MCP: initialize, then a blocking tools/call.
 mcp() {
 	curl -sS --max-time "$1" -D "$T_DIR/headers" \
 		-H 'Content-Type: application/json' \
 		-H 'Accept: application/json, text/event-stream' \
+		-H "Authorization: Bearer $token" \
 		${session:+-H "Mcp-Session-Id: $session"} \
 		--data-binary "$2" "$url/mcp"
 }

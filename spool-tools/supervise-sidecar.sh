@@ -185,6 +185,10 @@ do_start() {
 	queue=${SUPERVISE_QUEUE_DIR:-$root/queue/$slug}
 	audit=${SUPERVISE_AUDIT_DIR:-$root/audit.git}
 	network=${SUPERVISE_NETWORK:-bottle-$slug-internal}
+	publish=
+	if [ -n "${SUPERVISE_PUBLISH:-}" ]; then
+		publish=$(publish_arg "$SUPERVISE_PUBLISH") || exit 1
+	fi
 
 	[ -d "$queue" ] || die "can't use queue directory '$queue': missing (run supervise-init $slug)"
 	queue=$(cd "$queue" && pwd) || die "can't enter '$queue'"
@@ -234,10 +238,7 @@ do_start() {
 	fi
 	# Passed by name, so the token never shows in a process listing.
 	[ -n "${SUPERVISE_TOKEN:-}" ] && set -- "$@" -e SUPERVISE_TOKEN
-	if [ -n "${SUPERVISE_PUBLISH:-}" ]; then
-		p=$(publish_arg "$SUPERVISE_PUBLISH") || exit 1
-		set -- "$@" -p "$p"
-	fi
+	[ -n "$publish" ] && set -- "$@" -p "$publish"
 	"$cli" "$@" "$image" >/dev/null 2>"$work/create.err" || {
 		cat "$work/create.err" >&2
 		"$cli" rm -f -v "$name" >/dev/null 2>&1

@@ -10,14 +10,7 @@ plan 63
 A=$SUPERVISE_ROOT/audit.git
 Q=$SUPERVISE_ROOT/queue/web1
 g() { git -C "$A" "$@"; }
-# The daemon's --drain once it is built; the library's test driver before.
-drain() {
-	if [ -x "$T_BUILD/bin/supervised" ]; then
-		SUPERVISE_BOTTLE_SLUG=${1:-web1} timeout 60 supervised --drain
-	else
-		SUPERVISE_BOTTLE_SLUG=${1:-web1} timeout 60 "$T_BUILD/t/drain"
-	fi
-}
+drain() { SUPERVISE_BOTTLE_SLUG=${1:-web1} timeout 60 supervised --drain; }
 propose() { supervise-propose -s web1 -t "$1" -j "$2" "$3"; }
 ncommits() { g rev-list --count main 2>/dev/null || echo 0; }
 trailer() { g log -1 --format="%(trailers:key=$1,valueonly)" "${2:-main}"; }
@@ -33,7 +26,7 @@ a=$(propose egress-block 'need the API' \
 supervise-approve -n 'fine' "$a" >/dev/null
 drain >out 2>err
 check_same "drain exits 0" "$?" 0
-check_same "drain reports the decision" "$(cat out)" "$a approved"
+check_same "drain reports the decision" "$(cat out)" "$a	approved"
 check_same "approve: one more commit" "$(ncommits)" 2
 check_same "subject" "$(g log -1 --format=%s)" \
     "web1: approve egress-block api.github.com"
@@ -89,7 +82,7 @@ printf '{"host": "api.github.com", "path_allowlist": ["/gists", "/issues"]}\n' \
     >final.json
 supervise-approve -f final.json -n 'not /admin' "$m" >/dev/null
 drain >out 2>err
-check_same "modify: drained" "$(cat out)" "$m modified"
+check_same "modify: drained" "$(cat out)" "$m	modified"
 check_same "modify: subject" "$(g log -1 --format=%s)" \
     "web1: modify egress-block api.github.com"
 check_same "modify: Status trailer" "$(trailer Status)" modified
@@ -103,7 +96,7 @@ check_same "modify: the proposal's /admin did not get in" \
 r=$(propose pipelock-block 'need files' 'https://files.example.org/x.tar')
 supervise-reject -n 'use the mirror' "$r" >/dev/null
 drain >out 2>err
-check_same "reject: drained" "$(cat out)" "$r rejected"
+check_same "reject: drained" "$(cat out)" "$r	rejected"
 check_same "reject: subject" "$(g log -1 --format=%s)" \
     "web1: reject pipelock-block files.example.org"
 check_same "reject: only the record changed" \
@@ -176,7 +169,7 @@ printf '{"status": "approved", "colour": "red"}\n' >"$Q/responses/tmp/$x"
 mv "$Q/responses/tmp/$x" "$Q/responses/new/$x"
 drain >out 2>err
 check_match "a malformed response is reported" "$(cat out)" \
-    "^$x refused: .*responses/new/$x:1:[0-9]+: .*colour"
+    "^$x	refused	.*responses/new/$x:1:[0-9]+: .*colour"
 check_same "malformed: no commit" "$(ncommits)" "$before"
 check_same "malformed: moved to bad/ with its reason" \
     "$(ls "$Q/responses/bad" | sed 's/~[0-9]*\.[0-9]*/~T/' | sort)" \
@@ -187,25 +180,25 @@ printf '{"status": "approved"}\n' >"$Q/responses/tmp/nosuch"
 mv "$Q/responses/tmp/nosuch" "$Q/responses/new/nosuch"
 drain >out 2>err
 check_match "a response for no proposal is refused" "$(cat out)" \
-    "^nosuch refused: .*no proposal"
+    "^nosuch	refused	.*no proposal"
 printf '{"status": "rejected"}\n' >"$Q/responses/tmp/$a"
 mv "$Q/responses/tmp/$a" "$Q/responses/new/$a"
 drain >out 2>err
 check_match "a second decision is refused" "$(cat out)" \
-    "^$a refused: .*already decided"
+    "^$a	refused	.*already decided"
 check_same "the first decision stands" "$(ncommits)" "$before"
 printf '{"status": "approved"}\n' >"$Q/responses/tmp/$x"
 chmod 622 "$Q/responses/tmp/$x"
 mv "$Q/responses/tmp/$x" "$Q/responses/new/$x"
 drain >out 2>err
 check_match "a group-writable response is refused" "$(cat out)" \
-    "^$x refused: .*writable by group or others"
+    "^$x	refused	.*writable by group or others"
 
 # Deciding by hand: the smallest response; the file's owner decided.
 printf '{"status": "approved", "notes": "by hand"}\n' >"$Q/responses/tmp/$x"
 mv "$Q/responses/tmp/$x" "$Q/responses/new/$x"
 drain >out 2>err
-check_same "hand-written approval consumed" "$(cat out)" "$x approved"
+check_same "hand-written approval consumed" "$(cat out)" "$x	approved"
 check_same "author: the owner's login, no email" \
     "$(g log -1 --format='%an|%ae')" "$(id -un)|"
 check_same "hand-written notes" "$(g log -1 --format=%b | sed -n 5p)" "by hand"

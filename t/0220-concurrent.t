@@ -9,13 +9,7 @@ N=4
 M=50
 A=$SUPERVISE_ROOT/audit.git
 g() { git -C "$A" "$@"; }
-drain() {
-	if [ -x "$T_BUILD/bin/supervised" ]; then
-		SUPERVISE_BOTTLE_SLUG=$1 timeout 120 supervised --drain
-	else
-		SUPERVISE_BOTTLE_SLUG=$1 timeout 120 "$T_BUILD/t/drain"
-	fi
-}
+drain() { SUPERVISE_BOTTLE_SLUG=$1 timeout 120 supervised --drain; }
 
 # M decided proposals per bottle, alternating approve and reject, each an
 # egress route for a host of its own so every approval changes routes.json.

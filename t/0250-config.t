@@ -11,13 +11,7 @@ g() { git -C "$A" "$@"; }
 run() { "$@" >out 2>err; rc=$?; out=$(cat out); err=$(cat err); }
 ncommits() { g rev-list --count main 2>/dev/null || echo 0; }
 trailer() { g log -1 --format="%(trailers:key=$1,valueonly)" main; }
-drain() {
-	if [ -x "$T_BUILD/bin/supervised" ]; then
-		SUPERVISE_BOTTLE_SLUG=web1 timeout 60 supervised --drain
-	else
-		SUPERVISE_BOTTLE_SLUG=web1 timeout 60 "$T_BUILD/t/drain"
-	fi
-}
+drain() { SUPERVISE_BOTTLE_SLUG=web1 timeout 60 supervised --drain; }
 unset VISUAL
 supervise-init web1 >/dev/null
 
@@ -101,12 +95,11 @@ rm -f "$kept"
 # An approval that lands while the operator edits is not reverted.
 id=$(supervise-propose -s web1 -t egress-block -j why '{"host": "c.example"}')
 supervise-approve "$id" >/dev/null
-cat >ed-slow <<EOF
+cat >ed-slow <<'EOF'
 #!/bin/sh
 # meanwhile, the daemon commits the approval
-SUPERVISE_BOTTLE_SLUG=web1 $(if [ -x "$T_BUILD/bin/supervised" ]; then
-    echo supervised --drain; else echo "'$T_BUILD/t/drain'"; fi) >/dev/null
-printf '{"routes": [{"host": "a.example"}]}\n' >"\$1"
+SUPERVISE_BOTTLE_SLUG=web1 supervised --drain >/dev/null
+printf '{"routes": [{"host": "a.example"}]}\n' >"$1"
 EOF
 chmod +x ed-slow
 before=$(ncommits)

@@ -6,13 +6,7 @@
 plan 14
 
 A=$SUPERVISE_ROOT/audit.git
-drain() {
-	if [ -x "$T_BUILD/bin/supervised" ]; then
-		SUPERVISE_BOTTLE_SLUG=$1 timeout 60 supervised --drain
-	else
-		SUPERVISE_BOTTLE_SLUG=$1 timeout 60 "$T_BUILD/t/drain"
-	fi
-}
+drain() { SUPERVISE_BOTTLE_SLUG=$1 timeout 60 supervised --drain; }
 
 printf '{"routes": [{"host": "pypi.org"}]}\n' >routes.json
 supervise-init --routes routes.json web1 >/dev/null

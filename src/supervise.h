@@ -357,6 +357,8 @@ int sv_config_normalize(const char *relpath, const char *text, char **out,
 
 /* audit.c: the bare git repository, one commit per decision */
 struct sv_audit;
+/* Open (create on first use: bare, branch main) the repository at path
+ * (NULL: sv_audit_dir()).  One handle is used by one thread at a time. */
 int sv_audit_open(struct sv_audit **a, const char *path, struct sv_err *e);
 void sv_audit_close(struct sv_audit *a);
 /* Current text of SLUG/RELPATH on main; *text NULL when absent. */
@@ -379,7 +381,13 @@ struct sv_config_file {
 	 * operator's edit against a decision that landed meanwhile. */
 	const char *base_hash;
 };
-/* One commit that sets config files of a bottle (init, operator edit). */
+/*
+ * One commit that sets config files of a bottle (init, operator edit).
+ * Each text is checked and made canonical with sv_config_normalize; no
+ * commit when nothing would change.  The message is the subject, a blank
+ * line and the body (its trailers last: Bottle, Component, Action),
+ * control characters escaped.  `author` is "Name <email>" or a name.
+ */
 int sv_audit_commit_config(struct sv_audit *a, const char *slug,
     const struct sv_config_file *files, size_t n, const char *author,
     const char *subject, const char *body, struct sv_err *e);
@@ -403,10 +411,13 @@ void sv_decision_free(struct sv_decision *d);
 /*
  * Consume responses/new/NAME: load, resolve against the proposal, commit
  * (idempotent), archive to responses/cur/ID:2,S, flag the proposal R.  A
- * malformed response is moved aside (sv_refuse_response) and d->status is
- * SV_NONE with d->error set; that is not a failure (returns 0).  Returns
- * -1 only when the commit or a rename failed: the response stays in new/
- * and will be retried.
+ * malformed response (or one for an unknown or already decided proposal)
+ * is moved aside (sv_refuse_response) and d->status is SV_NONE with
+ * d->error set; that is not a failure (returns 0).  Returns -1 when the
+ * commit or a rename failed: before the archive the response stays in
+ * new/ and will be retried; when only the R flag failed, d->status is
+ * set (the decision stands) and sv_consume_all's recovery adds the flag.
+ * A response that vanished meanwhile: 0, d->status SV_NONE, no error.
  */
 int sv_consume(struct sv_spool *s, struct sv_audit *a, const char *name,
     struct sv_decision *d, struct sv_err *e);

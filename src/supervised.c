@@ -1273,16 +1273,28 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	if (r->rejected) {
+		/*
+		 * libmicrohttpd takes no response in the middle of a body:
+		 * read the rest of an oversized chunked body and throw it
+		 * away, then answer 413; past a bound, just hang up.
+		 */
+		if (*upload_size == 0)
+			return queue_text(c, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "request body too large (limit 1 MiB)\n");
+		r->len += *upload_size;
 		*upload_size = 0;
-		return MHD_YES;
+		return r->len > 16 * (size_t)SV_MCP_BODY_MAX ? MHD_NO : MHD_YES;
 	}
 	if (*upload_size > 0) {
 		if (r->len + *upload_size > SV_MCP_BODY_MAX) {
-			/* Chunked, or a Content-Length that lied. */
+			/* A chunked body (its length was not known). */
 			r->rejected = 1;
+			r->len += *upload_size;
 			*upload_size = 0;
-			return queue_text(c, MHD_HTTP_CONTENT_TOO_LARGE,
-			    "request body too large (limit 1 MiB)\n");
+			free(r->body);
+			r->body = NULL;
+			r->cap = 0;
+			return MHD_YES;
 		}
 		if (r->len + *upload_size > r->cap) {
 			r->cap = r->len + *upload_size + 4096;
@@ -1578,7 +1590,7 @@ load_pending(void)
 	struct sv_proposal p;
 	struct sv_err e;
 	size_t n, i, keylen;
-	char *path;
+	char *path, *key;
 
 	if (sv_list_pending(&sc.spool, &v, &n, &e) == -1) {
 		sv_warn_err(&e);
@@ -1593,9 +1605,9 @@ load_pending(void)
 		    sc.spool.pcur, v[i].name, path, &p, &e) == -1) {
 			sv_warn_err(&e);
 		} else {
+			key = make_key(p.tool, p.proposed_file, &keylen);
 			lock();
-			pending_get(p.id, make_key(p.tool, p.proposed_file,
-			    &keylen), keylen);
+			pending_get(p.id, key, keylen);
 			unlock();
 		}
 		sv_proposal_free(&p);

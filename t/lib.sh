@@ -55,3 +55,68 @@ export SUPERVISE_ROOT="$T_DIR/root"
 export SUPERVISE_OPERATOR="Test Operator <op@example.org>"
 unset SUPERVISE_AUDIT_DIR SUPERVISE_QUEUE_DIR SUPERVISE_BOTTLE_SLUG SUPERVISE_TOKEN
 cd "$T_DIR"
+
+# --- supervised on a loopback port (the 03xx tests) -------------------------
+#
+#   start_daemon NAME [ARG...]  start supervised ARG... on 127.0.0.1, port 0
+#                               (a free one, read back from --port-file);
+#                               sets PORT and URL; stderr goes to
+#                               $T_DIR/NAME.log, the pid to $T_DIR/NAME.pid
+#                               (so cleanup stops it).  $SUPERVISED_WRAPPER,
+#                               when set, is put in front (valgrind ...).
+#   stop_daemon NAME            SIGTERM, wait (bounded); returns its status
+#   wait_for SECONDS CMD...     run CMD every 0.05 s until it succeeds;
+#                               fails after SECONDS
+#   mcp_post [CURL_ARG...]      POST to $URL with curl (-s, 20 s cap)
+
+T_WAIT=${SUPERVISE_TEST_WAIT:-30}	# seconds; longer under valgrind
+
+wait_for() {
+	_wf_n=$(($1 * 20)); shift
+	while ! "$@"; do
+		_wf_n=$((_wf_n - 1))
+		[ "$_wf_n" -le 0 ] && return 1
+		sleep 0.05
+	done
+	return 0
+}
+
+start_daemon() {
+	_sd_name=$1; shift
+	rm -f "$T_DIR/$_sd_name.port"
+	SUPERVISE_PORT=0 SUPERVISE_BIND=127.0.0.1 $SUPERVISED_WRAPPER \
+	    supervised --port-file "$T_DIR/$_sd_name.port" "$@" \
+	    2>"$T_DIR/$_sd_name.log" &
+	echo $! >"$T_DIR/$_sd_name.pid"
+	if ! wait_for "$T_WAIT" test -s "$T_DIR/$_sd_name.port"; then
+		diag "supervised $* did not start:" "$(cat "$T_DIR/$_sd_name.log")"
+		return 1
+	fi
+	PORT=$(cat "$T_DIR/$_sd_name.port")
+	URL="http://127.0.0.1:$PORT/mcp"
+}
+
+stop_daemon() {
+	_sd_pid=$(cat "$T_DIR/$1.pid" 2>/dev/null) || return 1
+	kill -TERM "$_sd_pid" 2>/dev/null
+	if ! wait_for "$T_WAIT" _sd_gone "$_sd_pid"; then
+		diag "supervised did not stop; killing it"
+		kill -KILL "$_sd_pid" 2>/dev/null
+	fi
+	wait "$_sd_pid"
+	_sd_status=$?
+	rm -f "$T_DIR/$1.pid"
+	[ "$_sd_status" -eq 0 ] || diag "supervised exited $_sd_status:" \
+	    "$(tail -n 40 "$T_DIR/$1.log")"
+	return "$_sd_status"
+}
+# Exited: gone, or a zombie waiting for our `wait`.
+_sd_gone() {
+	! kill -0 "$1" 2>/dev/null ||
+	    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'
+}
+
+mcp_post() {
+	curl -s --max-time 20 -H 'Content-Type: application/json' \
+	    -H 'Accept: application/json' "$@" "$URL"
+}

@@ -680,7 +680,8 @@ test_many(void)
 		if (strcmp(v[i - 1].id, v[i].id) >= 0)
 			sorted = 0;
 	ok(sorted, "sorted, no duplicates");
-	ok(secs < 1.0, "listed in %.3f s", secs);
+	/* Loose enough for valgrind; a quadratic list takes minutes. */
+	ok(secs < 3.0, "listed in %.3f s", secs);
 	sv_entries_free(v);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0; i < 1000; i++) {

@@ -20,9 +20,11 @@
  *    no-force git_reference_create, the same thing for an unborn branch.
  *    So a writer that ignores our flock (git itself) costs us a retry,
  *    never a lost commit or a merge: history stays linear.
- *  - A ref's .lock file is git's own lock.  One that stays longer than a
- *    minute was left by a crashed git; we report it with its path and age
- *    and leave it alone, because removing a live lock corrupts the ref.
+ *  - A ref's .lock file is git's own lock (libgit2 takes it too, for the
+ *    instant of the ref update, so a killed supervised can leave one just
+ *    as a killed git can).  We retry a few seconds, then report it with
+ *    its path and age (past a minute: stale) and leave it alone, because
+ *    removing a live lock breaks the writer that holds it.
  *  - fsync is on (GIT_OPT_ENABLE_FSYNC_GITDIR): a decision counts once its
  *    commit landed, and it must still be there after a power cut.
  */

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Several consumers (one per bottle) committing into one audit repository
-# at the same time: every decision is one commit, none lost or doubled,
-# history linear, git fsck --strict clean.
+# at the same time, with git itself writing too: every decision is one
+# commit, none lost or doubled, history linear, git fsck --strict clean.
 . "$(dirname "$0")/lib.sh"
 plan 9
 
@@ -36,7 +36,24 @@ done
 waiting=$(ls "$SUPERVISE_ROOT"/queue/b*/responses/new | grep -c R)
 check_same "$((N * M)) responses waiting" "$waiting" $((N * M))
 
-# One consumer per bottle, all at once.
+# A writer that ignores our flock: git itself, moving main with its own
+# compare-and-swap (update-ref NEW OLD) while the consumers commit.
+G=20
+printf '{"routes": []}\n' >routes.json
+supervise-init --routes routes.json b0 >/dev/null
+gitwriter() {
+	n=0
+	while [ "$n" -lt "$G" ]; do
+		old=$(g rev-parse main) &&
+		new=$(g commit-tree -p "$old" -m "note $n" "$old^{tree}") &&
+		g update-ref refs/heads/main "$new" "$old" 2>/dev/null &&
+		n=$((n + 1))
+	done
+}
+
+# One consumer per bottle, all at once, and the git writer.
+gitwriter &
+echo $! >gitwriter.pid
 start=$(date +%s%N)
 i=1
 while [ "$i" -le "$N" ]; do
@@ -52,18 +69,23 @@ while [ "$i" -le "$N" ]; do
 	i=$((i + 1))
 done
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
+wait "$(cat gitwriter.pid)"
+rm -f gitwriter.pid
 diag "$N consumers, $((N * M)) decisions: $ms ms ($((ms * 1000 / (N * M))) us per commit)"
+diag "git's commits fell into $(g log --format=%s main | awk '/^note / &&
+    prev !~ /^note / { runs++ } { prev = $0 } END { print runs + 0 }') runs among ours"
 check_same "every consumer succeeded" "$fails" 0
 [ "$fails" -eq 0 ] || diag "$(cat err*)"
 
-check_same "exactly N*M commits" "$(g rev-list --count main)" $((N * M))
+check_same "exactly N*M commits, the init and git's own" \
+    "$(g rev-list --count main)" $((N * M + 1 + G))
 check_same "one commit per Proposal-Id" \
     "$(g log --format='%(trailers:key=Proposal-Id,valueonly)' main |
     sed '/^$/d' | sort | uniq | wc -l | tr -d ' ')" $((N * M))
 check_same "no merges" "$(g rev-list --merges main | wc -l | tr -d ' ')" 0
 check_same "every commit has one parent but the root" \
     "$(g rev-list --parents main | awk '{ print NF }' | sort | uniq -c |
-    tr -s ' ' | sed 's/^ //')" "$(printf '1 1\n%d 2' $((N * M - 1)))"
+    tr -s ' ' | sed 's/^ //')" "$(printf '1 1\n%d 2' $((N * M + G)))"
 check "git fsck --strict is clean" g fsck --strict --no-progress
 approved=0
 i=1

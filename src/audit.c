@@ -414,7 +414,7 @@ sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
 	return rc;
 }
 
-/* SLUG/decisions/XX/YY/ID.json */
+/* SLUG/decisions/XX/YY/ID.json: {"proposal": ..., "response": ...} */
 static char *
 record_path(const char *slug, const char *id)
 {
@@ -902,9 +902,14 @@ record_text(const struct sv_proposal *p, const struct sv_response *r)
 		json_decref(rj);
 		return NULL;
 	}
+	/*
+	 * ASCII only: `git show` and `git log -p` print the record raw, and
+	 * agent text may carry bidi or invisible characters; as \uXXXX they
+	 * are visible (jansson escapes control characters anyway).
+	 */
 	j = json_pack("{s:o, s:o}", "proposal", pj, "response", rj);
-	if (j == NULL || (s = json_dumps(j, JSON_INDENT(2) |
-	    JSON_SORT_KEYS)) == NULL)
+	if (j == NULL || (s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS |
+	    JSON_ENSURE_ASCII)) == NULL)
 		sv_die(111, "out of memory");
 	out = sv_xasprintf("%s\n", s);
 	free(s);

@@ -5,7 +5,7 @@
 # merges in the history, idempotence, refused responses, hand-written
 # responses, and recovery from a consumer that stopped half way.
 . "$(dirname "$0")/lib.sh"
-plan 63
+plan 64
 
 A=$SUPERVISE_ROOT/audit.git
 Q=$SUPERVISE_ROOT/queue/web1
@@ -215,6 +215,14 @@ check "the escape is shown as text" sh -c \
     "git -C '$A' log -1 --format=%B | grep -qF 'ok\\x1b[2J'"
 check_same "trailers are ours only" \
     "$(trailer Status)|$(trailer Proposal-Id)" "rejected|$f"
+rlo=$(printf 'see \342\200\256evil')
+o=$(propose egress-block "$rlo" '{"host": "o.example"}')
+supervise-reject "$o" >/dev/null
+drain >/dev/null 2>&1
+check_same "a bidi override: escaped in the message, \\u in the record" \
+    "$(g log -1 --format=%b | sed -n 2p)|$(g show --format= -p main |
+    grep -c "$(printf '\342\200\256')")|$(g show --format= -p main |
+    grep -c 'see \\u202Eevil')" 'see \u{202e}evil|0|1'
 
 check "git fsck --strict is clean" g fsck --strict --no-progress
 check_same "history is linear" "$(g rev-list --merges main | wc -l)" 0

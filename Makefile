@@ -158,6 +158,30 @@ check-load: all $(TESTS)
 
 .PHONY: fuzz fuzz-build fuzz-smoke check-valgrind check-load
 
+# --- benchmarks (bench/, BENCHMARKS.md) ---
+#
+#   make bench           build bench/*.c and run bench/run.sh (~10 min);
+#                        figures in bench/results/*.txt
+#   make bench BENCH_QUICK=1    the same in about a minute
+#   make bench BENCH_ONLY="latency footprint"   a subset
+BENCH_LIBSRC := bench/benchlib.c bench/benchsv.c
+BENCH_PROGS := $(patsubst bench/%.c,$(O)/bench/%,\
+    $(filter-out $(BENCH_LIBSRC),$(wildcard bench/*.c)))
+
+$(O)/bench/%: bench/%.c $(BENCH_LIBSRC) bench/bench.h $(LIB) src/supervise.h \
+    | $(O)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Ibench $(LDFLAGS) -o $@ $< \
+	    $(BENCH_LIBSRC) $(LIB) $(PKG_LIBS) $(LDLIBS)
+
+bench-build: all $(BENCH_PROGS)
+
+bench: bench-build
+	BENCH_BUILD="$(CURDIR)/$(O)" BENCH_QUICK="$(BENCH_QUICK)" \
+	    $(if $(BENCH_ONLY),BENCH_ONLY="$(BENCH_ONLY)") sh bench/run.sh
+
+.PHONY: bench bench-build
+
 # check-container: the sidecar image end to end (t/container/) with podman.
 # As root with apt, installs podman and what it needs here when missing;
 # mk/container-base.sh makes the debian:bookworm-slim base image locally

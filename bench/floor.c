@@ -1,0 +1,211 @@
+/*
+ * floor.c: the physical floor of "decision to agent" on this machine.
+ *
+ * One process renames a file from tmp/ into new/ (the publish of a
+ * response); another process, blocked in epoll on an inotify watch of
+ * new/, sees it.  The latency is from just before rename() in the first
+ * process to the return of the watcher's read() of the event.  With -s the
+ * watcher also writes a small HTTP-sized answer to a loopback TCP socket
+ * and the latency ends when the first process has read it: the floor of
+ * the whole path (publish -> inotify -> TCP -> agent) with no parsing, no
+ * commit and no HTTP server in it.
+ *
+ *   floor [-s] [-n COUNT] [-t SECONDS] [-o RAWFILE] DIR
+ *
+ * Prints one summary line; -o appends the raw samples (ns, one a line).
+ * Bounded by COUNT (default 2000) and SECONDS (default 30).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+static const char *prog = "floor";
+
+/* What the watcher writes back in -s mode: the size of a small answer. */
+static const char answer[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    "Content-Length: 120\r\n\r\n"
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":"
+    "\"text\",\"text\":\"status: approved\\nnotes: \"}],\"isError\":false}}";
+
+static void
+die(const char *what, const char *path)
+{
+	fprintf(stderr, "%s: can't %s '%s': %s\n", prog, what, path,
+	    strerror(errno));
+	exit(1);
+}
+
+/*
+ * The watcher: report each IN_MOVED_TO in new/ either as its own
+ * timestamp on `out` (a pipe) or as an answer on `out` (a TCP socket).
+ */
+static _Noreturn void
+watcher(int ino, int out, int tcp)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN };
+	char buf[4096] __attribute__((aligned(8)));
+
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ino, &ev) != 0)
+		die("watch", "inotify");
+	for (;;) {
+		struct epoll_event got;
+		ssize_t r;
+		char *p;
+
+		/* a silent parent for 10 s means it is gone */
+		if (epoll_wait(ep, &got, 1, 10000) <= 0)
+			_exit(0);
+		r = read(ino, buf, sizeof buf);
+		if (r <= 0)
+			continue;
+		for (p = buf; p < buf + r;) {
+			struct inotify_event *ie = (struct inotify_event *)p;
+
+			p += sizeof *ie + ie->len;
+			if (!(ie->mask & IN_MOVED_TO))
+				continue;
+			if (tcp) {
+				if (bench_http_send(out, answer,
+				    sizeof answer - 1) != 0)
+					_exit(1);
+			} else {
+				uint64_t t1 = bench_now();
+
+				if (write(out, &t1, sizeof t1) != sizeof t1)
+					_exit(1);
+			}
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	long count = 2000;
+	double seconds = 30;
+	int tcp = 0, c, dfd, tmpfd, newfd, ino, fds[2], lfd = -1;
+	const char *raw = NULL, *dir;
+	struct bench_samples s = { 0 };
+	uint64_t stop;
+	pid_t pid;
+	long i;
+
+	while ((c = getopt(argc, argv, "n:o:st:")) != -1) {
+		switch (c) {
+		case 'n': count = bench_arg_long(prog, "-n", optarg); break;
+		case 'o': raw = optarg; break;
+		case 's': tcp = 1; break;
+		case 't': seconds = bench_arg_double(prog, "-t", optarg); break;
+		default: goto usage;
+		}
+	}
+	if (optind != argc - 1)
+		goto usage;
+	dir = argv[optind];
+	mkdir(dir, 0700);
+	if ((dfd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC)) < 0)
+		die("open", dir);
+	mkdirat(dfd, "tmp", 0700);
+	mkdirat(dfd, "new", 0700);
+	if ((tmpfd = openat(dfd, "tmp", O_DIRECTORY | O_RDONLY)) < 0)
+		die("open", "tmp");
+	if ((newfd = openat(dfd, "new", O_DIRECTORY | O_RDONLY)) < 0)
+		die("open", "new");
+	if ((ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
+		die("start", "inotify");
+	{
+		char p[4096];
+
+		snprintf(p, sizeof p, "%s/new", dir);
+		if (inotify_add_watch(ino, p, IN_MOVED_TO) < 0)
+			die("watch", p);
+	}
+
+	if (tcp) {
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		socklen_t sl = sizeof sa;
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if ((lfd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+		    bind(lfd, (struct sockaddr *)&sa, sl) != 0 ||
+		    listen(lfd, 1) != 0 ||
+		    getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0)
+			die("listen on", "127.0.0.1");
+		if ((fds[0] = bench_connect(ntohs(sa.sin_port), 0)) < 0)
+			die("connect to", "127.0.0.1");
+		if ((fds[1] = accept(lfd, NULL, NULL)) < 0)
+			die("accept on", "127.0.0.1");
+	} else if (pipe(fds) != 0)
+		die("create", "pipe");
+
+	if ((pid = fork()) < 0)
+		die("fork", "watcher");
+	if (pid == 0) {
+		close(fds[0]);
+		watcher(ino, fds[1], tcp);
+	}
+	close(fds[1]);
+	close(ino);
+
+	stop = bench_now() + (uint64_t)(seconds * 1e9);
+	for (i = 0; i < count && bench_now() < stop; i++) {
+		/* a name as long as a real proposal id */
+		char name[128], got[512];
+		uint64_t t0, t1;
+		size_t have = 0;
+		int fd;
+
+		snprintf(name, sizeof name,
+		    "1763834400.M%06ldP%dQ%ldR0123456789abcdef.floor-host",
+		    i % 1000000, (int)getpid(), i);
+		fd = openat(tmpfd, name, O_CREAT | O_EXCL | O_WRONLY, 0600);
+		if (fd < 0 || write(fd, answer, 64) != 64 || close(fd) != 0)
+			die("write", name);
+		t0 = bench_now();
+		if (renameat(tmpfd, name, newfd, name) != 0)
+			die("rename", name);
+		if (tcp) {
+			while (have < sizeof answer - 1) {
+				ssize_t r = read(fds[0], got + have,
+				    sizeof got - have);
+
+				if (r <= 0)
+					die("read from", "watcher");
+				have += (size_t)r;
+			}
+			t1 = bench_now();
+		} else if (read(fds[0], &t1, sizeof t1) != sizeof t1)
+			die("read from", "watcher");
+		bench_add(&s, t1 - t0);
+		unlinkat(newfd, name, 0);
+	}
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	bench_summary(stdout, tcp ? "floor rename->inotify->tcp" :
+	    "floor rename->inotify", &s);
+	if (raw != NULL && bench_write_raw(raw, &s) != 0)
+		die("write", raw);
+	bench_samples_free(&s);
+	return 0;
+usage:
+	fprintf(stderr, "usage: %s [-s] [-n COUNT] [-t SECONDS] [-o RAW] DIR\n",
+	    prog);
+	return 2;
+}

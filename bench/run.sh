@@ -1,0 +1,206 @@
+#!/bin/sh
+# bench/run.sh: run the benchmarks of BENCHMARKS.md against one build and
+# write each figure to bench/results/FIGURE.txt (and to stdout).
+#
+#   make bench                        builds, then runs this
+#   BENCH_BUILD=DIR sh bench/run.sh   the build dir holding bin/ and bench/
+#   BENCH_QUICK=1                     about a minute: fewer samples, 10,000
+#                                     decisions of history, no 10,000 burst
+#   BENCH_ONLY="latency throughput"   a subset of: latency concurrency
+#                                     throughput scale footprint
+#   BENCH_RESULTS=DIR                 where the .txt files go
+#
+# Everything runs on loopback, in a fresh SUPERVISE_ROOT under $TMPDIR,
+# removed at the end.  Competitors run in the same run, interleaved in
+# rounds (the floor and the daemon take turns), because this machine has
+# 2 cores and neighbours: figures from different runs are not comparable.
+# Every loop is bounded by a count and a time limit; each daemon this
+# script starts is stopped by its pid.
+set -u
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+B=${BENCH_BUILD:-$top/build}
+case $B in /*) ;; *) B=$top/$B ;; esac
+bin=$B/bin
+bb=$B/bench
+res=${BENCH_RESULTS:-$top/bench/results}
+quick=${BENCH_QUICK:-0}
+only=${BENCH_ONLY:-latency concurrency throughput scale footprint}
+
+for p in "$bin/supervised" "$bin/supervise-init" "$bin/supervise-list" \
+    "$bb/floor" "$bb/latency" "$bb/burst" "$bb/cycle" "$bb/approver" \
+    "$bb/audit" "$bb/fill" "$bb/timeit" "$bb/stats" "$bb/startup"; do
+	[ -x "$p" ] || { echo "run.sh: missing '$p' (make bench builds it)" >&2; exit 2; }
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/supervise-bench.XXXXXX") || exit 1
+pids=
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	for p in $pids; do wait "$p" 2>/dev/null; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export SUPERVISE_ROOT="$work/root"
+export SUPERVISE_OPERATOR="Bench Operator <bench@localhost>"
+export PATH="$bin:$PATH"
+unset SUPERVISE_TOKEN SUPERVISE_QUEUE_DIR SUPERVISE_AUDIT_DIR
+mkdir -p "$SUPERVISE_ROOT" "$res"
+
+# 10,000 blocked calls need 10,000 sockets on each side.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+nofile=$(ulimit -n)
+
+if [ "$quick" = 1 ]; then
+	lat_rounds=2 lat_n=100 floor_n=200
+	bursts=1000
+	cyc_secs=5 cyc_concs="1 16" audit_n=300
+	hist_n=10000 hist_every=2000 hist_sample=100
+	list_n=10000 list_runs=3
+	start_runs=5
+else
+	lat_rounds=5 lat_n=200 floor_n=400
+	bursts="1000 10000"
+	cyc_secs=15 cyc_concs="1 16 64" audit_n=2000
+	hist_n=100000 hist_every=10000 hist_sample=200
+	list_n=100000 list_runs=5
+	start_runs=20
+fi
+
+# Print a command, then run it; the result files carry exact commands.
+run() {
+	echo "\$ $*" | sed "s|$work|\$W|g; s|$B|\$B|g"
+	"$@"
+}
+
+header() {
+	echo "# $1"
+	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null)" \
+	    "$(uname -sr), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+	    "ulimit -n $nofile, quick=$quick"
+	echo "# \$B=$B  \$W=<fresh temporary directory>"
+}
+
+# start_daemon SLUG: init the bottle, start supervised on a free port;
+# sets dpid and dport.
+start_daemon() {
+	supervise-init "$1" >/dev/null 2>"$work/$1.init.err" || {
+		echo "run.sh: supervise-init $1 failed:" >&2
+		cat "$work/$1.init.err" >&2
+		return 1
+	}
+	rm -f "$work/$1.port"
+	SUPERVISE_BOTTLE_SLUG=$1 SUPERVISE_PORT=0 \
+	    ${BENCH_DAEMON_WRAPPER:-} "$bin/supervised" --port-file "$work/$1.port" \
+	    2>"$work/$1.log" &
+	dpid=$!
+	pids="$pids $dpid"
+	i=0
+	while [ ! -s "$work/$1.port" ] && [ $i -lt 100 ]; do
+		sleep 0.1; i=$((i + 1))
+	done
+	if [ ! -s "$work/$1.port" ]; then
+		echo "run.sh: supervised for $1 did not start:" >&2
+		cat "$work/$1.log" >&2
+		return 1
+	fi
+	dport=$(cat "$work/$1.port")
+	dq="$SUPERVISE_ROOT/queue/$1"
+}
+
+stop_daemon() {
+	kill "$1" 2>/dev/null
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.1; i=$((i + 1))
+	done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+fig_latency() {
+	header "1. decision to agent: publish (rename into responses/new) -> HTTP answer complete"
+	start_daemon lat || return 1
+	r=0
+	while [ $r -lt $lat_rounds ]; do
+		r=$((r + 1))
+		echo "## round $r of $lat_rounds"
+		run "$bb/floor" -n $floor_n -o "$work/floor.raw" "$work/floor"
+		run "$bb/floor" -s -n $floor_n -o "$work/floortcp.raw" "$work/floor"
+		run "$bb/latency" -p "$dport" -d "$dq" -n $lat_n -o "$work/sse.raw" \
+		    -P "$work/prop.raw"
+		run "$bb/latency" -j -p "$dport" -d "$dq" -n $lat_n -o "$work/json.raw"
+	done
+	echo "## all rounds (ms)"
+	"$bb/stats" "floor rename->inotify" "$work/floor.raw"
+	"$bb/stats" -f "$work/floor.raw" "floor rename->inotify->tcp" "$work/floortcp.raw"
+	"$bb/stats" -f "$work/floor.raw" "decision->agent sse" "$work/sse.raw"
+	"$bb/stats" -f "$work/floortcp.raw" "decision->agent sse (vs tcp floor)" "$work/sse.raw" | tail -1
+	"$bb/stats" -f "$work/floor.raw" "decision->agent json" "$work/json.raw"
+	"$bb/stats" "call->proposal visible" "$work/prop.raw"
+	stop_daemon "$dpid"
+}
+
+fig_concurrency() {
+	header "2. concurrency: N blocked calls in one burst, one bulk approve"
+	for n in $bursts; do
+		echo "## $n calls"
+		start_daemon "burst$n" || return 1
+		run "$bb/burst" -p "$dport" -d "$dq" -P "$dpid" -n "$n" -t 300
+		stop_daemon "$dpid"
+	done
+}
+
+fig_throughput() {
+	header "3. throughput: propose -> approve -> audit commit -> answer, fsync on"
+	for c in $cyc_concs; do
+		echo "## $c calls in flight"
+		start_daemon "cyc$c" || return 1
+		"$bb/approver" -d "$dq" -t $((cyc_secs + 120)) &
+		apid=$!
+		pids="$pids $apid"
+		run "$bb/cycle" -p "$dport" -c "$c" -t "$cyc_secs"
+		kill "$apid"; wait "$apid"
+		stop_daemon "$dpid"
+	done
+	echo "## audit commits on their own (sv_audit_commit_decision in a loop)"
+	run "$bb/audit" -r "$work/commits.git" -n "$audit_n"
+}
+
+fig_scale() {
+	header "4. scale: commit time as history grows; supervise-list with many pending"
+	run "$bb/audit" -r "$work/history.git" -n "$hist_n" -s "$hist_every" \
+	    -k "$hist_sample" -F
+	echo "## history size: $(find "$work/history.git/objects" -type f | wc -l) loose objects," \
+	    "$(du -sh "$work/history.git" | cut -f1)"
+	rm -rf "$work/history.git"
+	supervise-init listing >/dev/null || return 1
+	run "$bb/fill" -d "$SUPERVISE_ROOT/queue/listing" -n "$list_n"
+	run "$bb/timeit" -n "$list_runs" "supervise-list ($list_n pending)" -- \
+	    supervise-list listing
+	run "$bb/timeit" -n "$list_runs" "floor: readdir+read each" -- \
+	    "$bb/fill" -d "$SUPERVISE_ROOT/queue/listing" -r
+	echo "## check: $(supervise-list listing | wc -l) lines listed"
+	rm -rf "$SUPERVISE_ROOT/queue/listing"
+}
+
+fig_footprint() {
+	header "5. footprint: start-up (exec -> /health answered) and idle RSS"
+	supervise-init foot >/dev/null || return 1
+	SUPERVISE_BOTTLE_SLUG=foot run "$bb/startup" -b "$bin/supervised" -n "$start_runs"
+}
+
+status=0
+for f in $only; do
+	case $f in
+	latency|concurrency|throughput|scale|footprint) ;;
+	*) echo "run.sh: unknown figure '$f'" >&2; exit 2 ;;
+	esac
+	echo "==> $f" >&2
+	fig_$f >"$work/$f.txt" 2>&1 || status=1
+	cp "$work/$f.txt" "$res/$f.txt"
+	cat "$res/$f.txt"
+done
+exit $status

@@ -300,6 +300,18 @@ strip_dup(const char *s)
 	return xstrndup(s, n);
 }
 
+/* "0x" or "0X" and hex digits only (none at all counts: "0x" is 0). */
+static int
+hex_number(const char *label)
+{
+	if (label[0] != '0' || (label[1] != 'x' && label[1] != 'X'))
+		return 0;
+	for (label += 2; *label != '\0'; label++)
+		if (!isxdigit((unsigned char)*label))
+			return 0;
+	return 1;
+}
+
 int
 sv_valid_host(const char *host, struct sv_err *e)
 {
@@ -357,8 +369,12 @@ sv_valid_host(const char *host, struct sv_err *e)
 		if (!isdigit((unsigned char)*p))
 			digits_only = 0;
 	}
-	/* No top-level domain is numeric: this refuses 10.0.0.1 and 0x7f.1. */
-	if (digits_only) {
+	/*
+	 * URL parsers and inet_aton read a host whose last label is a number
+	 * (decimal, or hex after 0x) as an IPv4 address: 10.0.0.1, 0x7f.1,
+	 * 2130706433, 0x7f000001.  No top-level domain looks like that.
+	 */
+	if (digits_only || hex_number(label)) {
 		sv_errf(e, 0, "host %s must be a DNS name, not an IP address", q);
 		goto fail;
 	}

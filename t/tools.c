@@ -360,6 +360,10 @@ test_hosts(void)
 	ok(sv_valid_host("a.example/x", &e) == -1, "slash refused");
 	ok(sv_valid_host("a.example\n", &e) == -1, "newline refused");
 	ok(sv_valid_host("0x7f.1", &e) == -1, "numeric TLD refused");
+	ok(sv_valid_host("0x7f000001", &e) == -1, "hex IPv4 refused");
+	ok(sv_valid_host("a.0X1f", &e) == -1, "hex last label refused");
+	ok(sv_valid_host("0xdead.example", &e) == 0, "hex-looking first label "
+	    "is fine");
 	memset(long_label, 'a', 64);
 	long_label[64] = '\0';
 	ok(sv_valid_host(long_label, &e) == -1, "64-byte label refused");
@@ -405,7 +409,7 @@ test_summary(void)
 int
 main(void)
 {
-	plan(97);
+	plan(100);
 	test_table();
 	test_egress_args();
 	test_other_args();

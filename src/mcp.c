@@ -45,27 +45,52 @@ sv_mcp_result(json_t *id, json_t *result)
 	    "id", id ? id : json_null(), "result", result);
 }
 
+/*
+ * Replace each byte that does not start a valid UTF-8 sequence by '?'.
+ * Messages quote the request, and may quote half a character: jansson's
+ * parse errors and a message cut short both do.  jansson refuses to
+ * build a string that is not UTF-8, and the error must still go out.
+ */
+static void
+utf8_scrub(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	uint32_t cp;
+	size_t n, i;
+
+	while (*p != '\0') {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
+		    (*p & 0xf8) == 0xf0 ? 4 : 0;
+		cp = n == 2 ? (*p & 0x1fu) : n == 3 ? (*p & 0x0fu) : (*p & 0x07u);
+		for (i = 1; i < n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				break;
+			cp = cp << 6 | (p[i] & 0x3fu);
+		}
+		if (n == 0 || i < n || (n == 2 && cp < 0x80) ||
+		    (n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (n == 4 && (cp < 0x10000 || cp > 0x10ffff))) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 json_t *
 sv_mcp_error(json_t *id, int code, const char *fmt, ...)
 {
 	va_list ap;
 	char msg[2048];
-	size_t n;
-	int len;
 
 	va_start(ap, fmt);
-	len = vsnprintf(msg, sizeof msg, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	/* A message cut short (a long method name echoed back) must not end
-	 * inside a UTF-8 sequence, or jansson would refuse the string. */
-	if (len >= (int)sizeof msg) {
-		n = strlen(msg);
-		while (n > 0 && ((unsigned char)msg[n - 1] & 0xc0) == 0x80)
-			n--;
-		if (n > 0 && ((unsigned char)msg[n - 1] & 0x80))
-			n--;
-		msg[n] = '\0';
-	}
+	utf8_scrub(msg);
 	return json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0",
 	    "id", id ? id : json_null(), "error", "code", code, "message", msg);
 }

@@ -53,7 +53,7 @@ main(void)
 	char *s;
 	const char *v;
 
-	plan(40);
+	plan(42);
 
 	error_is("{", SV_RPC_PARSE_ERROR,
 	    "parse error: string or '}' expected near end of file: "
@@ -90,6 +90,17 @@ main(void)
 	ok(strcmp(json_string_value(json_object_get(m.reply, "id")), "x") == 0,
 	    "string id echoed");
 
+	handle("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"\\u00\326\235\"}");
+	ok(m.kind == SV_MCP_REPLY && json_integer_value(path(m.reply, "error",
+	    "code")) == SV_RPC_PARSE_ERROR, "a parse error quoting half a "
+	    "character is still answered");
+	{
+		char *line = m.reply ? sv_mcp_dumps(m.reply) : NULL;
+
+		ok(line && strstr(line, "invalid escape near") != NULL,
+		    "with jansson's message, made valid UTF-8");
+		free(line);
+	}
 	handle("{\"jsonrpc\": \"2.0\", \"method\": \"notifications/"
 	    "initialized\"}");
 	ok(m.kind == SV_MCP_ACCEPTED && m.reply == NULL, "notification "

@@ -1780,15 +1780,7 @@ serve(void)
 	uint64_t ticks;
 
 	pthread_mutex_init(&sc.lock, NULL);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	/* Blocked before any thread starts, so only the signalfd sees them. */
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd == -1)
-		sv_die(1, "can't create a signalfd: %s", strerror(errno));
 	raise_fd_limit();
 	open_stores();
 
@@ -1810,6 +1802,19 @@ serve(void)
 	if (sv_clean_tmp(&sc.spool, SV_TMP_MAX_AGE, &e) == -1)
 		sv_warn_err(&e);
 
+	/*
+	 * Until here a signal just ends us: recovery is safe to interrupt
+	 * at any point (that is what it is for).  From now on SIGTERM and
+	 * SIGINT are read from a signalfd by the loop below; blocked before
+	 * libmicrohttpd's thread starts, so no other thread takes them.
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd == -1)
+		sv_die(1, "can't create a signalfd: %s", strerror(errno));
 	sc.jobs_tail = &sc.jobs;
 	sc.job_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);

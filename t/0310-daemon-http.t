@@ -2,7 +2,7 @@
 # supervised over HTTP: every protocol edge and error path, with curl
 # against the real daemon on a loopback port.
 . "$(dirname "$0")/lib.sh"
-plan 47
+plan 49
 
 supervise-init web1 >/dev/null 2>&1
 check "supervised starts" start_daemon d -s web1 --idle-timeout 2
@@ -108,6 +108,19 @@ routes=$(git --git-dir=root/audit.git show main:web1/egress/routes.json 2>/dev/n
 got=$(rpc '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"list-egress-routes","arguments":{}}}')
 check_same "list-egress-routes returns the audit repository's routes" "$got" \
     "$(printf '%s' "$routes" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify({jsonrpc:"2.0",id:3,result:{content:[{type:"text",text:s}],isError:false}})))')"
+
+# A call waiting on the operator is not idle: an SSE stream with no
+# traffic (no progress for 25 s) outlives --idle-timeout.
+curl -sN --max-time 30 -H 'Accept: text/event-stream' -d \
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"gitleaks-allow","arguments":{"fingerprint":"f:idle","justification":"j"}}}' \
+    "$URL" >idle &
+c=$!
+wait_for 10 sh -c 'supervise-list web1 | grep -q .'
+sleep 3
+check "a waiting SSE call outlives the idle timeout" kill -0 $c
+supervise-list web1 | cut -f1 | supervise-approve >/dev/null
+wait $c
+check_match "and is answered" "$(tail -n 2 idle)" '"text":"status: approved"'
 
 # Slowloris: a connection that sends half a request is dropped after
 # --idle-timeout (2 s here); nothing is waiting on it.

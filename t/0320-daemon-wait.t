@@ -2,7 +2,7 @@
 # supervised: a call waits for the operator, as one JSON body or on an SSE
 # stream, and is answered only after the decision is committed.
 . "$(dirname "$0")/lib.sh"
-plan 33
+plan 36
 
 Q=root/queue/web1
 supervise-init web1 >/dev/null 2>&1
@@ -96,6 +96,11 @@ curl -sN --max-time 60 -H 'Accept: application/json, text/event-stream' \
     -D sse1.hdr -d '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"_meta":{"progressToken":"tok-5"},"name":"egress-allow","arguments":{"host":"registry.npmjs.org","justification":"npm"}}}' \
     "$URL" >sse1 &
 c5=$!
+check "an SSE call proposes" wait_for 10 has_pending 1
+ID=$(supervise-list web1 | cut -f1)
+check_match "its current_file_hash is the blob of the routes on main" \
+    "$(cat "$Q/proposals/new/$ID")" \
+    "\"current_file_hash\": \"$(git --git-dir=root/audit.git rev-parse main:web1/egress/routes.json)\""
 check "the SSE headers arrive at once" wait_for 5 grep -qs '^Content-Type: text/event-stream' sse1.hdr
 check "progress arrives while waiting" wait_for 10 sh -c 'grep -c notifications/progress sse1 | grep -q "^[3-9]"'
 ID=$(supervise-list web1 | cut -f1)
@@ -118,6 +123,10 @@ curl -sN --max-time 60 -H 'Accept: text/event-stream' \
 c6=$!
 check "comments arrive while waiting" wait_for 10 grep -q '^: waiting for operator (1s)$' sse2
 ID=$(supervise-list web1 | cut -f1)
+check_match "with no .gitleaksignore yet, current_file_hash is the empty blob" \
+    "$(cat "$Q/proposals/new/$ID")" \
+    '"current_file_hash": "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"'
+
 supervise-reject -n "no" "$ID" >/dev/null
 check "the stream ends" wait_for 10 done_with $c6
 check_same "no progress notification without a token" \

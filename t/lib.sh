@@ -84,12 +84,15 @@ wait_for() {
 start_daemon() {
 	_sd_name=$1; shift
 	rm -f "$T_DIR/$_sd_name.port"
+	# Not on our stdout: a daemon left behind must not hold prove's pipe.
 	SUPERVISE_PORT=0 SUPERVISE_BIND=127.0.0.1 $SUPERVISED_WRAPPER \
 	    supervised --port-file "$T_DIR/$_sd_name.port" "$@" \
-	    2>"$T_DIR/$_sd_name.log" &
+	    >"$T_DIR/$_sd_name.log" 2>&1 &
 	echo $! >"$T_DIR/$_sd_name.pid"
 	if ! wait_for "$T_WAIT" test -s "$T_DIR/$_sd_name.port"; then
 		diag "supervised $* did not start:" "$(cat "$T_DIR/$_sd_name.log")"
+		# Stop it now: a second start_daemon NAME would lose its pid.
+		stop_daemon "$_sd_name" >/dev/null 2>&1
 		return 1
 	fi
 	PORT=$(cat "$T_DIR/$_sd_name.port")

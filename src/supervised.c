@@ -411,6 +411,16 @@ pending_drop(struct pending *p)
 	free(p);
 }
 
+/*
+ * Can this request still be answered?  One whose connection went before
+ * its job ran must not be attached: it would outlive its memory.
+ */
+static int
+waiting(const struct request *r)
+{
+	return r->alive && !r->finished;
+}
+
 static void
 attach(struct request *r, struct pending *p)
 {
@@ -631,7 +641,12 @@ job_propose(struct request *r)
 
 	key = make_key(tool->name, r->msg.payload, &keylen);
 	lock();
-	p = r->finished ? NULL : pending_by_key(key, keylen);
+	if (r->finished) {
+		unlock();
+		free(key);
+		return;
+	}
+	p = pending_by_key(key, keylen);
 	if (p != NULL) {
 		char id[SV_ID_MAX + 1];
 
@@ -644,8 +659,11 @@ job_propose(struct request *r)
 		    &e) == 0;
 		lock();
 		p = pending_by_id(id);
-		if (p != NULL && live && !r->finished) {
-			attach(r, p);
+		if (p != NULL && live) {
+			/* A caller gone before we got here has nothing to
+			 * wait for; its proposal is already filed. */
+			if (waiting(r))
+				attach(r, p);
 			unlock();
 			free(key);
 			sv_warnx("identical call attached to pending proposal %s",
@@ -655,11 +673,6 @@ job_propose(struct request *r)
 		}
 		if (p != NULL)
 			pending_unkey(p);
-	}
-	if (r->finished) {
-		unlock();
-		free(key);
-		return;
 	}
 	unlock();
 
@@ -689,7 +702,7 @@ job_propose(struct request *r)
 	lock();
 	p = pending_get(prop.id, key, keylen);
 	key = NULL;
-	if (!r->finished)
+	if (waiting(r))
 		attach(r, p);
 	unlock();
 	recheck(prop.id);
@@ -731,7 +744,7 @@ job_status(struct request *r)
 		resume_all(&rl);
 		return;
 	}
-	if (r->finished) {
+	if (!waiting(r)) {
 		unlock();
 		return;
 	}

@@ -54,12 +54,20 @@ is_alnum(char c)
 static int
 valid_name(const char *s, size_t max, const char *what, struct sv_err *e)
 {
-	size_t len = strnlen(s, max + 1), i;
-	char *es;
-	int r = 0;
+	size_t len = strnlen(s, max + 1), i = 0;
+	char *es, *ec;
+	int r;
 
 	if (len == 0)
 		return sv_errf(e, 0, "invalid %s '': empty", what);
+	if (len <= max && is_alnum(s[0])) {
+		for (i = 1; i < len && is_name_char(s[i]); i++)
+			;
+		/* Valid: the common case, on every name a scan reads, so
+		 * the escaped copy for a message is made only when needed. */
+		if (i == len)
+			return 0;
+	}
 	/* Echo at most 64 bytes of an over-long value. */
 	es = sv_escape(s, len > 64 ? 64 : len, 0);
 	if (len > max) {
@@ -69,17 +77,10 @@ valid_name(const char *s, size_t max, const char *what, struct sv_err *e)
 		r = sv_errf(e, 0, "invalid %s '%s': must start with a letter "
 		    "or digit", what, es);
 	} else {
-		for (i = 1; i < len; i++) {
-			if (!is_name_char(s[i])) {
-				char *ec = sv_escape(s + i, 1, 0);
-
-				r = sv_errf(e, 0, "invalid %s '%s': '%s' is not "
-				    "allowed (letters, digits, '.', '_', '-' only)",
-				    what, es, ec);
-				free(ec);
-				break;
-			}
-		}
+		ec = sv_escape(s + i, 1, 0);
+		r = sv_errf(e, 0, "invalid %s '%s': '%s' is not allowed "
+		    "(letters, digits, '.', '_', '-' only)", what, es, ec);
+		free(ec);
 	}
 	free(es);
 	return r;

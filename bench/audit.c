@@ -7,8 +7,17 @@
  * hosts and 8 path prefixes, so the bottle's routes.json stays small and
  * only the history (commits, decision records) grows.
  *
- *   audit -r REPO [-n TOTAL] [-s EVERY] [-k SAMPLE] [-F] [-o RAW]
+ *   audit -r REPO [-n TOTAL] [-s EVERY] [-k SAMPLE] [-F] [-u] [-o RAW]
  *
+ * -u approves a new host every time instead (no rejections), so
+ * routes.json grows by one route a decision: the cost of a commit as the
+ * bottle's config grows, apart from its history.
+ *
+ * -S N is a what-if for a group commit: libgit2's fsync off and one
+ * syncfs(2) of the repository's file system after every N commits, the
+ * barrier a batching consumer would pay once per batch.  It measures the
+ * lower bound of such a design (a real one needs a second barrier for
+ * the ref, after the objects); it is not how the audit code works.
  * Prints commits/s and the per-commit time.  With -s, one line per
  * window of EVERY decisions, so growth with history shows.  -F turns
  * libgit2's fsync off while filling history and back on for SAMPLE
@@ -17,6 +26,7 @@
  * fsync on every one of TOTAL commits.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +40,7 @@
 #include "supervise.h"
 
 static const char *prog = "audit";
+static int unique_hosts;
 
 /* One decision number i: commit it and return the time it took. */
 static uint64_t
@@ -49,7 +60,8 @@ commit_one(struct sv_audit *a, long i)
 		fprintf(stderr, "%s: %s\n", prog, e.msg);
 		exit(1);
 	}
-	snprintf(host, sizeof host, "h%ld.example.com", i % 64);
+	snprintf(host, sizeof host, "h%ld.example.com",
+	    unique_hosts ? i : i % 64);
 	snprintf(path, sizeof path, "/p%ld", (i / 64) % 8);
 	route = json_pack("{s:s, s:[s]}", "host", host, "path_allowlist", path);
 	text = json_dumps(route, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -69,7 +81,7 @@ commit_one(struct sv_audit *a, long i)
 	p.arrival_timestamp = when;
 	p.current_file_hash = hash;
 	r.proposal_id = id;
-	r.status = i % 4 == 3 ? SV_REJECTED : SV_APPROVED;
+	r.status = i % 4 == 3 && !unique_hosts ? SV_REJECTED : SV_APPROVED;
 	r.notes = (char *)"benchmark";
 	r.final_file = r.status == SV_APPROVED ? payload : NULL;
 	r.decided_by = (char *)"Bench Operator <bench@localhost>";
@@ -100,15 +112,18 @@ int
 main(int argc, char **argv)
 {
 	long total = 2000, every = 0, sample = 200, i = 0;
-	int fill_nofsync = 0, c;
+	int fill_nofsync = 0, c, repofd = -1;
+	long group = 0;
 	const char *repo = NULL, *raw = NULL;
 	struct bench_samples all = { 0 }, win = { 0 }, dur = { 0 };
 	struct sv_audit *a;
 	struct sv_err e;
 	uint64_t t_begin, t_busy = 0;
 
-	while ((c = getopt(argc, argv, "Fk:n:o:r:s:")) != -1) {
+	while ((c = getopt(argc, argv, "Fk:n:o:r:S:s:u")) != -1) {
 		switch (c) {
+		case 'u': unique_hosts = 1; break;
+		case 'S': group = bench_arg_long(prog, "-S", optarg); break;
 		case 'F': fill_nofsync = 1; break;
 		case 'k': sample = bench_arg_long(prog, "-k", optarg); break;
 		case 'n': total = bench_arg_long(prog, "-n", optarg); break;
@@ -118,14 +133,20 @@ main(int argc, char **argv)
 		default: goto usage;
 		}
 	}
-	if (repo == NULL || optind != argc || (fill_nofsync && every == 0))
+	if (repo == NULL || optind != argc || (fill_nofsync && every == 0) ||
+	    (group && fill_nofsync))
 		goto usage;
 	if (sv_audit_open(&a, repo, &e) != 0) {
 		fprintf(stderr, "%s: %s\n", prog, e.msg);
 		return 1;
 	}
-	if (fill_nofsync)
+	if (fill_nofsync || group)
 		set_fsync(0);
+	if (group && (repofd = open(repo, O_RDONLY | O_DIRECTORY)) < 0) {
+		fprintf(stderr, "%s: can't open '%s': %s\n", prog, repo,
+		    strerror(errno));
+		return 1;
+	}
 	t_begin = bench_now();
 	while (i < total) {
 		long end = every ? i + every : total;
@@ -136,13 +157,23 @@ main(int argc, char **argv)
 		for (; i < end; i++) {
 			uint64_t t = commit_one(a, i);
 
+			if (group && (i + 1) % group == 0) {
+				uint64_t t0 = bench_now();
+
+				if (syncfs(repofd) != 0) {
+					perror("syncfs");
+					return 1;
+				}
+				t += bench_now() - t0;
+			}
 			bench_add(&win, t);
 			bench_add(&all, t);
 			t_busy += t;
 		}
 		if (every == 0)
 			break;
-		snprintf(label, sizeof label, "commit at %7ld decisions%s", i,
+		snprintf(label, sizeof label, "commit at %7ld %s%s", i,
+		    unique_hosts ? "routes   " : "decisions",
 		    fill_nofsync ? " (fsync off)" : "");
 		bench_summary(stdout, label, &win);
 		bench_samples_free(&win);
@@ -168,7 +199,10 @@ main(int argc, char **argv)
 		    i / secs, all.n / (t_busy / 1e9));
 	}
 	if (every == 0)
-		bench_summary(stdout, "audit commit", &all);
+		bench_summary(stdout, group ? "audit commit (what-if: syncfs "
+		    "barrier)" : "audit commit", &all);
+	if (repofd >= 0)
+		close(repofd);
 	if (raw != NULL && bench_write_raw(raw, &all) != 0)
 		perror(raw);
 	bench_samples_free(&all);
@@ -176,6 +210,6 @@ main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr, "usage: %s -r REPO [-n TOTAL] [-s EVERY] [-k SAMPLE] "
-	    "[-F] [-o RAW]\n", prog);
+	    "[-F] [-u] [-S N] [-o RAW]\n", prog);
 	return 2;
 }

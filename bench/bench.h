@@ -55,6 +55,10 @@ int bench_proc_read(pid_t pid, struct bench_proc *p);
  */
 char *bench_call_request(long rpcid, const char *host, const char *path,
     int sse, const char *token, size_t *len);
+/* The same for pipelock-block of URL: approving it adds only the URL's
+ * host to the allowlist, so many distinct calls leave the config small. */
+char *bench_call_pipelock(long rpcid, const char *url, int sse,
+    const char *token, size_t *len);
 /* GET /health. malloc'd. */
 char *bench_health_request(size_t *len);
 

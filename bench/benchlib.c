@@ -214,21 +214,19 @@ bench_http_post(const char *body, int sse, const char *token, size_t *len)
 	return req;
 }
 
-char *
-bench_call_request(long rpcid, const char *host, const char *path, int sse,
+/* tools/call of TOOL with ARGS (stolen) as an HTTP request. */
+static char *
+bench_call(long rpcid, const char *tool, json_t *args, int sse,
     const char *token, size_t *len)
 {
-	json_t *args, *req;
+	json_t *req;
 	char *body, *out;
 
-	args = json_pack("{s:s, s:s}", "host", host,
-	    "justification", "benchmark: reach the package mirror");
-	if (path != NULL)
-		json_object_set_new(args, "path_allowlist",
-		    json_pack("[s]", path));
+	json_object_set_new(args, "justification",
+	    json_string("benchmark: reach the package mirror"));
 	req = json_pack("{s:s, s:I, s:s, s:{s:s, s:o}}", "jsonrpc", "2.0",
 	    "id", (json_int_t)rpcid, "method", "tools/call", "params",
-	    "name", "egress-block", "arguments", args);
+	    "name", tool, "arguments", args);
 	if (req == NULL || (body = json_dumps(req, JSON_COMPACT)) == NULL) {
 		fprintf(stderr, "bench: can't build the request\n");
 		exit(1);
@@ -237,6 +235,26 @@ bench_call_request(long rpcid, const char *host, const char *path, int sse,
 	out = bench_http_post(body, sse, token, len);
 	free(body);
 	return out;
+}
+
+char *
+bench_call_request(long rpcid, const char *host, const char *path, int sse,
+    const char *token, size_t *len)
+{
+	json_t *args = json_pack("{s:s}", "host", host);
+
+	if (path != NULL)
+		json_object_set_new(args, "path_allowlist",
+		    json_pack("[s]", path));
+	return bench_call(rpcid, "egress-block", args, sse, token, len);
+}
+
+char *
+bench_call_pipelock(long rpcid, const char *url, int sse, const char *token,
+    size_t *len)
+{
+	return bench_call(rpcid, "pipelock-block",
+	    json_pack("{s:s}", "failed_url", url), sse, token, len);
 }
 
 char *

@@ -2,8 +2,9 @@
  * burst.c: many blocked calls at once, then one bulk approve.
  *
  * Opens N connections in one burst (non-blocking connects, all issued
- * before any is waited on), sends one egress-block call on each (distinct
- * hosts), waits until N proposals are in the spool, samples the daemon's
+ * before any is waited on), sends one pipelock-block call on each (N
+ * distinct URLs on 64 hosts: no call attaches to another's proposal, and
+ * approving them all adds only 64 hosts to the allowlist), waits until N proposals are in the spool, samples the daemon's
  * VmRSS, VmHWM, thread and fd counts from /proc while the N calls wait,
  * then approves them all from a child process (the library's
  * sv_respond, as supervise-approve does, or the shell command given with
@@ -149,12 +150,11 @@ main(int argc, char **argv)
 	reqs = calloc((size_t)n, sizeof *reqs);
 	lens = calloc((size_t)n, sizeof *lens);
 	for (i = 0; i < n; i++) {
-		char host[64];
+		char url[128];
 
-		snprintf(host, sizeof host, "b%d-%ld.example.com",
-		    (int)getpid(), i);
-		reqs[i] = bench_call_request(i + 1, host, NULL, sse, NULL,
-		    &lens[i]);
+		snprintf(url, sizeof url, "https://b%ld.example.com/%d/%ld",
+		    i % 64, (int)getpid(), i);
+		reqs[i] = bench_call_pipelock(i + 1, url, sse, NULL, &lens[i]);
 	}
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	/* proposals already in the spool do not count towards the burst */

@@ -63,6 +63,16 @@
 #define STOP_DRAIN_MS	3000		/* flushing answers at shutdown */
 #define RPC_CANCELLED	-32800		/* the request was cancelled */
 #define NBUCKETS	4096
+/*
+ * Memory per waiting call, which is what 10,000 of them cost: the
+ * connection's pool holds the request's headers (up to about 2 KiB of
+ * them fit in 3 KiB; more gets 431) and never the body; an SSE
+ * response's block is its write buffer, and events are small (a long
+ * result just takes more calls of sse_read).  With libmicrohttpd's
+ * defaults (32 KiB and our 16 KiB block) a waiting call cost 38 KiB.
+ */
+#define CONN_MEMORY	3072
+#define SSE_BLOCK	512
 
 struct config {
 	const char *slug;
@@ -253,7 +263,9 @@ out_append(struct request *r, const char *s, size_t n)
 	if (r->out_off > 0 && r->out_off == r->out_len)
 		r->out_off = r->out_len = 0;
 	if (r->out_len + n > r->out_cap) {
-		r->out_cap = r->out_len + n + 4096;
+		/* Most streams only ever hold one comment and one answer. */
+		r->out_cap = r->out_len + n > 2 * r->out_cap ?
+		    r->out_len + n : 2 * r->out_cap;
 		r->out = sv_xrealloc(r->out, r->out_cap);
 	}
 	memcpy(r->out + r->out_len, s, n);
@@ -1180,7 +1192,7 @@ start_call(struct MHD_Connection *c, struct request *r)
 		r->sse = 1;
 		out_append(r, ": waiting for operator\n\n", 24);
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
-		    16 * 1024, sse_read, r, sse_free);
+		    SSE_BLOCK, sse_read, r, sse_free);
 		if (resp == NULL) {
 			call_unlink(r);
 			unlock();
@@ -1231,6 +1243,10 @@ handle_body(struct MHD_Connection *c, struct request *r)
 
 	sv_mcp_handle(r->body ? r->body : "", r->len, &r->msg);
 	r->parsed = 1;
+	/* Parsed into r->msg: a waiting call need not keep the text. */
+	free(r->body);
+	r->body = NULL;
+	r->cap = 0;
 	switch (r->msg.kind) {
 	case SV_MCP_REPLY:
 		if (r->msg.initialize) {
@@ -1310,7 +1326,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			return MHD_YES;
 		}
 		if (r->len + *upload_size > r->cap) {
-			r->cap = r->len + *upload_size + 4096;
+			/* Exact for the usual one-piece body, doubling after. */
+			r->cap = r->len + *upload_size > 2 * r->cap ?
+			    r->len + *upload_size : 2 * r->cap;
 			if (r->cap > SV_MCP_BODY_MAX)
 				r->cap = SV_MCP_BODY_MAX;
 			r->body = sv_xrealloc(r->body, r->cap);
@@ -1704,6 +1722,8 @@ start_http(void)
 	    MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)sc.cfg.idle_timeout,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+	    MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)512,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 	    MHD_OPTION_END);
 	if (sc.mhd == NULL)

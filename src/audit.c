@@ -31,6 +31,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -58,6 +59,37 @@ struct sv_audit {
 	int lockfd;
 	char host[256];
 };
+
+/*
+ * libgit2 is set up once per process and left up until exit.  Its set-up
+ * loads the TLS back end's CA bundle (about 5 ms with Debian's mbedtls
+ * build), and a git_libgit2_init/shutdown pair around each helper call
+ * paid that every time: sv_operator() once per approval made 200
+ * approvals take 1.15 s instead of 0.10 s.
+ */
+static pthread_once_t git_once = PTHREAD_ONCE_INIT;
+static int git_once_rc;
+
+static void
+git_shutdown_at_exit(void)
+{
+	git_libgit2_shutdown();
+}
+
+static void
+git_init_once(void)
+{
+	git_once_rc = git_libgit2_init();
+	if (git_once_rc >= 0)
+		atexit(git_shutdown_at_exit);
+}
+
+static int
+git_ready(void)
+{
+	pthread_once(&git_once, git_init_once);
+	return git_once_rc;
+}
 
 /* "MESSAGE: libgit2's reason", or the error code when it gave none. */
 static int __attribute__((format(printf, 3, 4)))
@@ -249,7 +281,7 @@ sv_audit_open(struct sv_audit **out, const char *path, struct sv_err *e)
 	int rc;
 
 	*out = NULL;
-	if ((rc = git_libgit2_init()) < 0)
+	if ((rc = git_ready()) < 0)
 		return git_fail(e, rc, "can't initialise libgit2");
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
 	a = sv_xmalloc(sizeof *a);
@@ -293,7 +325,6 @@ sv_audit_close(struct sv_audit *a)
 		close(a->lockfd);
 	free(a->path);
 	free(a);
-	git_libgit2_shutdown();
 }
 
 /* The commit main points at, and its tree; both NULL while main is unborn. */
@@ -1088,7 +1119,7 @@ sv_config_diff(const char *old, const char *new, const char *path)
 
 	if (strcmp(old ? old : "", new ? new : "") == 0)
 		return sv_xstrdup("");
-	if (git_libgit2_init() < 0)
+	if (git_ready() < 0)
 		return NULL;
 	git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
 	if (git_patch_from_buffers(&patch, old, old ? strlen(old) : 0, path,
@@ -1100,7 +1131,6 @@ sv_config_diff(const char *old, const char *new, const char *path)
 	}
 	git_buf_dispose(&buf);
 	git_patch_free(patch);
-	git_libgit2_shutdown();
 	return out;
 }
 
@@ -1111,11 +1141,10 @@ sv_blob_hash(const char *text, size_t len, char hex[41])
 
 	memset(hex, '0', 40);
 	hex[40] = '\0';
-	if (git_libgit2_init() < 0)
+	if (git_ready() < 0)
 		return;
 	if (git_odb_hash(&oid, text, len, GIT_OBJECT_BLOB) == 0)
 		git_oid_tostr(hex, 41, &oid);
-	git_libgit2_shutdown();
 }
 
 char *
@@ -1130,7 +1159,13 @@ sv_operator(void)
 
 	if (env != NULL && *env != '\0')
 		return sv_xstrdup(env);
-	if (git_libgit2_init() >= 0) {
+	if (git_ready() >= 0) {
+		/* libgit2 stays up: have it find ~/.gitconfig from $HOME
+		 * and $XDG_CONFIG_HOME as they are now, not at its set-up. */
+		git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH,
+		    GIT_CONFIG_LEVEL_GLOBAL, NULL);
+		git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH,
+		    GIT_CONFIG_LEVEL_XDG, NULL);
 		if (git_config_open_default(&cfg) == 0 &&
 		    git_config_get_string_buf(&name, cfg, "user.name") == 0 &&
 		    name.size > 0) {
@@ -1143,7 +1178,6 @@ sv_operator(void)
 		git_buf_dispose(&name);
 		git_buf_dispose(&email);
 		git_config_free(cfg);
-		git_libgit2_shutdown();
 	}
 	if (out != NULL)
 		return out;

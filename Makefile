@@ -134,7 +134,8 @@ fuzz-smoke: fuzz-build
 # supervised ...; each writes its own log, and a non-empty log is an error
 # (with --quiet, memcheck writes only errors).  No log at all means the
 # hook was not used, which fails too.
-VALGRIND_TESTS ?= $(wildcard t/03*.t)
+VALGRIND_TESTS ?= $(wildcard t/03*.t) t/0410-hostile-rpc.t \
+    t/0421-hostile-display.t t/0422-hostile-spool.t
 VALGRIND_LOGS = $(CURDIR)/$(O)/valgrind
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
@@ -142,7 +143,8 @@ VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
 check-valgrind: all $(TESTS) t/node_modules/.stamp
 	rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
 	PATH="$(CURDIR)/$(O)/bin:$$PATH" SUPERVISE_BUILD="$(CURDIR)/$(O)" \
-	    SUPERVISED_WRAPPER="$(VALGRIND)" prove $(PROVEFLAGS) $(VALGRIND_TESTS)
+	    SUPERVISE_TEST_WAIT=120 SUPERVISED_WRAPPER="$(VALGRIND)" \
+	    prove $(PROVEFLAGS) $(VALGRIND_TESTS)
 	@n=$$(ls $(VALGRIND_LOGS) | wc -l); \
 	if [ "$$n" -eq 0 ]; then \
 	    echo "check-valgrind: no supervised ran under valgrind" >&2; exit 1; fi; \

@@ -142,16 +142,17 @@ VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
     --log-file=$(VALGRIND_LOGS)/supervised.%p.log
 check-valgrind: all $(TESTS) t/node_modules/.stamp
 	rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
-	PATH="$(CURDIR)/$(O)/bin:$$PATH" SUPERVISE_BUILD="$(CURDIR)/$(O)" \
+	@PATH="$(CURDIR)/$(O)/bin:$$PATH" SUPERVISE_BUILD="$(CURDIR)/$(O)" \
 	    SUPERVISE_TEST_WAIT=120 SUPERVISED_WRAPPER="$(VALGRIND)" \
-	    prove $(PROVEFLAGS) $(VALGRIND_TESTS)
-	@n=$$(ls $(VALGRIND_LOGS) | wc -l); \
+	    prove $(PROVEFLAGS) $(VALGRIND_TESTS); status=$$?; \
+	n=$$(ls $(VALGRIND_LOGS) | wc -l); \
 	if [ "$$n" -eq 0 ]; then \
 	    echo "check-valgrind: no supervised ran under valgrind" >&2; exit 1; fi; \
 	bad=$$(find $(VALGRIND_LOGS) -name '*.log' -size +0c); \
 	if [ -n "$$bad" ]; then cat $$bad >&2; \
 	    echo "check-valgrind: memcheck errors in:" $$bad >&2; exit 1; fi; \
-	echo "check-valgrind: $$n supervised runs under memcheck, no errors"
+	echo "check-valgrind: $$n supervised runs under memcheck, no errors"; \
+	exit $$status
 
 LOAD_N ?= 10000
 check-load: all $(TESTS)

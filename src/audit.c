@@ -925,7 +925,9 @@ static char *
 record_text(const struct sv_proposal *p, const struct sv_response *r)
 {
 	json_t *pj = sv_proposal_json(p), *rj = sv_response_json(r), *j;
-	char *s, *out;
+	char *s, *out, *o;
+	const char *q;
+	size_t ndel;
 
 	/* NULL only for text that is not valid UTF-8: never from the loader. */
 	if (pj == NULL || rj == NULL) {
@@ -936,13 +938,28 @@ record_text(const struct sv_proposal *p, const struct sv_response *r)
 	/*
 	 * ASCII only: `git show` and `git log -p` print the record raw, and
 	 * agent text may carry bidi or invisible characters; as \uXXXX they
-	 * are visible (jansson escapes control characters anyway).
+	 * are visible (jansson escapes C0 controls, but not DEL, which JSON
+	 * allows raw: a DEL byte can only be inside a string, so it becomes
+	 * \u007f here).
 	 */
 	j = json_pack("{s:o, s:o}", "proposal", pj, "response", rj);
 	if (j == NULL || (s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS |
 	    JSON_ENSURE_ASCII)) == NULL)
 		sv_die(111, "out of memory");
-	out = sv_xasprintf("%s\n", s);
+	ndel = 0;
+	for (q = s; *q != '\0'; q++)
+		ndel += *q == 0x7f;
+	out = sv_xmalloc(strlen(s) + 5 * ndel + 2);
+	for (q = s, o = out; *q != '\0'; q++) {
+		if (*q == 0x7f) {
+			memcpy(o, "\\u007f", 6);
+			o += 6;
+		} else {
+			*o++ = *q;
+		}
+	}
+	*o++ = '\n';
+	*o = '\0';
 	free(s);
 	json_decref(j);
 	return out;

@@ -11,7 +11,14 @@
  * commit and no HTTP server in it.
  *
  *   floor [-s] [-n COUNT] [-t SECONDS] [-o RAWFILE] DIR
+ *   floor -f [-n COUNT] [-t SECONDS] [-o RAWFILE] DIR
  *
+ * -f measures the other floor, the disk's: one small write to a file
+ * already there and its fsync, then an fsync of the directory, which is
+ * what every durable step of the spool and of a git object costs at
+ * least.  This disk is shared and its flush time varies by 10x from one
+ * minute to the next, so the figures that depend on it are run next to
+ * this one.
  * Prints one summary line; -o appends the raw samples (ns, one a line).
  * Bounded by COUNT (default 2000) and SECONDS (default 30).
  */
@@ -95,12 +102,39 @@ watcher(int ino, int out, int tcp)
 	}
 }
 
+/* -f: write + fsync of a small file, then fsync of its directory. */
+static int
+fsync_floor(int dfd, long count, double seconds, const char *raw)
+{
+	struct bench_samples s = { 0 };
+	uint64_t stop = bench_now() + (uint64_t)(seconds * 1e9);
+	int fd = openat(dfd, "fsync-floor", O_CREAT | O_WRONLY, 0600);
+	long i;
+
+	if (fd < 0)
+		die("create", "fsync-floor");
+	for (i = 0; i < count && bench_now() < stop; i++) {
+		uint64_t t0 = bench_now();
+
+		if (pwrite(fd, answer, 64, (off_t)(i % 64) * 64) != 64 ||
+		    fsync(fd) != 0 || fsync(dfd) != 0)
+			die("write", "fsync-floor");
+		bench_add(&s, bench_now() - t0);
+	}
+	close(fd);
+	bench_summary(stdout, "floor write+fsync+dir fsync", &s);
+	if (raw != NULL && bench_write_raw(raw, &s) != 0)
+		die("write", raw);
+	bench_samples_free(&s);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	long count = 2000;
 	double seconds = 30;
-	int tcp = 0, c, dfd, tmpfd, newfd, ino, fds[2], lfd = -1, fd;
+	int tcp = 0, disk = 0, c, dfd, tmpfd, newfd, ino, fds[2], lfd = -1, fd;
 	char name[128];
 	const char *raw = NULL, *dir;
 	struct bench_samples s = { 0 };
@@ -108,8 +142,9 @@ main(int argc, char **argv)
 	pid_t pid;
 	long i;
 
-	while ((c = getopt(argc, argv, "n:o:st:")) != -1) {
+	while ((c = getopt(argc, argv, "fn:o:st:")) != -1) {
 		switch (c) {
+		case 'f': disk = 1; break;
 		case 'n': count = bench_arg_long(prog, "-n", optarg); break;
 		case 'o': raw = optarg; break;
 		case 's': tcp = 1; break;
@@ -129,6 +164,8 @@ main(int argc, char **argv)
 		die("open", "tmp");
 	if ((newfd = openat(dfd, "new", O_DIRECTORY | O_RDONLY)) < 0)
 		die("open", "new");
+	if (disk)
+		return fsync_floor(dfd, count, seconds, raw);
 	if ((ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
 		die("start", "inotify");
 	{
@@ -214,7 +251,7 @@ main(int argc, char **argv)
 	bench_samples_free(&s);
 	return 0;
 usage:
-	fprintf(stderr, "usage: %s [-s] [-n COUNT] [-t SECONDS] [-o RAW] DIR\n",
-	    prog);
+	fprintf(stderr, "usage: %s [-f | -s] [-n COUNT] [-t SECONDS] [-o RAW] "
+	    "DIR\n", prog);
 	return 2;
 }

@@ -134,6 +134,7 @@ fig_latency() {
 		echo "## round $r of $lat_rounds"
 		run "$bb/floor" -n $floor_n -o "$work/floor.raw" "$work/floor"
 		run "$bb/floor" -s -n $floor_n -o "$work/floortcp.raw" "$work/floor"
+		run "$bb/floor" -f -n 100 -o "$work/fsync-lat.raw" "$work/floor"
 		run "$bb/latency" -p "$dport" -d "$dq" -n $lat_n -o "$work/sse.raw" \
 		    -P "$work/prop.raw"
 		run "$bb/latency" -j -p "$dport" -d "$dq" -n $lat_n -o "$work/json.raw"
@@ -145,6 +146,7 @@ fig_latency() {
 	"$bb/stats" -f "$work/floortcp.raw" "decision->agent sse (vs tcp floor)" "$work/sse.raw" | tail -1
 	"$bb/stats" -f "$work/floor.raw" "decision->agent json" "$work/json.raw"
 	"$bb/stats" "call->proposal visible" "$work/prop.raw"
+	"$bb/stats" "disk: write+fsync+dir fsync" "$work/fsync-lat.raw"
 	stop_daemon "$dpid"
 }
 
@@ -166,12 +168,19 @@ fig_throughput() {
 		"$bb/approver" -d "$dq" -t $((cyc_secs + 120)) &
 		apid=$!
 		pids="$pids $apid"
+		run "$bb/floor" -f -n 100 -o "$work/fsync-tp.raw" "$work/floor"
 		run "$bb/cycle" -p "$dport" -c "$c" -t "$cyc_secs"
 		kill "$apid"; wait "$apid"
 		stop_daemon "$dpid"
 	done
 	echo "## audit commits on their own (sv_audit_commit_decision in a loop)"
+	run "$bb/floor" -f -n 100 -o "$work/fsync-tp.raw" "$work/floor"
 	run "$bb/audit" -r "$work/commits.git" -n "$audit_n"
+	echo "## what-if: libgit2 fsync off, one syncfs barrier per commit / per 16"
+	run "$bb/audit" -r "$work/whatif1.git" -n "$audit_n" -S 1
+	run "$bb/audit" -r "$work/whatif16.git" -n "$audit_n" -S 16
+	run "$bb/floor" -f -n 100 -o "$work/fsync-tp.raw" "$work/floor"
+	"$bb/stats" "disk over the figure: write+fsync+dir fsync" "$work/fsync-tp.raw"
 }
 
 fig_scale() {

@@ -651,6 +651,7 @@ job_propose(struct request *r)
 	size_t keylen, len = 0;
 	int live;
 
+	memset(&prop, 0, sizeof prop);
 	key = make_key(tool->name, r->msg.payload, &keylen);
 	lock();
 	if (r->finished) {
@@ -695,7 +696,6 @@ job_propose(struct request *r)
 	}
 	sv_blob_hash(text ? text : "", text ? len : 0, hash);
 	free(text);
-	memset(&prop, 0, sizeof prop);
 	prop.bottle_slug = (char *)sc.cfg.slug;
 	prop.tool = (char *)tool->name;
 	prop.proposed_file = r->msg.payload;
@@ -722,6 +722,9 @@ job_propose(struct request *r)
 	free(prop.arrival_timestamp);
 	return;
 fail:
+	/* sv_propose fills in id and arrival time before it can fail. */
+	free(prop.id);
+	free(prop.arrival_timestamp);
 	free(key);
 	lock();
 	finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,

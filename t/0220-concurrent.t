@@ -3,7 +3,7 @@
 # at the same time, with git itself writing too: every decision is one
 # commit, none lost or doubled, history linear, git fsck --strict clean.
 . "$(dirname "$0")/lib.sh"
-plan 9
+plan 10
 
 N=4
 M=50
@@ -33,8 +33,8 @@ while [ "$i" -le "$N" ]; do
 	supervise-reject -n no <reject.ids >/dev/null
 	i=$((i + 1))
 done
-waiting=$(ls "$SUPERVISE_ROOT"/queue/b*/responses/new | grep -c R)
-check_same "$((N * M)) responses waiting" "$waiting" $((N * M))
+check_same "$((N * M)) responses waiting" \
+    "$(nfiles "$SUPERVISE_ROOT"/queue/b*/responses/new)" $((N * M))
 
 # A writer that ignores our flock: git itself, moving main with its own
 # compare-and-swap (update-ref NEW OLD) while the consumers commit.
@@ -97,5 +97,7 @@ done
 check_same "every approved route is in its bottle's routes.json" \
     "$approved" $((N * M / 2))
 check_same "nothing left in responses/new" \
-    "$(ls "$SUPERVISE_ROOT"/queue/b*/responses/new | grep -c R)" 0
+    "$(nfiles "$SUPERVISE_ROOT"/queue/b*/responses/new)" 0
+check_same "every proposal is flagged replied (R)" \
+    "$(nflagged R "$SUPERVISE_ROOT"/queue/b*/proposals/cur)" $((N * M))
 done_testing

@@ -80,7 +80,8 @@ call 78 pipelock-block '{"failed_url":"https://cancel.example/","justification":
     --max-time 1 >/dev/null
 check_same "a retry after a cancellation proposes anew" "$(npending)" 2
 for id in $(supervise-list web1 | cut -f1); do supervise-reject "$id" >/dev/null; done
-check "both decided" wait_for 10 sh -c "[ \$(ls $Q/proposals/cur | grep -c ':2,R') -eq 5 ]"
+decided() { [ "$(nflagged R "$Q/proposals/cur")" -eq 5 ]; }
+check "both decided" wait_for 10 decided
 
 # --- a proposal from another component --------------------------------------------------
 supervise-propose -s web1 -t egress-token-allow -j "the proxy asks" "GH_TOKEN for api.github.com" >/dev/null

@@ -6,6 +6,9 @@
 #   check_same MSG GOT WANT ok when the two strings are equal
 #   check_match MSG GOT ERE ok when GOT matches the extended regex
 #   done_testing            exit non-zero when a test failed
+#   nfiles DIR...           how many names the DIRs hold
+#   nflagged FLAG DIR...    how many names in the DIRs carry maildir flag
+#                           FLAG (a letter after ":2,")
 #
 # Every test runs in a fresh directory with its own SUPERVISE_ROOT; the
 # directory is removed when the test exits.
@@ -38,6 +41,20 @@ check_match() {
 	fi
 }
 done_testing() { [ "$nfail" -eq 0 ]; }
+
+# Count names, not lines that merely contain a letter: ids hold capitals of
+# their own (the R before the random part, the P and Q of the pid and
+# sequence, the host), and `ls DIR1 DIR2` adds a header line for each DIR,
+# a path that may contain any letter too.
+nfiles() {
+	for _nf_d; do ls -A -- "$_nf_d"; done | wc -l | tr -d ' '
+}
+nflagged() {
+	_nf_flag=$1; shift
+	for _nf_d; do ls -A -- "$_nf_d"; done |
+	    awk -v f="$_nf_flag" '{ i = index($0, ":2,") }
+	        i && index(substr($0, i + 3), f) { n++ } END { print n + 0 }'
+}
 
 T_TOP=$(cd "$(dirname "$0")/.." && pwd)
 T_BUILD=${SUPERVISE_BUILD:-$T_TOP/build}

@@ -13,6 +13,9 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 O ?= build
+# The build directory as an absolute path, for the tests and mk/run.sh,
+# which run elsewhere: O may be relative (build) or absolute (/tmp/b).
+OABS = $(abspath $(O))
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -69,7 +72,7 @@ t/node_modules/.stamp: t/package.json t/package-lock.json
 	touch $@
 
 check: all $(TESTS) t/node_modules/.stamp
-	PATH="$(CURDIR)/$(O)/bin:$$PATH" SUPERVISE_BUILD="$(CURDIR)/$(O)" \
+	PATH="$(OABS)/bin:$$PATH" SUPERVISE_BUILD="$(OABS)" \
 	    prove $(PROVEFLAGS) t/
 
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -79,7 +82,7 @@ check-asan:
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 check
 
 run: all
-	@sh mk/run.sh "$(CURDIR)/$(O)/bin"
+	@sh mk/run.sh "$(OABS)/bin"
 
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR)
@@ -138,13 +141,13 @@ fuzz-smoke: fuzz-build
 # $SUPERVISED_WRAPPER (SUPERVISE_BURST=N overrides).
 VALGRIND_TESTS ?= $(wildcard t/03*.t) t/0410-hostile-rpc.t \
     t/0421-hostile-display.t t/0422-hostile-spool.t
-VALGRIND_LOGS = $(CURDIR)/$(O)/valgrind
+VALGRIND_LOGS = $(OABS)/valgrind
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
     --log-file=$(VALGRIND_LOGS)/supervised.%p.log
 check-valgrind: all $(TESTS) t/node_modules/.stamp
 	rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
-	@PATH="$(CURDIR)/$(O)/bin:$$PATH" SUPERVISE_BUILD="$(CURDIR)/$(O)" \
+	@PATH="$(OABS)/bin:$$PATH" SUPERVISE_BUILD="$(OABS)" \
 	    SUPERVISE_TEST_WAIT=120 SUPERVISED_WRAPPER="$(VALGRIND)" \
 	    prove $(PROVEFLAGS) $(VALGRIND_TESTS); status=$$?; \
 	n=$$(ls $(VALGRIND_LOGS) | wc -l); \
@@ -158,7 +161,7 @@ check-valgrind: all $(TESTS) t/node_modules/.stamp
 
 LOAD_N ?= 10000
 check-load: all $(TESTS)
-	PATH="$(CURDIR)/$(O)/bin:$$PATH" SUPERVISE_BUILD="$(CURDIR)/$(O)" \
+	PATH="$(OABS)/bin:$$PATH" SUPERVISE_BUILD="$(OABS)" \
 	    LOAD_N=$(LOAD_N) prove -v t/0440-load.t
 
 .PHONY: fuzz fuzz-build fuzz-smoke check-valgrind check-load
@@ -211,7 +214,7 @@ check-container: all
 	CONTAINERS_CONF="$${CONTAINERS_CONF:-$(CURDIR)/t/container/containers.conf}" \
 	    SUPERVISE_CONTAINER_CLI=podman sh mk/container-base.sh
 	CONTAINERS_CONF="$${CONTAINERS_CONF:-$(CURDIR)/t/container/containers.conf}" \
-	    PATH="$(CURDIR)/$(O)/bin:$$PATH" SUPERVISE_BUILD="$(CURDIR)/$(O)" \
+	    PATH="$(OABS)/bin:$$PATH" SUPERVISE_BUILD="$(OABS)" \
 	    prove $(PROVEFLAGS) t/container/
 
 .PHONY: check-container

@@ -13,6 +13,10 @@ ncommits() { g rev-list --count main 2>/dev/null || echo 0; }
 trailer() { g log -1 --format="%(trailers:key=$1,valueonly)" main; }
 drain() { SUPERVISE_BOTTLE_SLUG=web1 timeout 60 supervised --drain; }
 unset VISUAL
+# A TMPDIR of our own: the temporary files are counted below, and the
+# shared one may hold another run's supervise-config files at any moment.
+export TMPDIR=$T_DIR/tmp
+mkdir "$TMPDIR"
 supervise-init web1 >/dev/null
 
 run supervise-config -p web1 egress
@@ -70,7 +74,7 @@ check_same "a failing editor: exit 1" "$rc" 1
 check_match "a failing editor: message" "$err" "the editor 'false' failed"
 check_same "a failing editor: no commit" "$(ncommits)" 1
 check_same "a failing editor leaves no temporary file" \
-    "$(ls "${TMPDIR:-/tmp}" | grep -c "^supervise-config\.")" 0
+    "$(ls -A "$TMPDIR")" ""
 
 # A refused edit is kept, and can be fixed and applied with -f.
 cat >ed-bad <<'EOF'

@@ -49,4 +49,5 @@ check_same "the routes hold the $((N + 1)) hosts" \
     "$((N + 1))"
 fsck=$(git --git-dir="$AUDIT" fsck --strict --no-dangling 2>&1)
 check "audit repository passes git fsck --strict" test $? -eq 0
+[ -z "$fsck" ] || diag "git fsck:" "$fsck"
 done_testing

@@ -71,7 +71,7 @@ trap 'exit 1' INT TERM
 export SUPERVISE_ROOT="$T_DIR/root"
 export SUPERVISE_OPERATOR="Test Operator <op@example.org>"
 unset SUPERVISE_AUDIT_DIR SUPERVISE_QUEUE_DIR SUPERVISE_BOTTLE_SLUG SUPERVISE_TOKEN
-cd "$T_DIR"
+cd "$T_DIR" || exit 1
 
 # --- supervised on a loopback port (the 03xx tests) -------------------------
 #

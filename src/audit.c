@@ -25,8 +25,10 @@
  *    as a killed git can).  We retry a few seconds, then report it with
  *    its path and age (past a minute: stale) and leave it alone, because
  *    removing a live lock breaks the writer that holds it.
- *  - fsync is on (GIT_OPT_ENABLE_FSYNC_GITDIR): a decision counts once its
- *    commit landed, and it must still be there after a power cut.
+ *  - Durability: a decision counts once its commit landed, and it must
+ *    still be there after a power cut.  A batch of decisions is written
+ *    as a chain of commits, then flushed (syncfs), then the branch moves
+ *    once, then flushed again: see barrier().
  */
 #include <dirent.h>
 #include <errno.h>
@@ -194,6 +196,23 @@ mkdirs(const char *path, struct sv_err *e)
 	return rc;
 }
 
+/*
+ * The write barrier.  libgit2's own fsync is off (sv_audit_open): it
+ * would flush each loose object, its directory and the ref one by one,
+ * sixteen flushes a commit, in series.  Instead a whole batch of commits
+ * is written, then one syncfs(2) makes every object durable, then the
+ * branch moves, then a second syncfs makes the ref durable.  Two flushes
+ * however many decisions, in the order git's own fsync relies on: a ref
+ * never survives a power cut that the objects it names did not.
+ */
+static int
+barrier(struct sv_audit *a, struct sv_err *e)
+{
+	if (syncfs(a->lockfd) == -1)
+		return sv_errf(e, errno, "can't flush '%s' to disk", a->path);
+	return 0;
+}
+
 /* Is `path` empty but for our lock file?  (Never turn a full directory
  * into a repository because a variable pointed at the wrong place.) */
 static int
@@ -266,6 +285,8 @@ audit_init(struct sv_audit *a, struct sv_err *e)
 		    a->path);
 		goto out;
 	}
+	if ((rc = barrier(a, e)) < 0)
+		goto out;
 	if (unlink(marker) == -1)
 		rc = sv_errf(e, errno, "can't remove '%s'", marker);
 out:
@@ -283,7 +304,20 @@ sv_audit_open(struct sv_audit **out, const char *path, struct sv_err *e)
 	*out = NULL;
 	if ((rc = git_ready()) < 0)
 		return git_fail(e, rc, "can't initialise libgit2");
-	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+	/* Our barrier() flushes instead of libgit2, once per batch. */
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0);
+	/*
+	 * Each commit reads the trees on the path to a decision record and
+	 * the bottle's config file; libgit2 caches trees of up to 4 KiB and
+	 * no blobs by default, so the big trees (256 entries) and the
+	 * config were inflated from disk on every commit.  Cache them, in
+	 * a bounded cache: the daemon's memory must not grow with history.
+	 */
+	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE,
+	    (size_t)64 * 1024);
+	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB,
+	    (size_t)SV_FILE_MAX);
+	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)4 * 1024 * 1024);
 	a = sv_xmalloc(sizeof *a);
 	memset(a, 0, sizeof *a);
 	a->lockfd = -1;
@@ -749,11 +783,16 @@ oldest_lock(struct sv_audit *a, char **path, long *age)
 	return found;
 }
 
-/* Create the unborn branch HEAD names, unless someone did meanwhile. */
+/*
+ * Move the branch HEAD names from `old` (NULL: the branch is unborn) to
+ * `id`, as a compare-and-swap: GIT_EMODIFIED when it no longer points at
+ * `old`, GIT_EEXISTS when an unborn branch was born meanwhile.
+ */
 static int
-create_branch(struct sv_audit *a, const git_oid *id)
+move_branch(struct sv_audit *a, const git_oid *old, const git_oid *id)
 {
 	git_reference *head = NULL, *ref = NULL;
+	const char *branch;
 	int rc;
 
 	if ((rc = git_reference_lookup(&head, a->repo, "HEAD")) < 0)
@@ -763,78 +802,153 @@ create_branch(struct sv_audit *a, const git_oid *id)
 		git_error_set_str(GIT_ERROR_REFERENCE, "HEAD is detached");
 		return -1;
 	}
-	rc = git_reference_create(&ref, a->repo,
-	    git_reference_symbolic_target(head), id, 0, "commit (initial)");
+	branch = git_reference_symbolic_target(head);
+	if (old != NULL)
+		rc = git_reference_create_matching(&ref, a->repo, branch, id, 1,
+		    old, "supervised: commit");
+	else
+		rc = git_reference_create(&ref, a->repo, branch, id, 0,
+		    "supervised: commit (initial)");
 	git_reference_free(ref);
 	git_reference_free(head);
 	return rc;
 }
 
+/* One commit of a batch: what to change, by whom, and what became of it. */
+enum { ITEM_TODO, ITEM_NEW, ITEM_DONE, ITEM_FAILED };
+struct item {
+	plan_fn build;
+	void *ctx;
+	const git_signature *author;
+	const char *message;
+	int state;		/* NEW: committed now; DONE: it already was */
+	struct sv_err err;	/* ITEM_FAILED: why */
+};
+
+/*
+ * Build items[0..n) as a chain of commits on the tip, one an item, and
+ * put each in state NEW, DONE (its change is on the tip already) or
+ * FAILED (its own build failed).  *head is the last commit made (NULL:
+ * none).  -1 with e set when the repository itself failed.
+ */
 static int
-audit_commit(struct sv_audit *a, plan_fn build, void *ctx,
-    const git_signature *author, const char *message, int *committed,
+build_chain(struct sv_audit *a, git_commit *tip, git_tree *tree,
+    struct item *items, size_t n, const git_signature *committer,
+    git_commit **head, struct sv_err *e)
+{
+	git_commit *parent = tip, *made = NULL;
+	git_tree *cur = tree, *newtree = NULL;
+	git_oid tree_id, commit_id;
+	struct plan pl;
+	int rc = 0, grc;
+
+	memset(&pl, 0, sizeof pl);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct item *it = &items[i];
+
+		plan_free(&pl);
+		it->state = ITEM_TODO;
+		if (it->build(a, cur, it->ctx, &pl, &it->err) == -1) {
+			it->state = ITEM_FAILED;
+			continue;
+		}
+		if (pl.nothing) {
+			it->state = ITEM_DONE;
+			continue;
+		}
+		grc = git_tree_create_updated(&tree_id, a->repo, cur, pl.n, pl.up);
+		if (grc < 0) {
+			rc = git_fail(e, grc, "can't build the tree to commit in "
+			    "'%s'", a->path);
+			break;
+		}
+		if (cur != NULL && git_oid_equal(&tree_id, git_tree_id(cur))) {
+			it->state = ITEM_DONE;	/* nothing would change */
+			continue;
+		}
+		if ((grc = git_tree_lookup(&newtree, a->repo, &tree_id)) < 0) {
+			rc = git_fail(e, grc, "can't read back the new tree in "
+			    "'%s'", a->path);
+			break;
+		}
+		{
+			const git_commit *parents[1] = { parent };
+
+			grc = git_commit_create(&commit_id, a->repo, NULL,
+			    it->author, committer, NULL, it->message, newtree,
+			    parent != NULL, parents);
+		}
+		if (grc == 0)
+			grc = git_commit_lookup(&made, a->repo, &commit_id);
+		if (grc < 0) {
+			git_tree_free(newtree);
+			rc = git_fail(e, grc, "can't commit to '%s'", a->path);
+			break;
+		}
+		if (cur != tree)
+			git_tree_free(cur);
+		if (parent != tip)
+			git_commit_free(parent);
+		cur = newtree;
+		parent = made;
+		it->state = ITEM_NEW;
+	}
+	plan_free(&pl);
+	if (cur != tree)
+		git_tree_free(cur);
+	if (rc == 0 && parent != tip) {
+		*head = parent;
+		return 0;
+	}
+	if (parent != tip)
+		git_commit_free(parent);
+	*head = NULL;
+	return rc;
+}
+
+/*
+ * Commit items[0..n) on main, one commit each, in order: the whole batch
+ * under our flock, with one compare-and-swap of the branch and two
+ * flushes (barrier()).  Returns 0 when the repository took the batch:
+ * each item then says NEW, DONE or FAILED (with its reason).  -1 with e
+ * set when the repository failed: nothing of the batch counts.
+ */
+static int
+audit_commit(struct sv_audit *a, struct item *items, size_t n,
     struct sv_err *e)
 {
 	struct ident cid = { sv_xstrdup("supervised"), NULL };
 	git_signature committer;
-	git_commit *tip = NULL;
-	git_tree *tree = NULL, *newtree = NULL;
-	git_oid tree_id, commit_id;
-	struct plan pl;
+	git_commit *tip = NULL, *head = NULL;
+	git_tree *tree = NULL;
 	char *lock = NULL;
 	long age = 0;
 	int rc = -1, grc;
 
-	*committed = 0;
 	cid.email = sv_xasprintf("supervised@%s", a->host);
-	memset(&pl, 0, sizeof pl);
 	if (audit_lock(a, e) == -1)
 		goto out;
 	for (int attempt = 1;; attempt++) {
-		git_tree_free(newtree);
+		git_commit_free(head);
 		git_tree_free(tree);
 		git_commit_free(tip);
-		newtree = NULL;
-		plan_free(&pl);
+		head = NULL;
 		if (audit_tip(a, &tip, &tree, e) == -1)
 			break;
-		if (build(a, tree, ctx, &pl, e) == -1)
-			break;
-		if (pl.nothing) {
-			rc = 0;
-			break;
-		}
-		grc = git_tree_create_updated(&tree_id, a->repo, tree, pl.n,
-		    pl.up);
-		if (grc < 0) {
-			git_fail(e, grc, "can't build the tree to commit in '%s'",
-			    a->path);
-			break;
-		}
-		if (tree != NULL && git_oid_equal(&tree_id, git_tree_id(tree))) {
-			rc = 0;		/* nothing would change */
-			break;
-		}
-		if ((grc = git_tree_lookup(&newtree, a->repo, &tree_id)) < 0) {
-			git_fail(e, grc, "can't read back the new tree in '%s'",
-			    a->path);
-			break;
-		}
 		signature_at(&committer, &cid, time(NULL));
-		if (tip != NULL) {
-			const git_commit *parents[1] = { tip };
-			grc = git_commit_create(&commit_id, a->repo, "HEAD",
-			    author, &committer, NULL, message, newtree, 1,
-			    parents);
-		} else {
-			grc = git_commit_create(&commit_id, a->repo, NULL,
-			    author, &committer, NULL, message, newtree, 0, NULL);
-			if (grc == 0)
-				grc = create_branch(a, &commit_id);
+		if (build_chain(a, tip, tree, items, n, &committer, &head,
+		    e) == -1)
+			break;
+		if (head == NULL) {
+			rc = 0;		/* nothing to commit */
+			break;
 		}
+		if (barrier(a, e) == -1)
+			break;
+		grc = move_branch(a, tip ? git_commit_id(tip) : NULL,
+		    git_commit_id(head));
 		if (grc == 0) {
-			*committed = 1;
-			rc = 0;
+			rc = barrier(a, e);
 			break;
 		}
 		if (grc != GIT_EMODIFIED && grc != GIT_ELOCKED &&
@@ -869,8 +983,7 @@ audit_commit(struct sv_audit *a, plan_fn build, void *ctx,
 	audit_unlock(a);
 out:
 	free(lock);
-	plan_free(&pl);
-	git_tree_free(newtree);
+	git_commit_free(head);
 	git_tree_free(tree);
 	git_commit_free(tip);
 	ident_free(&cid);
@@ -885,6 +998,9 @@ struct decision_ctx {
 	const char *config;	/* the tool's config file, or NULL */
 	char *record_path;
 	char *record;
+	char *message;
+	struct ident who;
+	git_signature author;
 };
 
 static int
@@ -965,19 +1081,15 @@ record_text(const struct sv_proposal *p, const struct sv_response *r)
 	return out;
 }
 
-int
-sv_audit_commit_decision(struct sv_audit *a, const struct sv_proposal *p,
-    const struct sv_response *r, int *committed, struct sv_err *e)
+/* Check a decision and make everything its commit needs but the trees. */
+static int
+decision_prepare(struct decision_ctx *c, const struct sv_proposal *p,
+    const struct sv_response *r, struct sv_err *e)
 {
 	const struct sv_tool *t;
-	struct decision_ctx c;
-	struct ident who;
-	git_signature author;
 	time_t decided;
-	char *message;
-	int rc;
 
-	*committed = 0;
+	memset(c, 0, sizeof *c);
 	if (sv_valid_id(p->id, e) == -1 || sv_valid_slug(p->bottle_slug, e) == -1)
 		return -1;
 	t = sv_tool_find(p->tool);
@@ -997,28 +1109,95 @@ sv_audit_commit_decision(struct sv_audit *a, const struct sv_proposal *p,
 	if (r->decided_by == NULL || r->decided_at == NULL)
 		return sv_errf(e, 0, "can't commit the decision on '%s': the "
 		    "response is not resolved (decided_by, decided_at)", p->id);
-
-	c.p = p;
-	c.r = r;
-	c.config = t->config;
-	c.record_path = record_path(p->bottle_slug, p->id);
-	if ((c.record = record_text(p, r)) == NULL) {
-		free(c.record_path);
+	if ((c->record = record_text(p, r)) == NULL)
 		return sv_errf(e, EILSEQ, "can't commit the decision on '%s': "
 		    "a field is not valid UTF-8", p->id);
-	}
-	message = decision_message(p, r);
-	ident_parse(r->decided_by, &who);
+	c->p = p;
+	c->r = r;
+	c->config = t->config;
+	c->record_path = record_path(p->bottle_slug, p->id);
+	c->message = decision_message(p, r);
+	ident_parse(r->decided_by, &c->who);
 	/* The author date is when the operator decided, not when we commit. */
 	if (sv_parse_iso8601(r->decided_at, &decided) == -1)
 		decided = time(NULL);
-	signature_at(&author, &who, decided);
-	rc = audit_commit(a, plan_decision, &c, &author, message, committed, e);
-	ident_free(&who);
-	free(message);
-	free(c.record);
-	free(c.record_path);
+	signature_at(&c->author, &c->who, decided);
+	return 0;
+}
+
+static void
+decision_release(struct decision_ctx *c)
+{
+	if (c->record_path != NULL)
+		ident_free(&c->who);
+	free(c->message);
+	free(c->record);
+	free(c->record_path);
+}
+
+int
+sv_audit_commit_decisions(struct sv_audit *a, struct sv_audit_decision *v,
+    size_t n, struct sv_err *e)
+{
+	struct decision_ctx *ctx = sv_xmalloc((n ? n : 1) * sizeof *ctx);
+	struct item *items = sv_xmalloc((n ? n : 1) * sizeof *items);
+	size_t *of = sv_xmalloc((n ? n : 1) * sizeof *of);
+	size_t i, k = 0;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		v[i].committed = v[i].failed = 0;
+		if (decision_prepare(&ctx[i], v[i].p, v[i].r, &v[i].err) == -1) {
+			v[i].failed = 1;
+			continue;
+		}
+		memset(&items[k], 0, sizeof items[k]);
+		items[k].build = plan_decision;
+		items[k].ctx = &ctx[i];
+		items[k].author = &ctx[i].author;
+		items[k].message = ctx[i].message;
+		of[k++] = i;
+	}
+	rc = k > 0 ? audit_commit(a, items, k, e) : 0;
+	for (size_t j = 0; j < k; j++) {
+		struct sv_audit_decision *d = &v[of[j]];
+
+		if (rc == -1) {
+			d->failed = 1;
+			d->err = *e;
+		} else if (items[j].state == ITEM_FAILED) {
+			d->failed = 1;
+			d->err = items[j].err;
+		} else {
+			d->committed = items[j].state == ITEM_NEW;
+		}
+	}
+	for (i = 0; i < n; i++)
+		decision_release(&ctx[i]);
+	free(ctx);
+	free(items);
+	free(of);
 	return rc;
+}
+
+int
+sv_audit_commit_decision(struct sv_audit *a, const struct sv_proposal *p,
+    const struct sv_response *r, int *committed, struct sv_err *e)
+{
+	struct sv_audit_decision d;
+
+	*committed = 0;
+	memset(&d, 0, sizeof d);
+	d.p = p;
+	d.r = r;
+	if (sv_audit_commit_decisions(a, &d, 1, e) == -1)
+		return -1;
+	if (d.failed) {
+		*e = d.err;
+		return -1;
+	}
+	*committed = d.committed;
+	return 0;
 }
 
 /* --- config commits (init, operator edits) ------------------------------ */
@@ -1080,9 +1259,10 @@ sv_audit_commit_config(struct sv_audit *a, const char *slug,
 	struct config_ctx c = { slug, files, NULL, n };
 	struct ident who;
 	git_signature sig;
+	struct item it;
 	char *message = NULL, *esc, *bodyesc;
 	size_t i, len;
-	int rc = -1, committed;
+	int rc = -1;
 
 	if (sv_valid_slug(slug, e) == -1)
 		return -1;
@@ -1114,7 +1294,16 @@ sv_audit_commit_config(struct sv_audit *a, const char *slug,
 
 	ident_parse(author, &who);
 	signature_at(&sig, &who, time(NULL));
-	rc = audit_commit(a, plan_config, &c, &sig, message, &committed, e);
+	memset(&it, 0, sizeof it);
+	it.build = plan_config;
+	it.ctx = &c;
+	it.author = &sig;
+	it.message = message;
+	rc = audit_commit(a, &it, 1, e);
+	if (rc == 0 && it.state == ITEM_FAILED) {
+		*e = it.err;
+		rc = -1;
+	}
 	ident_free(&who);
 out:
 	for (i = 0; i < n; i++)

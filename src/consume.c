@@ -6,13 +6,19 @@
  *   2. commit the decision to the audit repository, unless its record is
  *      already on main (so a re-run never commits twice);
  *   3. rename responses/new/ID to responses/cur/ID:2,S;
- *   4. flag the proposal R (decided).
- * A crash before 3 leaves the response in new/: the next run commits it,
- * or finds its commit, and goes on.  A crash between 3 and 4 leaves a
- * response in cur/ and a proposal without R: sv_consume_all's recovery
- * adds the R.  A decision counts once step 2 has landed; nothing is ever
- * deleted, and a response that can't be used is moved to responses/bad/
- * with its reason, leaving the proposal pending.
+ *   4. flag the proposal R (decided);
+ *   5. answer (the caller's callback).
+ * Responses are taken in batches: every response of a batch is read,
+ * then all are committed as one chain of commits with two flushes
+ * (sv_audit_commit_decisions), then each is archived, flagged and
+ * answered, and the three spool directories are synced once at the end.
+ * Steps 3 and 4 need not be durable before the answer: a crash before
+ * 3 leaves the response in new/, and the next run finds its commit and
+ * goes on; a crash between 3 and 4 leaves a response in cur/ and a
+ * proposal without R, and sv_consume_all's recovery adds the R.  A
+ * decision counts once step 2 has landed; nothing is ever deleted, and a
+ * response that can't be used is moved to responses/bad/ with its
+ * reason, leaving the proposal pending.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,10 +32,6 @@
 #include <unistd.h>
 
 #include "supervise.h"
-
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#endif
 
 void
 sv_decision_free(struct sv_decision *d)
@@ -110,33 +112,19 @@ archived(struct sv_spool *s, const char *id)
 	return fstatat(s->rcur, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-/* responses/new/ID -> responses/cur/ID:2,S, never replacing, then synced. */
+/* responses/new/ID -> responses/cur/ID:2,S, never replacing; synced later. */
 static int
 archive(struct sv_spool *s, const char *id, struct sv_err *e)
 {
 	char to[SV_ID_MAX + 8];
 
 	snprintf(to, sizeof to, "%s:2,S", id);
-	if (renameat2(s->rnew, id, s->rcur, to, RENAME_NOREPLACE) == -1) {
+	if (sv_rename_noreplace(s->rnew, id, s->rcur, to) == -1) {
 		if (errno == ENOENT && archived(s, id))
 			return 0;	/* another consumer archived it */
-		if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-			return sv_errf(e, errno, "can't rename '%s/responses/new/"
-			    "%s' to '%s/responses/cur/%s'", s->path, id, s->path,
-			    to);
-		/* No renameat2 here: link never replaces; then unlink. */
-		if (linkat(s->rnew, id, s->rcur, to, 0) == -1)
-			return sv_errf(e, errno, "can't link '%s/responses/new/"
-			    "%s' to '%s/responses/cur/%s'", s->path, id, s->path,
-			    to);
-		if (unlinkat(s->rnew, id, 0) == -1 && errno != ENOENT)
-			return sv_errf(e, errno, "can't remove '%s/responses/new/"
-			    "%s'", s->path, id);
+		return sv_errf(e, errno, "can't rename '%s/responses/new/%s' to "
+		    "'%s/responses/cur/%s'", s->path, id, s->path, to);
 	}
-	/* Both directories: the new name must last, and so must the removal. */
-	if ((fsync(s->rcur) == -1 && errno != EINVAL) ||
-	    (fsync(s->rnew) == -1 && errno != EINVAL))
-		return sv_errf(e, errno, "can't sync '%s/responses'", s->path);
 	return 0;
 }
 
@@ -169,22 +157,36 @@ read_proposal(struct sv_spool *s, const char *id, struct sv_entry *en,
 	return rc;
 }
 
-int
-sv_consume(struct sv_spool *s, struct sv_audit *a, const char *name,
-    struct sv_decision *d, struct sv_err *e)
-{
+/* One response of a batch on its way to a commit. */
+enum { SLOT_GONE, SLOT_REFUSED, SLOT_ERROR, SLOT_READY };
+struct slot {
+	int state;
 	struct sv_proposal p;
 	struct sv_response r;
+	struct sv_decision d;
+	struct sv_err err;	/* SLOT_ERROR: why, to retry later */
+};
+
+/*
+ * Steps 1 and the checks: read responses/new/NAME and resolve it against
+ * its proposal.  The slot ends READY, REFUSED (moved aside, d.error says
+ * why), GONE (consumed by someone else meanwhile) or ERROR (err says why;
+ * the response stays in new/ for a later try).
+ */
+static void
+prepare(struct sv_spool *s, const char *name, struct slot *sl)
+{
+	struct sv_proposal *p = &sl->p;
+	struct sv_response *r = &sl->r;
+	struct sv_decision *d = &sl->d;
+	struct sv_err *e = &sl->err, why;
 	struct sv_entry en;
-	struct sv_err why;
 	struct stat st, qst;
 	const struct sv_tool *t;
 	char *path, *owner = NULL;
-	int rc = -1, committed, found;
+	int rc = -1, found;
 
-	memset(d, 0, sizeof *d);
-	memset(&p, 0, sizeof p);
-	memset(&r, 0, sizeof r);
+	memset(sl, 0, sizeof *sl);
 	snprintf(d->id, sizeof d->id, "%s", name);
 	path = sv_xasprintf("%s/responses/new/%s", s->path, name);
 
@@ -221,7 +223,7 @@ sv_consume(struct sv_spool *s, struct sv_audit *a, const char *name,
 		    "(mode %04o)", path, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
-	if (sv_response_read(s->rnew, name, path, &r, &why) == -1) {
+	if (sv_response_read(s->rnew, name, path, r, &why) == -1) {
 		if (why.errnum == ENOENT)
 			rc = 0;
 		else if (transient(why.errnum))
@@ -231,7 +233,7 @@ sv_consume(struct sv_spool *s, struct sv_audit *a, const char *name,
 		goto out;
 	}
 
-	found = read_proposal(s, name, &en, &p, &why);
+	found = read_proposal(s, name, &en, p, &why);
 	if (found == -1 && transient(why.errnum)) {
 		*e = why;
 		goto out;
@@ -251,46 +253,142 @@ sv_consume(struct sv_spool *s, struct sv_audit *a, const char *name,
 		    "decided; the first decision stands", path, name);
 		goto out;
 	}
-	if (strcmp(p.id, name) != 0 || strcmp(p.bottle_slug, s->slug) != 0) {
+	if (strcmp(p->id, name) != 0 || strcmp(p->bottle_slug, s->slug) != 0) {
 		rc = refuse(s, name, d, e, "%s: its proposal says it is '%s' of "
-		    "bottle '%s', not '%s' of '%s'", path, p.id, p.bottle_slug,
+		    "bottle '%s', not '%s' of '%s'", path, p->id, p->bottle_slug,
 		    name, s->slug);
 		goto out;
 	}
-	t = sv_tool_find(p.tool);
+	t = sv_tool_find(p->tool);
 	if (t == NULL || !t->proposes) {
 		rc = refuse(s, name, d, e, "%s: its proposal names an unknown "
-		    "tool '%s'", path, p.tool);
+		    "tool '%s'", path, p->tool);
 		goto out;
 	}
 	owner = owner_name(st.st_uid);
-	if (sv_response_resolve(&r, &p, owner, &st.st_mtim, path, &why) == -1) {
+	if (sv_response_resolve(r, p, owner, &st.st_mtim, path, &why) == -1) {
 		rc = refuse(s, name, d, e, "%s", why.msg);
 		goto out;
 	}
 	/* What gets applied must pass the tool's check, whoever wrote it. */
-	if (r.status != SV_REJECTED &&
-	    sv_payload_check(p.tool, r.final_file, &why) == -1) {
+	if (r->status != SV_REJECTED &&
+	    sv_payload_check(p->tool, r->final_file, &why) == -1) {
 		rc = refuse(s, name, d, e, "%s: final file refused: %s", path,
 		    why.msg);
 		goto out;
 	}
-
-	if (sv_audit_commit_decision(a, &p, &r, &committed, e) == -1)
-		goto out;
-	if (archive(s, name, e) == -1)
-		goto out;
-	d->status = r.status;
-	d->notes = sv_xstrdup(r.notes ? r.notes : "");
-	d->final_file = r.final_file ? sv_xstrdup(r.final_file) : NULL;
-	if (sv_add_flags(s, name, "RS", e) == -1)
-		goto out;
-	rc = 0;
+	free(owner);
+	free(path);
+	sl->state = SLOT_READY;
+	return;
 out:
 	free(owner);
 	free(path);
-	sv_proposal_free(&p);
-	sv_response_free(&r);
+	if (rc == -1)
+		sl->state = SLOT_ERROR;
+	else
+		sl->state = d->error != NULL ? SLOT_REFUSED : SLOT_GONE;
+}
+
+static void
+slot_free(struct slot *sl)
+{
+	sv_proposal_free(&sl->p);
+	sv_response_free(&sl->r);
+	sv_decision_free(&sl->d);
+}
+
+/* The first error of a batch is the one reported; the rest are counted. */
+static void
+note_error(struct sv_err *first, size_t *failed, const struct sv_err *e)
+{
+	if ((*failed)++ == 0)
+		*first = *e;
+}
+
+/* Steps 2 to 5 for the READY slots of a batch; the rest are reported. */
+static int
+consume_slots(struct sv_spool *s, struct sv_audit *a, struct slot *v,
+    size_t n, void (*cb)(const struct sv_decision *, void *), void *arg,
+    struct sv_err *e)
+{
+	struct sv_audit_decision *dv = sv_xmalloc((n ? n : 1) * sizeof *dv);
+	size_t *of = sv_xmalloc((n ? n : 1) * sizeof *of);
+	size_t i, k = 0, failed = 0, archived_n = 0;
+	struct sv_err err;
+	int count = 0, batch_failed = 0;
+
+	for (i = 0; i < n; i++) {
+		if (v[i].state == SLOT_ERROR)
+			note_error(e, &failed, &v[i].err);
+		if (v[i].state == SLOT_REFUSED) {
+			count++;
+			if (cb != NULL)
+				cb(&v[i].d, arg);
+		}
+		if (v[i].state != SLOT_READY)
+			continue;
+		memset(&dv[k], 0, sizeof dv[k]);
+		dv[k].p = &v[i].p;
+		dv[k].r = &v[i].r;
+		of[k++] = i;
+	}
+	/* When the repository failed, each dv has failed set: say it once. */
+	if (k > 0 && (batch_failed = sv_audit_commit_decisions(a, dv, k,
+	    &err) == -1))
+		note_error(e, &failed, &err);
+	for (size_t j = 0; j < k; j++) {
+		struct slot *sl = &v[of[j]];
+
+		if (dv[j].failed) {
+			if (!batch_failed)
+				note_error(e, &failed, &dv[j].err);
+			continue;
+		}
+		if (archive(s, sl->d.id, &err) == -1) {
+			note_error(e, &failed, &err);
+			continue;
+		}
+		archived_n++;
+		sl->d.status = sl->r.status;
+		sl->d.notes = sv_xstrdup(sl->r.notes ? sl->r.notes : "");
+		sl->d.final_file = sl->r.final_file ?
+		    sv_xstrdup(sl->r.final_file) : NULL;
+		/* The decision stands without the R: recovery adds it. */
+		if (sv_add_flags_nosync(s, sl->d.id, "RS", &err) == -1)
+			note_error(e, &failed, &err);
+		count++;
+		if (cb != NULL)
+			cb(&sl->d, arg);
+	}
+	if (archived_n > 0 && sv_spool_sync(s, &err) == -1)
+		note_error(e, &failed, &err);
+	free(dv);
+	free(of);
+	if (failed > 1) {
+		size_t len = strlen(e->msg);
+		snprintf(e->msg + len, sizeof e->msg - len,
+		    " (and %zu more responses failed)", failed - 1);
+	}
+	return failed ? -1 : count;
+}
+
+int
+sv_consume_batch(struct sv_spool *s, struct sv_audit *a,
+    char *const *names, size_t n,
+    void (*cb)(const struct sv_decision *, void *), void *arg,
+    struct sv_err *e)
+{
+	struct slot *v = sv_xmalloc((n ? n : 1) * sizeof *v);
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		prepare(s, names[i], &v[i]);
+	rc = consume_slots(s, a, v, n, cb, arg, e);
+	for (i = 0; i < n; i++)
+		slot_free(&v[i]);
+	free(v);
 	return rc;
 }
 
@@ -374,11 +472,10 @@ sv_consume_all(struct sv_spool *s, struct sv_audit *a,
     void (*cb)(const struct sv_decision *, void *), void *arg,
     struct sv_err *e)
 {
-	struct sv_decision d;
 	struct sv_err err;
 	char **v, *label;
-	size_t n, i, failed = 0;
-	int count = 0;
+	size_t n, i, m, failed = 0;
+	int count = 0, rc;
 
 	if (recover(s, e) == -1)
 		return -1;
@@ -389,21 +486,14 @@ sv_consume_all(struct sv_spool *s, struct sv_audit *a,
 	}
 	free(label);
 	/* One response that can't be committed does not hold up the rest. */
-	for (i = 0; i < n; i++) {
-		if (sv_consume(s, a, v[i], &d, &err) == -1 && failed++ == 0)
+	for (i = 0; i < n; i += m) {
+		m = n - i < SV_CONSUME_BATCH ? n - i : SV_CONSUME_BATCH;
+		rc = sv_consume_batch(s, a, v + i, m, cb, arg, &err);
+		if (rc == -1 && failed++ == 0)
 			*e = err;
-		if (d.status != SV_NONE || d.error != NULL) {
-			count++;
-			if (cb != NULL)
-				cb(&d, arg);
-		}
-		sv_decision_free(&d);
+		else if (rc > 0)
+			count += rc;
 	}
 	names_free(v, n);
-	if (failed > 1) {
-		size_t len = strlen(e->msg);
-		snprintf(e->msg + len, sizeof e->msg - len,
-		    " (and %zu more responses failed)", failed - 1);
-	}
 	return failed ? -1 : count;
 }

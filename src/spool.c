@@ -277,8 +277,8 @@ sv_spool_open_slug(struct sv_spool *s, const char *slug, int create,
  * Rename without replacing: renameat2 where the file system has it, else
  * link (which never replaces) and unlink.  -1 with errno set.
  */
-static int
-rename_noreplace(int fromdir, const char *from, int todir, const char *to)
+int
+sv_rename_noreplace(int fromdir, const char *from, int todir, const char *to)
 {
 	if (renameat2(fromdir, from, todir, to, RENAME_NOREPLACE) == 0)
 		return 0;
@@ -329,7 +329,7 @@ deliver_as(int tmpdir, const char *tmpname, int newdir, const char *newname,
 		unlinkat(tmpdir, tmpname, 0);
 		return sv_errf(e, saved, "can't write '%s/tmp/%s'", what, tmpname);
 	}
-	if (rename_noreplace(tmpdir, tmpname, newdir, newname) < 0) {
+	if (sv_rename_noreplace(tmpdir, tmpname, newdir, newname) < 0) {
 		saved = errno;
 		unlinkat(tmpdir, tmpname, 0);
 		return sv_errf(e, saved, "can't rename '%s/tmp/%s' to '%s/%s/%s'",
@@ -588,8 +588,9 @@ no_proposal(const char *id, struct sv_err *e)
 	return errf_code(e, ENOENT, "no proposal '%s'", id);
 }
 
-int
-sv_add_flags(struct sv_spool *s, const char *id, const char *flags,
+/* Add flags to proposal `id`; `sync`: fsync proposals/cur after. */
+static int
+add_flags(struct sv_spool *s, const char *id, const char *flags, int sync,
     struct sv_err *e)
 {
 	struct sv_entry ent;
@@ -608,9 +609,9 @@ sv_add_flags(struct sv_spool *s, const char *id, const char *flags,
 		if (ent.where == SV_CUR && strcmp(merged, ent.flags) == 0)
 			return 0;
 		snprintf(to, sizeof to, "%s:2,%s", id, merged);
-		if (rename_noreplace(ent.where == SV_NEW ? s->pnew : s->pcur,
+		if (sv_rename_noreplace(ent.where == SV_NEW ? s->pnew : s->pcur,
 		    ent.name, s->pcur, to) == 0)
-			return fsync_dir(s->pcur) < 0 ?
+			return sync && fsync_dir(s->pcur) < 0 ?
 			    sv_errf(e, errno, "can't sync 'proposals/cur'") : 0;
 		/* Someone else moved it meanwhile: look again. */
 		if (errno != ENOENT && errno != EEXIST)
@@ -619,6 +620,32 @@ sv_add_flags(struct sv_spool *s, const char *id, const char *flags,
 			    "cur", ent.name, to);
 	}
 	return sv_errf(e, EAGAIN, "can't flag proposal '%s': it keeps moving", id);
+}
+
+int
+sv_add_flags(struct sv_spool *s, const char *id, const char *flags,
+    struct sv_err *e)
+{
+	return add_flags(s, id, flags, 1, e);
+}
+
+int
+sv_add_flags_nosync(struct sv_spool *s, const char *id, const char *flags,
+    struct sv_err *e)
+{
+	return add_flags(s, id, flags, 0, e);
+}
+
+int
+sv_spool_sync(struct sv_spool *s, struct sv_err *e)
+{
+	if (fsync_dir(s->pcur) < 0)
+		return sv_errf(e, errno, "can't sync 'proposals/cur'");
+	if (fsync_dir(s->rcur) < 0)
+		return sv_errf(e, errno, "can't sync 'responses/cur'");
+	if (fsync_dir(s->rnew) < 0)
+		return sv_errf(e, errno, "can't sync 'responses/new'");
+	return 0;
 }
 
 int
@@ -1080,7 +1107,7 @@ sv_refuse_response(struct sv_spool *s, const char *name, const char *reason,
 	free(text);
 	if (rc < 0)
 		return -1;
-	if (rename_noreplace(s->rnew, name, s->rbad, bad) < 0) {
+	if (sv_rename_noreplace(s->rnew, name, s->rbad, bad) < 0) {
 		rc = errno;
 		unlinkat(s->rbad, err, 0);
 		return sv_errf(e, rc, "can't rename 'responses/new/%s' to "

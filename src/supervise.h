@@ -219,6 +219,16 @@ int sv_mark_seen(struct sv_spool *s, const char *id, struct sv_err *e);
 /* Add maildir flags (e.g. "R", "T") to a proposal, moving it to cur/. */
 int sv_add_flags(struct sv_spool *s, const char *id, const char *flags,
     struct sv_err *e);
+/* The same without the sync of proposals/cur: for a batch that ends with
+ * sv_spool_sync, where the renames need not last (recovery redoes them). */
+int sv_add_flags_nosync(struct sv_spool *s, const char *id, const char *flags,
+    struct sv_err *e);
+/* fsync proposals/cur, responses/cur and responses/new. */
+int sv_spool_sync(struct sv_spool *s, struct sv_err *e);
+/* renameat2(RENAME_NOREPLACE), or link+unlink where the file system lacks
+ * it; -1 with errno set (EEXIST: `to` exists). */
+int sv_rename_noreplace(int fromdir, const char *from, int todir,
+    const char *to);
 /*
  * Has a decision been made or delivered for ID?  1 when responses/new/ID
  * or responses/cur/ID:2,* exists or the proposal is flagged R, else 0.
@@ -373,6 +383,23 @@ int sv_audit_has_record(struct sv_audit *a, const char *slug, const char *id,
  */
 int sv_audit_commit_decision(struct sv_audit *a, const struct sv_proposal *p,
     const struct sv_response *r, int *committed, struct sv_err *e);
+/* One decision of a batch, and what became of it. */
+struct sv_audit_decision {
+	const struct sv_proposal *p;
+	const struct sv_response *r;
+	int committed;		/* out: 1 committed now, 0 already recorded */
+	int failed;		/* out: not committed; err says why */
+	struct sv_err err;
+};
+/*
+ * Commit v[0..n) as a chain of commits, one a decision, in order, with one
+ * move of the branch and two flushes of the repository for the batch (a
+ * decision already recorded is skipped, so is one that can't be applied:
+ * its failed and err say why).  -1 with e set when the repository failed:
+ * then every decision has failed set and none counts.
+ */
+int sv_audit_commit_decisions(struct sv_audit *a, struct sv_audit_decision *v,
+    size_t n, struct sv_err *e);
 struct sv_config_file {
 	const char *relpath;	/* "egress/routes.json", ... */
 	const char *text;	/* NULL: remove the file */
@@ -408,19 +435,27 @@ struct sv_decision {
 	char *error;		/* why a response was refused, or NULL */
 };
 void sv_decision_free(struct sv_decision *d);
+#define SV_CONSUME_BATCH 256	/* responses committed as one chain at most */
 /*
- * Consume responses/new/NAME: load, resolve against the proposal, commit
- * (idempotent), archive to responses/cur/ID:2,S, flag the proposal R.  A
- * malformed response (or one for an unknown or already decided proposal)
- * is moved aside (sv_refuse_response) and d->status is SV_NONE with
- * d->error set; that is not a failure (returns 0).  Returns -1 when the
- * commit or a rename failed: before the archive the response stays in
- * new/ and will be retried; when only the R flag failed, d->status is
- * set (the decision stands) and sv_consume_all's recovery adds the flag.
- * A response that vanished meanwhile: 0, d->status SV_NONE, no error.
+ * Consume responses/new/NAME for each of names[0..n): load each and
+ * resolve it against its proposal, commit them all as one chain of
+ * commits (idempotent: a decision already on main is not committed
+ * again), then for each: archive to responses/cur/ID:2,S, flag the
+ * proposal R and call cb (may be NULL), which answers; the spool's
+ * directories are synced once at the end.  A malformed response (or one
+ * for an unknown or already decided proposal) is moved aside
+ * (sv_refuse_response) and cb gets d->status SV_NONE with d->error set;
+ * that is not a failure.  A response that vanished meanwhile is skipped.
+ * Returns the number of decisions and refusals reported, or -1 when any
+ * response failed (e: the first reason, and how many more): one whose
+ * commit or archive failed stays in new/ and is retried later; one whose
+ * R flag failed is still answered (the decision stands) and recovery
+ * adds the flag.
  */
-int sv_consume(struct sv_spool *s, struct sv_audit *a, const char *name,
-    struct sv_decision *d, struct sv_err *e);
+int sv_consume_batch(struct sv_spool *s, struct sv_audit *a,
+    char *const *names, size_t n,
+    void (*cb)(const struct sv_decision *, void *), void *arg,
+    struct sv_err *e);
 /*
  * Recovery and drain: finish half-done archives (response in cur/ whose
  * proposal lacks R), then consume every response in new/.  `cb` is called

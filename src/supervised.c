@@ -506,32 +506,65 @@ log_decision(const struct sv_decision *d, int answered)
 	    sv_status_name(d->status), answered, answered == 1 ? "" : "s");
 }
 
-/* Consume responses/new/NAME: commit first, then answer. */
+/* sv_consume_batch's callback: a decision has landed, or was refused. */
+static void
+on_decision(const struct sv_decision *d, void *arg)
+{
+	int n = 0;
+
+	(void)arg;
+	if (d->status != SV_NONE)
+		n = answer_decision(d->id, d->status, d->notes, d->final_file);
+	log_decision(d, n);
+}
+
+/*
+ * Names seen in responses/new, consumed together: one chain of commits
+ * and two flushes for all of them, however many arrived at once.
+ */
+struct batch {
+	char *v[SV_CONSUME_BATCH];
+	size_t n;
+};
+
+static void
+batch_flush(struct batch *b)
+{
+	struct sv_err e;
+
+	if (b->n == 0)
+		return;
+	if (sv_consume_batch(&sc.spool, sc.audit, b->v, b->n, on_decision,
+	    NULL, &e) == -1 && e.errnum != ENOENT)
+		sv_warnx("can't consume from 'responses/new' (will retry): %s",
+		    e.msg);
+	for (size_t i = 0; i < b->n; i++)
+		free(b->v[i]);
+	b->n = 0;
+}
+
+static void
+batch_add(struct batch *b, const char *name)
+{
+	if (name[0] == '.')
+		return;		/* not a delivery: editors' and tools' dot files */
+	for (size_t i = 0; i < b->n; i++)
+		if (strcmp(b->v[i], name) == 0)
+			return;	/* reported twice (closed, then moved) */
+	if (b->n == SV_CONSUME_BATCH)
+		batch_flush(b);
+	b->v[b->n++] = sv_xstrdup(name);
+}
+
+/* Consume responses/new/NAME on its own. */
 static void
 consume_name(const char *name)
 {
-	struct sv_decision d;
-	struct sv_err e;
-	struct stat st;
-	int n;
+	struct batch b;
 
-	if (name[0] == '.')
-		return;		/* not a delivery: editors' and tools' dot files */
-	if (fstatat(sc.spool.rnew, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
-		return;		/* consumed already, or not there yet */
-	memset(&d, 0, sizeof d);
-	if (sv_consume(&sc.spool, sc.audit, name, &d, &e) == -1) {
-		if (e.errnum != ENOENT)
-			sv_warnx("can't consume 'responses/new/%s' (will retry): "
-			    "%s", name, e.msg);
-		sv_decision_free(&d);
-		return;
-	}
-	n = 0;
-	if (d.status != SV_NONE)
-		n = answer_decision(d.id, d.status, d.notes, d.final_file);
-	log_decision(&d, n);
-	sv_decision_free(&d);
+	b.n = 0;
+	batch_add(&b, name);
+	batch_flush(&b);
 }
 
 /* Responses that inotify did not report (other file systems, overflow). */
@@ -540,6 +573,7 @@ rescan(int min_age)
 {
 	struct dirent *de;
 	struct stat st;
+	struct batch b;
 	DIR *dir;
 	int fd;
 	time_t now = time(NULL);
@@ -552,6 +586,7 @@ rescan(int min_age)
 		return;
 	}
 	rewinddir(dir);
+	b.n = 0;
 	while ((de = readdir(dir)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
@@ -560,9 +595,10 @@ rescan(int min_age)
 		if (min_age && fstatat(sc.spool.rnew, de->d_name, &st,
 		    AT_SYMLINK_NOFOLLOW) == 0 && now - st.st_mtime < min_age)
 			continue;
-		consume_name(de->d_name);
+		batch_add(&b, de->d_name);
 	}
 	closedir(dir);
+	batch_flush(&b);
 }
 
 /* The decision on `id` as recorded in the audit repository. */
@@ -1809,7 +1845,8 @@ serve(void)
 	struct signalfd_siginfo si;
 	struct sv_err e;
 	sigset_t sigs;
-	int ep, ino, tfd, sfd, n, i, stop = 0;
+	struct batch batch;
+	int ep, ino, tfd, sfd, n, i, stop = 0, overflow;
 	int64_t next_rescan, next_clean, now;
 	ssize_t len;
 	char *p;
@@ -1873,6 +1910,7 @@ serve(void)
 	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
 
 	start_http();
+	batch.n = 0;
 	next_rescan = now_ms() + sc.cfg.rescan * 1000;
 	next_clean = now_ms() + CLEAN_EVERY_MS;
 	while (!stop) {
@@ -1894,18 +1932,24 @@ serve(void)
 			} else if (fd == sc.job_fd) {
 				run_jobs();
 			} else if (fd == ino) {
+				/* Everything reported so far is one batch. */
+				overflow = 0;
 				while ((len = read(ino, buf, sizeof buf)) > 0) {
 					for (p = buf; p < buf + len;) {
 						struct inotify_event *ie =
 						    (struct inotify_event *)p;
 
 						if (ie->mask & IN_Q_OVERFLOW)
-							rescan(0);
+							overflow = 1;
 						else if (ie->len > 0)
-							consume_name(ie->name);
+							batch_add(&batch,
+							    ie->name);
 						p += sizeof *ie + ie->len;
 					}
 				}
+				batch_flush(&batch);
+				if (overflow)
+					rescan(0);
 			} else if (fd == tfd) {
 				if (read(tfd, &ticks, sizeof ticks) == -1 &&
 				    errno != EAGAIN)

@@ -173,12 +173,12 @@ fig_throughput() {
 		kill "$apid"; wait "$apid"
 		stop_daemon "$dpid"
 	done
-	echo "## audit commits on their own (sv_audit_commit_decision in a loop)"
+	echo "## audit commits on their own (sv_audit_commit_decisions in a loop)"
 	run "$bb/floor" -f -n 100 -o "$work/fsync-tp.raw" "$work/floor"
 	run "$bb/audit" -r "$work/commits.git" -n "$audit_n"
-	echo "## what-if: libgit2 fsync off, one syncfs barrier per commit / per 16"
-	run "$bb/audit" -r "$work/whatif1.git" -n "$audit_n" -S 1
-	run "$bb/audit" -r "$work/whatif16.git" -n "$audit_n" -S 16
+	echo "## the same in batches of 16 and 64, as responses arriving together"
+	run "$bb/audit" -r "$work/batch16.git" -n "$audit_n" -b 16
+	run "$bb/audit" -r "$work/batch64.git" -n "$audit_n" -b 64
 	run "$bb/floor" -f -n 100 -o "$work/fsync-tp.raw" "$work/floor"
 	"$bb/stats" "disk over the figure: write+fsync+dir fsync" "$work/fsync-tp.raw"
 }

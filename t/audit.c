@@ -424,6 +424,81 @@ test_concurrent(const char *repo)
 	    N, M, N * M);
 }
 
+/* Several decisions in one call: a chain of commits, one each. */
+static void
+test_batch(const char *repo)
+{
+	struct sv_audit *a;
+	struct sv_proposal p[5];
+	struct sv_response r[5];
+	struct sv_audit_decision v[5];
+	struct sv_err e;
+	char author[256], *text = NULL, *msg;
+	const char *ids[5] = { "1.b0", "1.b1", "1.b0", "1.b3", "1.b4" };
+	int before, parents = -1;
+	size_t i;
+
+	if (!ok(sv_audit_open(&a, repo, &e) == 0, "batch: the repository opens"))
+		return;
+	before = count_commits(repo);
+	proposal(&p[0], ids[0], "web2", SV_TOOL_EGRESS_BLOCK,
+	    "{\"host\": \"a.example\"}");
+	response(&r[0], ids[0], SV_APPROVED, "{\"host\": \"a.example\"}",
+	    "Op <op@x>");
+	proposal(&p[1], ids[1], "web2", SV_TOOL_EGRESS_BLOCK,
+	    "{\"host\": \"b.example\"}");
+	response(&r[1], ids[1], SV_APPROVED, "{\"host\": \"b.example\"}",
+	    "Op <op@x>");
+	proposal(&p[2], ids[2], "web2", SV_TOOL_EGRESS_BLOCK,
+	    "{\"host\": \"a.example\"}");
+	response(&r[2], ids[2], SV_APPROVED, "{\"host\": \"a.example\"}",
+	    "Op <op@x>");
+	proposal(&p[3], ids[3], "web2", SV_TOOL_EGRESS_BLOCK,
+	    "{\"host\": \"c.example\"}");
+	response(&r[3], ids[3], SV_REJECTED, NULL, "Op <op@x>");
+	proposal(&p[4], ids[4], "web2", SV_TOOL_EGRESS_BLOCK,
+	    "{\"host\": \"d.example\"}");
+	response(&r[4], ids[4], SV_APPROVED, NULL, "Op <op@x>");
+	memset(v, 0, sizeof v);
+	for (i = 0; i < 5; i++) {
+		v[i].p = &p[i];
+		v[i].r = &r[i];
+	}
+	ok(sv_audit_commit_decisions(a, v, 5, &e) == 0, "batch of five "
+	    "taken");
+	ok(v[0].committed && v[1].committed && v[3].committed,
+	    "the two approvals and the rejection are committed");
+	ok(!v[2].committed && !v[2].failed, "the same decision twice in a "
+	    "batch: committed once");
+	ok(v[4].failed && strstr(v[4].err.msg, "without a final file") &&
+	    strstr(v[4].err.msg, "1.b4"), "a decision that can't be "
+	    "committed fails alone: %s", v[4].err.msg);
+	ok(count_commits(repo) == before + 3, "three commits for three "
+	    "decisions: %d", count_commits(repo) - before);
+	msg = tip_info(repo, author, sizeof author, &parents);
+	ok(msg && strstr(msg, "Proposal-Id: 1.b3") && parents == 1,
+	    "the last decision is the tip, with one parent");
+	free(msg);
+	ok(sv_audit_read(a, "web2", "egress/routes.json", &text, NULL,
+	    &e) == 0 && text && strstr(text, "a.example") &&
+	    strstr(text, "b.example") && !strstr(text, "c.example") &&
+	    !strstr(text, "d.example"), "routes.json has both approvals "
+	    "and nothing else");
+	free(text);
+	for (i = 0; i < 5; i++)
+		v[i].committed = v[i].failed = 7;
+	ok(sv_audit_commit_decisions(a, v, 4, &e) == 0 &&
+	    v[0].committed == 0 && v[1].committed == 0 && v[2].committed == 0 &&
+	    v[3].committed == 0 && v[0].failed == 0 &&
+	    count_commits(repo) == before + 3, "the batch again: nothing "
+	    "committed twice");
+	for (i = 0; i < 5; i++) {
+		sv_proposal_free(&p[i]);
+		sv_response_free(&r[i]);
+	}
+	sv_audit_close(a);
+}
+
 int
 main(void)
 {
@@ -435,6 +510,7 @@ main(void)
 	git_libgit2_init();
 	snprintf(repo, sizeof repo, "%s/root/audit.git", tmpdir);
 	test_commits(repo);
+	test_batch(repo);
 	test_locks(repo);
 	test_concurrent(repo);
 	{

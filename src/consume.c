@@ -23,12 +23,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "supervise.h"
@@ -63,16 +65,39 @@ transient(int errnum)
 	}
 }
 
-/* Who decided, for a response that does not say: the file's owner. */
+/*
+ * Who decided, for a response that does not say: the file's owner.  The
+ * last answer is kept (an operator decides many in a row; getpwuid reads
+ * /etc/passwd each time), for a minute, so a renamed account shows soon.
+ */
 static char *
 owner_name(uid_t uid)
 {
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static char last[256];
+	static uid_t last_uid;
+	static time_t last_at;
 	struct passwd pw, *res = NULL;
-	char buf[4096];
+	char buf[4096], *name;
+	time_t now = time(NULL);
 
+	pthread_mutex_lock(&lock);
+	if (last[0] != '\0' && last_uid == uid && now - last_at < 60) {
+		name = sv_xstrdup(last);
+		pthread_mutex_unlock(&lock);
+		return name;
+	}
+	pthread_mutex_unlock(&lock);
 	if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res != NULL)
-		return sv_xstrdup(pw.pw_name);
-	return sv_xasprintf("uid %ld", (long)uid);
+		name = sv_xstrdup(pw.pw_name);
+	else
+		name = sv_xasprintf("uid %ld", (long)uid);
+	pthread_mutex_lock(&lock);
+	snprintf(last, sizeof last, "%s", name);
+	last_uid = uid;
+	last_at = now;
+	pthread_mutex_unlock(&lock);
+	return name;
 }
 
 /* Move the response aside with `reason`; d records the refusal. */

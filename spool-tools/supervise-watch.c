@@ -160,39 +160,61 @@ scan_queue(void)
 	sv_cli_strv_free(slugs);
 }
 
-/* Watch t->path, or its nearest existing ancestor until it exists. */
+/*
+ * Watch t->path, or its nearest existing ancestor until it exists.  The
+ * ancestor is watched after t->path was found missing, so the directory
+ * below it may have been made in between, with no event to say so: look
+ * again once the watch is in place, and go one level down if so.
+ */
 static void
 establish(struct target *t)
 {
 	char *dir, *slash;
-	int wd;
+	size_t len;
+	int wd, tries;
 
 	if (t->wd >= 0)
 		return;
-	if ((wd = inotify_add_watch(ifd, t->path, WATCH_MASK)) >= 0) {
-		t->wd = wd;
-		/* Subscribed; now look (after set-up: all of it is new). */
-		if (ready) {
-			if (t->slug)
-				scan(t, 1);
-			else
-				scan_queue();
+	for (tries = 0; tries < 64; tries++) {
+		if ((wd = inotify_add_watch(ifd, t->path, WATCH_MASK)) >= 0) {
+			t->wd = wd;
+			/* Subscribed; now look (after set-up: all is new). */
+			if (ready) {
+				if (t->slug)
+					scan(t, 1);
+				else
+					scan_queue();
+			}
+			return;
 		}
-		return;
+		if (errno != ENOENT && errno != ENOTDIR) {
+			sv_warnx("can't watch '%s': %s", t->path,
+			    strerror(errno));
+			status = 1;
+			return;
+		}
+		dir = sv_xstrdup(t->path);
+		while ((slash = strrchr(dir, '/')) && slash != dir) {
+			*slash = '\0';
+			if (inotify_add_watch(ifd, dir, WATCH_MASK) >= 0 ||
+			    errno != ENOENT)
+				break;
+		}
+		/* The next directory down: made since we looked? */
+		len = strlen(dir);
+		slash = strchr(t->path + len + 1, '/');
+		if (slash != NULL)
+			len = (size_t)(slash - t->path);
+		else
+			len = strlen(t->path);
+		free(dir);
+		dir = sv_xasprintf("%.*s", (int)len, t->path);
+		if (access(dir, F_OK) != 0) {
+			free(dir);
+			return;		/* its creation will be reported */
+		}
+		free(dir);
 	}
-	if (errno != ENOENT && errno != ENOTDIR) {
-		sv_warnx("can't watch '%s': %s", t->path, strerror(errno));
-		status = 1;
-		return;
-	}
-	dir = sv_xstrdup(t->path);
-	while ((slash = strrchr(dir, '/')) && slash != dir) {
-		*slash = '\0';
-		if (inotify_add_watch(ifd, dir, WATCH_MASK) >= 0 ||
-		    errno != ENOENT)
-			break;
-	}
-	free(dir);
 }
 
 static void

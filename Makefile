@@ -185,7 +185,7 @@ $(O)/bench/%: bench/%.c $(BENCH_LIBSRC) bench/bench.h $(LIB) src/supervise.h \
 bench-build: all $(BENCH_PROGS)
 
 bench: bench-build
-	BENCH_BUILD="$(CURDIR)/$(O)" BENCH_QUICK="$(BENCH_QUICK)" \
+	BENCH_BUILD="$(abspath $(O))" BENCH_QUICK="$(BENCH_QUICK)" \
 	    $(if $(BENCH_ONLY),BENCH_ONLY="$(BENCH_ONLY)") sh bench/run.sh
 
 .PHONY: bench bench-build

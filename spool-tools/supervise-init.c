@@ -56,9 +56,15 @@ normalise(struct component *c, struct sv_err *e)
 	free(text);
 	if (rc < 0) {
 		char *why = sv_xstrdup(e->msg);
+		size_t n = strlen(c->relpath);
+		const char *reason = why;
 
+		/* The reason may name the file as well: say it once. */
+		if (strncmp(why, c->relpath, n) == 0 && strncmp(why + n, ": ",
+		    2) == 0)
+			reason = why + n + 2;
 		sv_errf(e, 0, "can't use '%s' as %s: %s", c->file, c->relpath,
-		    why);
+		    reason);
 		free(why);
 	}
 	return rc;

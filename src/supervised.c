@@ -1452,6 +1452,7 @@ usage(FILE *f)
 	    "                  [--port-file FILE]\n"
 	    "       supervised --drain [-s SLUG] [-q QUEUE_DIR] [-a AUDIT_DIR] "
 	    "[-r ROOT]\n"
+	    "       supervised -h\n"
 	    "Serve the MCP tools of one bottle on http://ADDR:PORT/mcp; each "
 	    "call files a\nproposal and waits for the operator's decision.\n");
 }

@@ -3,7 +3,7 @@
 # audit repository, canonical files, idempotence, refusals; then what
 # supervise-propose and supervise-show read from it.
 . "$(dirname "$0")/lib.sh"
-plan 32
+plan 33
 
 run() { "$@" >out 2>err; rc=$?; out=$(cat out); err=$(cat err); }
 A=$SUPERVISE_ROOT/audit.git
@@ -78,6 +78,8 @@ run supervise-init --routes bad-routes web2
 check_same "a bad routes file: exit 2" "$rc" 2
 check_match "a bad routes file: message names the file" "$err" \
     "^supervise-init: can't use 'bad-routes' as egress/routes.json: "
+check_same "a bad routes file: the config's name once, then why" "$err" \
+    "supervise-init: can't use 'bad-routes' as egress/routes.json: routes[0]: host '10.0.0.1' must be a DNS name, not an IP address"
 check "a bad routes file: no spool" test ! -e "$Q/web2"
 printf 'ok.example.com\nnot a host\n' >bad-allowlist
 run supervise-init --allowlist bad-allowlist web2

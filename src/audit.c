@@ -479,15 +479,24 @@ sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
 	return rc;
 }
 
-/* SLUG/decisions/XX/YY/ID.json: {"proposal": ..., "response": ...} */
-static char *
-record_path(const char *slug, const char *id)
+char *
+sv_audit_record_relpath(const char *id)
 {
 	char hex[41];
 
 	sv_blob_hash(id, strlen(id), hex);
-	return sv_xasprintf("%s/decisions/%.2s/%.2s/%s.json", slug, hex,
-	    hex + 2, id);
+	return sv_xasprintf("decisions/%.2s/%.2s/%s.json", hex, hex + 2, id);
+}
+
+/* SLUG/decisions/XX/YY/ID.json: {"proposal": ..., "response": ...} */
+static char *
+record_path(const char *slug, const char *id)
+{
+	char *rel = sv_audit_record_relpath(id), *path;
+
+	path = sv_xasprintf("%s/%s", slug, rel);
+	free(rel);
+	return path;
 }
 
 /* 1 when `path` exists in `tree`, 0 when not, -1 on error. */

@@ -374,6 +374,9 @@ void sv_audit_close(struct sv_audit *a);
 /* Current text of SLUG/RELPATH on main; *text NULL when absent. */
 int sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
     char **text, size_t *len, struct sv_err *e);
+/* Where the record of the decision on proposal ID is, relative to its
+ * bottle's directory: "decisions/XX/YY/ID.json"; malloc'd. */
+char *sv_audit_record_relpath(const char *id);
 /* Is the decision on proposal ID recorded on main? 1/0/-1. */
 int sv_audit_has_record(struct sv_audit *a, const char *slug, const char *id,
     struct sv_err *e);

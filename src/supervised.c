@@ -605,14 +605,13 @@ rescan(int min_age)
 static int
 read_recorded(const char *id, struct sv_response *resp, struct sv_err *e)
 {
-	char hex[41], *rel, *text = NULL;
+	char *rel, *text = NULL;
 	size_t len;
 	json_t *j = NULL;
 	int rc = -1;
 
 	memset(resp, 0, sizeof *resp);
-	sv_blob_hash(id, strlen(id), hex);
-	rel = sv_xasprintf("decisions/%.2s/%.2s/%s.json", hex, hex + 2, id);
+	rel = sv_audit_record_relpath(id);
 	if (sv_audit_read(sc.audit, sc.cfg.slug, rel, &text, &len, e) == -1)
 		goto out;
 	if (text == NULL) {

@@ -52,6 +52,7 @@
 #define INIT_MARKER	"supervise.init"	/* a creation under way */
 #define LOCK_WAIT_MS	30000	/* how long to wait for another committer */
 #define CAS_TRIES	60	/* compare-and-swap attempts per commit */
+#define WRITE_TRIES	3	/* attempts at writing a batch's objects */
 #define STALE_LOCK_SECS	60	/* a git .lock older than this is stale */
 #define SUBJECT_COLS	72
 
@@ -719,6 +720,7 @@ struct plan {
 	char *paths[PLAN_MAX];
 	size_t n;
 	int nothing;		/* already done: no commit */
+	int store_failed;	/* the repository failed, not the plan */
 };
 
 static void
@@ -743,9 +745,11 @@ plan_put(struct sv_audit *a, struct plan *pl, const char *path,
 	if (text != NULL) {
 		rc = git_blob_create_from_buffer(&u->id, a->repo, text,
 		    strlen(text));
-		if (rc < 0)
+		if (rc < 0) {
+			pl->store_failed = 1;
 			return git_fail(e, rc, "can't write '%s' into '%s'", path,
 			    a->path);
+		}
 		u->action = GIT_TREE_UPDATE_UPSERT;
 	} else {
 		u->action = GIT_TREE_UPDATE_REMOVE;
@@ -858,6 +862,11 @@ build_chain(struct sv_audit *a, git_commit *tip, git_tree *tree,
 		plan_free(&pl);
 		it->state = ITEM_TODO;
 		if (it->build(a, cur, it->ctx, &pl, &it->err) == -1) {
+			if (pl.store_failed) {
+				*e = it->err;	/* the batch, not this item */
+				rc = -1;
+				break;
+			}
 			it->state = ITEM_FAILED;
 			continue;
 		}
@@ -946,8 +955,18 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 			break;
 		signature_at(&committer, &cid, time(NULL));
 		if (build_chain(a, tip, tree, items, n, &committer, &head,
-		    e) == -1)
-			break;
+		    e) == -1) {
+			/*
+			 * Writing an object can fail for a moment: a git gc
+			 * run without our lock removes an empty objects/XX
+			 * between libgit2's mkdir and its rename.  Try again
+			 * a few times before giving up on the batch.
+			 */
+			if (attempt >= WRITE_TRIES)
+				break;
+			sleep_us(1000L << attempt);
+			continue;
+		}
 		if (head == NULL) {
 			rc = 0;		/* nothing to commit */
 			break;

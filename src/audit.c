@@ -308,6 +308,12 @@ sv_audit_open(struct sv_audit **out, const char *path, struct sv_err *e)
 	/* Our barrier() flushes instead of libgit2, once per batch. */
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0);
 	/*
+	 * Every tree entry and parent we commit is an object we just wrote
+	 * or read: libgit2's check that each exists (a look-up per entry)
+	 * only costs time here.
+	 */
+	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
+	/*
 	 * Each commit reads the trees on the path to a decision record and
 	 * the bottle's config file; libgit2 caches trees of up to 4 KiB and
 	 * no blobs by default, so the big trees (256 entries) and the

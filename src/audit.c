@@ -974,7 +974,17 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 			continue;
 		}
 		if (head == NULL) {
-			rc = 0;		/* nothing to commit */
+			/*
+			 * Nothing to commit.  A decision found already on
+			 * main may be there because a committer was killed
+			 * between moving the branch and its last flush: flush
+			 * before it counts, as if we had made it.
+			 */
+			size_t i = 0;
+
+			while (i < n && items[i].state != ITEM_DONE)
+				i++;
+			rc = i < n ? barrier(a, e) : 0;
 			break;
 		}
 		if (barrier(a, e) == -1)

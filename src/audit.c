@@ -22,9 +22,11 @@
  *    never a lost commit or a merge: history stays linear.
  *  - A ref's .lock file is git's own lock (libgit2 takes it too, for the
  *    instant of the ref update, so a killed supervised can leave one just
- *    as a killed git can).  We retry a few seconds, then report it with
- *    its path and age (past a minute: stale) and leave it alone, because
- *    removing a live lock breaks the writer that holds it.
+ *    as a killed git can).  One left by our own committer is known by the
+ *    mark in supervise.lock (mark_moving) and removed; any other we retry
+ *    a few seconds, then report with its path and age (past a minute:
+ *    stale) and leave alone, because removing a live lock breaks the
+ *    writer that holds it.
  *  - Durability: a decision counts once its commit landed, and it must
  *    still be there after a power cut.  A batch of decisions is written
  *    as a chain of commits, then flushed (syncfs), then the branch moves
@@ -61,7 +63,10 @@ struct sv_audit {
 	char *path;
 	int lockfd;
 	char host[256];
+	char self[128];		/* "PID START BOOT": this process, for mark_moving */
 };
+
+static void identify_self(struct sv_audit *a);
 
 /*
  * libgit2 is set up once per process and left up until exit.  Its set-up
@@ -330,6 +335,7 @@ sv_audit_open(struct sv_audit **out, const char *path, struct sv_err *e)
 	a->lockfd = -1;
 	a->path = path ? sv_xstrdup(path) : sv_audit_dir();
 	host_name(a->host, sizeof a->host);
+	identify_self(a);
 	if (mkdirs(a->path, e) == -1)
 		goto fail;
 	lockpath = sv_xasprintf("%s/%s", a->path, LOCK_NAME);
@@ -803,6 +809,123 @@ oldest_lock(struct sv_audit *a, char **path, long *age)
 }
 
 /*
+ * Who is moving the branch.  While libgit2 holds refs/heads/BRANCH.lock
+ * for us, AUDIT/supervise.lock (whose flock we hold) says "PID START
+ * BOOT" of this process; it is emptied when the move is over.  So a lock
+ * file found later, with that mark naming a process that no longer runs,
+ * was left by one of our committers that died inside the move (a kill -9
+ * hits that window about one time in twenty), and can be removed: no
+ * other committer of ours can be in the move while we hold the flock.
+ * Any other lock is git's own and is left alone.
+ */
+static void
+read_line(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "re");
+
+	buf[0] = '\0';
+	if (f != NULL) {
+		if (fgets(buf, (int)n, f) == NULL)
+			buf[0] = '\0';
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* Field 22 of /proc/PID/stat, the start time, as text; "" when gone. */
+static void
+start_time(long pid, char *buf, size_t n)
+{
+	char path[64], stat[1024], *p;
+	int field;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	read_line(path, stat, sizeof stat);
+	buf[0] = '\0';
+	/* The command name, field 2, may hold blanks: count after its ')'. */
+	if ((p = strrchr(stat, ')')) == NULL)
+		return;
+	for (field = 2; field < 22 && p != NULL; field++)
+		p = strchr(p + 1, ' ');
+	if (p != NULL)
+		snprintf(buf, n, "%.*s", (int)strcspn(p + 1, " "), p + 1);
+}
+
+static void
+identify_self(struct sv_audit *a)
+{
+	char start[32], boot[64];
+
+	start_time((long)getpid(), start, sizeof start);
+	read_line("/proc/sys/kernel/random/boot_id", boot, sizeof boot);
+	snprintf(a->self, sizeof a->self, "%ld %s %s", (long)getpid(),
+	    start[0] ? start : "?", boot[0] ? boot : "?");
+}
+
+static void
+mark_moving(struct sv_audit *a, int moving)
+{
+	size_t n = moving ? strlen(a->self) : 0;
+
+	/* Best effort: without the mark a lock is only reported, as git's. */
+	if (n > 0 && pwrite(a->lockfd, a->self, n, 0) != (ssize_t)n)
+		n = 0;
+	if (ftruncate(a->lockfd, (off_t)n) == -1)
+		return;
+}
+
+/* The mark the last holder of the flock left: read before we move. */
+static void
+read_mark(struct sv_audit *a, char *mark, size_t n)
+{
+	ssize_t len = pread(a->lockfd, mark, n - 1, 0);
+
+	mark[len > 0 ? len : 0] = '\0';
+}
+
+/* Does `mark` name a committer that died inside the move? */
+static int
+left_by_dead_committer(const char *mark)
+{
+	char start[32], boot[64], now_start[32], now_boot[64];
+	long pid;
+
+	if (sscanf(mark, "%ld %31s %63s", &pid, start, boot) != 3 || pid <= 0)
+		return 0;
+	read_line("/proc/sys/kernel/random/boot_id", now_boot, sizeof now_boot);
+	if (now_boot[0] == '\0')
+		return 0;	/* can't tell: leave it */
+	if (strcmp(boot, now_boot) != 0)
+		return 1;	/* marked before the last boot */
+	if (pid == (long)getpid())
+		return 0;
+	start_time(pid, now_start, sizeof now_start);
+	return now_start[0] == '\0' || strcmp(now_start, start) != 0;
+}
+
+/* Is `lock` the .lock of the branch HEAD names? */
+static int
+is_branch_lock(struct sv_audit *a, const char *lock)
+{
+	git_reference *head = NULL;
+	char *want;
+	int rc;
+
+	if (git_reference_lookup(&head, a->repo, "HEAD") < 0)
+		return 0;
+	if (git_reference_type(head) != GIT_REFERENCE_SYMBOLIC) {
+		git_reference_free(head);
+		return 0;
+	}
+	want = sv_xasprintf("%s/%s.lock", a->path,
+	    git_reference_symbolic_target(head));
+	rc = strcmp(want, lock) == 0;
+	free(want);
+	git_reference_free(head);
+	return rc;
+}
+
+/*
  * Move the branch HEAD names from `old` (NULL: the branch is unborn) to
  * `id`, as a compare-and-swap: GIT_EMODIFIED when it no longer points at
  * `old`, GIT_EEXISTS when an unborn branch was born meanwhile.
@@ -945,13 +1068,14 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 	git_signature committer;
 	git_commit *tip = NULL, *head = NULL;
 	git_tree *tree = NULL;
-	char *lock = NULL;
+	char *lock = NULL, prior[160];
 	long age = 0;
 	int rc = -1, grc;
 
 	cid.email = sv_xasprintf("supervised@%s", a->host);
 	if (audit_lock(a, e) == -1)
 		goto out;
+	read_mark(a, prior, sizeof prior);
 	for (int attempt = 1;; attempt++) {
 		git_commit_free(head);
 		git_tree_free(tree);
@@ -989,8 +1113,10 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 		}
 		if (barrier(a, e) == -1)
 			break;
+		mark_moving(a, 1);
 		grc = move_branch(a, tip ? git_commit_id(tip) : NULL,
 		    git_commit_id(head));
+		mark_moving(a, 0);
 		if (grc == 0) {
 			rc = barrier(a, e);
 			break;
@@ -1001,6 +1127,14 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 			break;
 		}
 		if (grc == GIT_ELOCKED && oldest_lock(a, &lock, &age)) {
+			/* A second old: a live git holds a ref lock for less. */
+			if (age >= 1 && is_branch_lock(a, lock) &&
+			    left_by_dead_committer(prior) && unlink(lock) == 0) {
+				prior[0] = '\0';
+				free(lock);
+				lock = NULL;
+				continue;	/* ours, from a killed committer */
+			}
 			if (age >= STALE_LOCK_SECS) {
 				sv_errf(e, 0, "can't commit to '%s': '%s' is %ld s "
 				    "old: a git process died holding it; remove "

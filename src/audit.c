@@ -88,8 +88,29 @@ static void
 git_init_once(void)
 {
 	git_once_rc = git_libgit2_init();
-	if (git_once_rc >= 0)
-		atexit(git_shutdown_at_exit);
+	if (git_once_rc < 0)
+		return;
+	atexit(git_shutdown_at_exit);
+	/* Our barrier() flushes instead of libgit2, once per batch. */
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0);
+	/*
+	 * Every tree entry and parent we commit is an object we just wrote
+	 * or read: libgit2's check that each exists (a look-up per entry)
+	 * only costs time here.
+	 */
+	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
+	/*
+	 * Each commit reads the trees on the path to a decision record and
+	 * the bottle's config file; libgit2 caches trees of up to 4 KiB and
+	 * no blobs by default, so the big trees (256 entries) and the
+	 * config were inflated from disk on every commit.  Cache them, in
+	 * a bounded cache: the daemon's memory must not grow with history.
+	 */
+	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE,
+	    (size_t)64 * 1024);
+	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB,
+	    (size_t)SV_FILE_MAX);
+	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)4 * 1024 * 1024);
 }
 
 static int
@@ -310,26 +331,6 @@ sv_audit_open(struct sv_audit **out, const char *path, struct sv_err *e)
 	*out = NULL;
 	if ((rc = git_ready()) < 0)
 		return git_fail(e, rc, "can't initialise libgit2");
-	/* Our barrier() flushes instead of libgit2, once per batch. */
-	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0);
-	/*
-	 * Every tree entry and parent we commit is an object we just wrote
-	 * or read: libgit2's check that each exists (a look-up per entry)
-	 * only costs time here.
-	 */
-	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
-	/*
-	 * Each commit reads the trees on the path to a decision record and
-	 * the bottle's config file; libgit2 caches trees of up to 4 KiB and
-	 * no blobs by default, so the big trees (256 entries) and the
-	 * config were inflated from disk on every commit.  Cache them, in
-	 * a bounded cache: the daemon's memory must not grow with history.
-	 */
-	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE,
-	    (size_t)64 * 1024);
-	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB,
-	    (size_t)SV_FILE_MAX);
-	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)4 * 1024 * 1024);
 	a = sv_xmalloc(sizeof *a);
 	memset(a, 0, sizeof *a);
 	a->lockfd = -1;
@@ -776,31 +777,36 @@ plan_put(struct sv_audit *a, struct plan *pl, const char *path,
 typedef int (*plan_fn)(struct sv_audit *a, git_tree *tip, void *ctx,
     struct plan *pl, struct sv_err *e);
 
-/* The lock files a commit can run into: HEAD's, the branch's, packed-refs'. */
+/* The oldest lock file a commit can run into: HEAD's, the branch's (then
+ * *branch_lock is set) or packed-refs'. */
 static int
-oldest_lock(struct sv_audit *a, char **path, long *age)
+oldest_lock(struct sv_audit *a, char **path, long *age, int *branch_lock)
 {
 	git_reference *head = NULL;
 	const char *branch = "refs/heads/main";
 	char *cand[3];
 	struct stat st;
 	time_t now = time(NULL);
-	int found = 0;
+	int found = 0, symbolic = 0;
 
 	if (git_reference_lookup(&head, a->repo, "HEAD") == 0 &&
-	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC)
+	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC) {
 		branch = git_reference_symbolic_target(head);
+		symbolic = 1;
+	}
 	cand[0] = sv_xasprintf("%s/HEAD.lock", a->path);
 	cand[1] = sv_xasprintf("%s/%s.lock", a->path, branch);
 	cand[2] = sv_xasprintf("%s/packed-refs.lock", a->path);
 	git_reference_free(head);
 	*path = NULL;
+	*branch_lock = 0;
 	for (int i = 0; i < 3; i++) {
 		if (lstat(cand[i], &st) == 0 &&
 		    (!found || now - st.st_mtime > *age)) {
 			free(*path);
 			*path = sv_xstrdup(cand[i]);
 			*age = (long)(now - st.st_mtime);
+			*branch_lock = i == 1 && symbolic;
 			found = 1;
 		}
 		free(cand[i]);
@@ -901,28 +907,6 @@ left_by_dead_committer(const char *mark)
 		return 0;
 	start_time(pid, now_start, sizeof now_start);
 	return now_start[0] == '\0' || strcmp(now_start, start) != 0;
-}
-
-/* Is `lock` the .lock of the branch HEAD names? */
-static int
-is_branch_lock(struct sv_audit *a, const char *lock)
-{
-	git_reference *head = NULL;
-	char *want;
-	int rc;
-
-	if (git_reference_lookup(&head, a->repo, "HEAD") < 0)
-		return 0;
-	if (git_reference_type(head) != GIT_REFERENCE_SYMBOLIC) {
-		git_reference_free(head);
-		return 0;
-	}
-	want = sv_xasprintf("%s/%s.lock", a->path,
-	    git_reference_symbolic_target(head));
-	rc = strcmp(want, lock) == 0;
-	free(want);
-	git_reference_free(head);
-	return rc;
 }
 
 /*
@@ -1070,7 +1054,7 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 	git_tree *tree = NULL;
 	char *lock = NULL, prior[160];
 	long age = 0;
-	int rc = -1, grc;
+	int rc = -1, grc, branch_lock;
 
 	cid.email = sv_xasprintf("supervised@%s", a->host);
 	if (audit_lock(a, e) == -1)
@@ -1126,9 +1110,10 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 			git_fail(e, grc, "can't commit to '%s'", a->path);
 			break;
 		}
-		if (grc == GIT_ELOCKED && oldest_lock(a, &lock, &age)) {
+		if (grc == GIT_ELOCKED && oldest_lock(a, &lock, &age,
+		    &branch_lock)) {
 			/* A second old: a live git holds a ref lock for less. */
-			if (age >= 1 && is_branch_lock(a, lock) &&
+			if (age >= 1 && branch_lock &&
 			    left_by_dead_committer(prior) && unlink(lock) == 0) {
 				prior[0] = '\0';
 				free(lock);

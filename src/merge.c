@@ -272,18 +272,15 @@ routes_load_cached(const char *text, json_t **out, struct sv_err *e)
 	return routes_load(text, ROUTES_PATH, out, e);
 }
 
+/* Keep `routes` (not changed after this: loads take a copy of it). */
 static void
 routes_remember(const char *text, json_t *routes)
 {
-	json_t *copy = json_deep_copy(routes);
-
-	if (copy == NULL)
-		sv_die(111, "out of memory");
 	pthread_mutex_lock(&last_lock);
 	free(last_text);
 	json_decref(last_routes);
 	last_text = sv_xstrdup(text);
-	last_routes = copy;
+	last_routes = json_incref(routes);
 	pthread_mutex_unlock(&last_lock);
 }
 

@@ -20,7 +20,7 @@ OABS = $(abspath $(O))
 CC ?= cc
 CFLAGS ?= -O2 -g
 override CFLAGS := -std=c11 -Wall -Wextra -D_GNU_SOURCE $(CFLAGS)
-PKGS = libmicrohttpd libgit2 jansson liburiparser
+PKGS = libmicrohttpd libgit2 jansson liburiparser libcrypto zlib
 # Deferred (=): pkg-config runs after `deps` may have installed the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -41,7 +41,7 @@ $(O)/.deps: mk/deps.sh
 	@sh mk/deps.sh build
 	@mkdir -p $(O) && touch $@
 
-$(O)/src/%.o: src/%.c src/supervise.h | $(O)/.deps
+$(O)/src/%.o: src/%.c src/supervise.h src/pack.h | $(O)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -c -o $@ $<
 
@@ -61,7 +61,7 @@ $(O)/bin/%: spool-tools/%.sh
 	@mkdir -p $(@D)
 	cp $< $@ && chmod 755 $@
 
-$(O)/t/%: t/%.c t/tap.h $(LIB) src/supervise.h | $(O)/.deps
+$(O)/t/%: t/%.c t/tap.h $(LIB) src/supervise.h src/pack.h | $(O)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -It $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
 

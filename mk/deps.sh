@@ -3,7 +3,7 @@
 # suite) needs are present.  As root with apt-get, missing ones are
 # installed; otherwise the missing packages are named and we fail.
 set -u
-build_pkgs="gcc make pkg-config libmicrohttpd-dev libgit2-dev libjansson-dev liburiparser-dev"
+build_pkgs="gcc make pkg-config libmicrohttpd-dev libgit2-dev libjansson-dev liburiparser-dev libssl-dev zlib1g-dev"
 check_pkgs="perl git curl nodejs npm mandoc procps"
 case "${1:-build}" in
 build) want=$build_pkgs ;;

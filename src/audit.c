@@ -29,8 +29,9 @@
  *    writer that holds it.
  *  - Durability: a decision counts once its commit landed, and it must
  *    still be there after a power cut.  A batch of decisions is written
- *    as a chain of commits, then flushed (syncfs), then the branch moves
- *    once, then flushed again: see barrier().
+ *    as a chain of commits, its objects as one pack (pack.c), then
+ *    flushed (syncfs), then the branch moves once, then flushed again:
+ *    see barrier().
  */
 #include <dirent.h>
 #include <errno.h>
@@ -49,6 +50,7 @@
 #include <git2.h>
 
 #include "supervise.h"
+#include "pack.h"
 
 #define LOCK_NAME	"supervise.lock"
 #define INIT_MARKER	"supervise.init"	/* a creation under way */
@@ -60,6 +62,8 @@
 
 struct sv_audit {
 	git_repository *repo;
+	struct sv_odb *odb;	/* the repository's objects: see pack.c */
+	int defer_merges;	/* sv_audit_maintain merges, not commits */
 	char *path;
 	int lockfd;
 	char host[256];
@@ -265,6 +269,31 @@ only_lock_file(const char *path)
 }
 
 /*
+ * A creation killed half way can leave libgit2's lock on the files it was
+ * writing (config, HEAD), and a second init stops at them.  Nobody else
+ * can hold them: creation runs under our lock, and git has no reason to
+ * write a repository that does not exist yet.
+ */
+static int
+drop_init_locks(struct sv_audit *a, struct sv_err *e)
+{
+	static const char *const names[] = { "config.lock", "HEAD.lock",
+	    "description.lock" };
+
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char *p = sv_xasprintf("%s/%s", a->path, names[i]);
+
+		if (unlink(p) == -1 && errno != ENOENT) {
+			sv_errf(e, errno, "can't remove '%s'", p);
+			free(p);
+			return -1;
+		}
+		free(p);
+	}
+	return 0;
+}
+
+/*
  * Open the repository, creating it first when needed; called under the
  * lock.  A creation killed half way would leave a directory that is
  * neither empty nor a repository, so it is bracketed by a marker file:
@@ -283,7 +312,7 @@ audit_init(struct sv_audit *a, struct sv_err *e)
 	rc = git_repository_open_ext(&a->repo, a->path,
 	    GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
 	if (rc == 0 && !interrupted)
-		goto out;
+		goto attach;
 	if (rc < 0 && rc != GIT_ENOTFOUND) {
 		git_fail(e, rc, "can't open the audit repository '%s'", a->path);
 		goto out;
@@ -295,6 +324,10 @@ audit_init(struct sv_audit *a, struct sv_err *e)
 	}
 	git_repository_free(a->repo);
 	a->repo = NULL;
+	if (interrupted && drop_init_locks(a, e) == -1) {
+		rc = -1;
+		goto out;
+	}
 	fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd == -1 || fsync(fd) == -1) {
 		rc = sv_errf(e, errno, "can't create '%s'", marker);
@@ -314,8 +347,12 @@ audit_init(struct sv_audit *a, struct sv_err *e)
 	}
 	if ((rc = barrier(a, e)) < 0)
 		goto out;
-	if (unlink(marker) == -1)
+	if (unlink(marker) == -1) {
 		rc = sv_errf(e, errno, "can't remove '%s'", marker);
+		goto out;
+	}
+attach:
+	rc = sv_odb_attach(a->repo, &a->odb, e);
 out:
 	free(marker);
 	return rc < 0 ? -1 : 0;
@@ -940,6 +977,41 @@ move_branch(struct sv_audit *a, const git_oid *old, const git_oid *id)
 	return rc;
 }
 
+/*
+ * Keep the number of packs down (pack.c), under our lock: merge, flush
+ * the merged pack to disk, and only then remove what it replaces.  A
+ * failure here loses nothing (the packs stay as they were), so it is
+ * reported and the commit stands.
+ */
+static void
+merge_packs(struct sv_audit *a, int force)
+{
+	struct sv_err me;
+	char **old = NULL;
+
+	if (sv_odb_merge(a->odb, force, &old, &me) == -1 ||
+	    (old != NULL && (barrier(a, &me) == -1 ||
+	    sv_odb_remove(old, &me) == -1)))
+		sv_warn_err(&me);
+	sv_odb_old_free(old);
+}
+
+void
+sv_audit_defer_merges(struct sv_audit *a)
+{
+	a->defer_merges = 1;
+}
+
+int
+sv_audit_maintain(struct sv_audit *a, struct sv_err *e)
+{
+	if (audit_lock(a, e) == -1)
+		return -1;
+	merge_packs(a, 0);
+	audit_unlock(a);
+	return 0;
+}
+
 /* One commit of a batch: what to change, by whom, and what became of it. */
 enum { ITEM_TODO, ITEM_NEW, ITEM_DONE, ITEM_FAILED };
 struct item {
@@ -1054,6 +1126,7 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 	git_tree *tree = NULL;
 	char *lock = NULL, prior[160];
 	long age = 0;
+	size_t wrote;
 	int rc = -1, grc, branch_lock;
 
 	cid.email = sv_xasprintf("supervised@%s", a->host);
@@ -1070,6 +1143,7 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 		signature_at(&committer, &cid, time(NULL));
 		if (build_chain(a, tip, tree, items, n, &committer, &head,
 		    e) == -1) {
+			sv_odb_discard(a->odb);
 			/*
 			 * Writing an object can fail for a moment: a git gc
 			 * run without our lock removes an empty objects/XX
@@ -1090,9 +1164,15 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 			 */
 			size_t i = 0;
 
+			sv_odb_discard(a->odb);
 			while (i < n && items[i].state != ITEM_DONE)
 				i++;
 			rc = i < n ? barrier(a, e) : 0;
+			break;
+		}
+		/* The batch's objects as one pack, then on disk for good. */
+		if (sv_odb_flush(a->odb, &wrote, e) == -1) {
+			sv_odb_discard(a->odb);
 			break;
 		}
 		if (barrier(a, e) == -1)
@@ -1102,7 +1182,8 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 		    git_commit_id(head));
 		mark_moving(a, 0);
 		if (grc == 0) {
-			rc = barrier(a, e);
+			if ((rc = barrier(a, e)) == 0 && !a->defer_merges)
+				merge_packs(a, 0);
 			break;
 		}
 		if (grc != GIT_EMODIFIED && grc != GIT_ELOCKED &&

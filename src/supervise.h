@@ -371,6 +371,12 @@ struct sv_audit;
  * (NULL: sv_audit_dir()).  One handle is used by one thread at a time. */
 int sv_audit_open(struct sv_audit **a, const char *path, struct sv_err *e);
 void sv_audit_close(struct sv_audit *a);
+/* Commits leave the merging of packs to sv_audit_maintain (the daemon
+ * merges after it has answered, not before). */
+void sv_audit_defer_merges(struct sv_audit *a);
+/* Merge the repository's small packs if enough accumulated (a warning on
+ * stderr if that fails: nothing is lost); -1 when the lock was not had. */
+int sv_audit_maintain(struct sv_audit *a, struct sv_err *e);
 /* Current text of SLUG/RELPATH on main; *text NULL when absent. */
 int sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
     char **text, size_t *len, struct sv_err *e);

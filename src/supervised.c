@@ -538,6 +538,9 @@ batch_flush(struct batch *b)
 	    NULL, &e) == -1 && e.errnum != ENOENT)
 		sv_warnx("can't consume from 'responses/new' (will retry): %s",
 		    e.msg);
+	/* Answered: now keep the repository's packs few (pack.c). */
+	if (sv_audit_maintain(sc.audit, &e) == -1)
+		sv_warn_err(&e);
 	for (size_t i = 0; i < b->n; i++)
 		free(b->v[i]);
 	b->n = 0;
@@ -1609,6 +1612,7 @@ open_stores(void)
 	free(qdir);
 	if (sv_audit_open(&sc.audit, sc.cfg.audit_dir, &e) == -1)
 		sv_die(1, "%s", e.msg);
+	sv_audit_defer_merges(sc.audit);	/* see batch_flush */
 }
 
 static void
@@ -1639,6 +1643,8 @@ drain(void)
 	n = sv_consume_all(&sc.spool, sc.audit, print_drained, NULL, &e);
 	fflush(stdout);
 	if (n == -1)
+		sv_warn_err(&e);
+	else if (sv_audit_maintain(sc.audit, &e) == -1)
 		sv_warn_err(&e);
 	sv_audit_close(sc.audit);
 	sv_spool_close(&sc.spool);
@@ -1869,7 +1875,8 @@ serve(void)
 	free(p);
 
 	/* Recovery: decisions that landed while no sidecar ran. */
-	if (sv_consume_all(&sc.spool, sc.audit, log_recovered, NULL, &e) == -1)
+	if (sv_consume_all(&sc.spool, sc.audit, log_recovered, NULL, &e) == -1 ||
+	    sv_audit_maintain(sc.audit, &e) == -1)
 		sv_warn_err(&e);
 	load_pending();
 	if (sv_clean_tmp(&sc.spool, SV_TMP_MAX_AGE, &e) == -1)

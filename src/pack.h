@@ -1,0 +1,52 @@
+/*
+ * pack.h: the audit repository's object store (pack.c), shared by
+ * audit.c and its unit test only; programs use supervise.h.
+ */
+#ifndef SUPERVISE_PACK_H
+#define SUPERVISE_PACK_H
+
+#include <git2.h>
+
+#include "supervise.h"
+
+/* Packs above this size are left to `git gc` / `git repack`. */
+#define SV_PACK_MERGE_MAX	((off_t)64 << 20)
+/* A pack size class holds up to this many packs before they merge. */
+#define SV_PACK_TIER		8
+/* Look for packs to merge after this many packs written (or when forced). */
+#define SV_PACK_CHECK		4
+
+struct sv_odb;
+
+/*
+ * Give `repo` an object database whose writes are held in memory until
+ * sv_odb_flush() writes them as one pack; reads go to memory, then packs,
+ * then loose objects.  The store belongs to the repository: it is freed
+ * with it.
+ */
+int sv_odb_attach(git_repository *repo, struct sv_odb **out,
+    struct sv_err *e);
+
+/* Write the objects held since the last flush as one pack (and index);
+ * *wrote is how many.  Not durable until the caller flushes the disk. */
+int sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_err *e);
+
+/* Forget the objects held since the last flush (a batch that failed). */
+void sv_odb_discard(struct sv_odb *o);
+
+/*
+ * Merge small packs, by size class, so their number stays in the tens
+ * however many batches were written.  Writes the merged pack and returns
+ * the packs it replaces in *old (NULL-terminated; free with
+ * sv_odb_old_free) for the caller to remove with sv_odb_remove() once the
+ * merged pack is on disk.  *old is NULL when nothing needs merging.
+ */
+int sv_odb_merge(struct sv_odb *o, int force, char ***old,
+    struct sv_err *e);
+int sv_odb_remove(char **old, struct sv_err *e);
+void sv_odb_old_free(char **old);
+
+/* How many pack files the object store has now (for tests). */
+int sv_odb_count_packs(git_repository *repo, size_t *n, struct sv_err *e);
+
+#endif

@@ -1,0 +1,216 @@
+/*
+ * pack.c: the audit repository's object store (src/pack.c): objects held
+ * in memory until flushed as one pack, packs git itself reads and
+ * verifies, and the merging that keeps their number down.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pack.h"
+#include "tap.h"
+
+static char tmpdir[] = "/tmp/supervise-pack.XXXXXX";
+static char repo[256];
+
+static int
+sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static size_t
+packs(git_repository *r)
+{
+	struct sv_err e;
+	size_t n = 0;
+
+	if (sv_odb_count_packs(r, &n, &e) == -1)
+		return (size_t)-1;
+	return n;
+}
+
+static int
+blob(git_repository *r, const char *text, git_oid *id)
+{
+	return git_blob_create_from_buffer(id, r, text, strlen(text));
+}
+
+/* Read a blob through a plain libgit2 repository: what is on disk. */
+static int
+on_disk(const git_oid *id, const char *want)
+{
+	git_repository *plain;
+	git_blob *b = NULL;
+	int rc = 0;
+
+	if (git_repository_open(&plain, repo) < 0)
+		return 0;
+	if (git_blob_lookup(&b, plain, id) == 0)
+		rc = git_blob_rawsize(b) == (git_object_size_t)strlen(want) &&
+		    memcmp(git_blob_rawcontent(b), want, strlen(want)) == 0;
+	git_blob_free(b);
+	git_repository_free(plain);
+	return rc;
+}
+
+static int
+flush(struct sv_odb *o, size_t *n)
+{
+	struct sv_err e;
+
+	return sv_odb_flush(o, n, &e);
+}
+
+/* count blobs "WORD I\n", a flush (so a pack) each; their ids in ids. */
+static void
+one_pack_each(git_repository *r, struct sv_odb *o, const char *word, int count,
+    git_oid *ids)
+{
+	char text[64];
+	git_oid id;
+	size_t n;
+
+	for (int i = 0; i < count; i++) {
+		snprintf(text, sizeof text, "%s %d\n", word, i);
+		blob(r, text, ids ? &ids[i] : &id);
+		flush(o, &n);
+	}
+}
+
+int
+main(void)
+{
+	git_repository *r;
+	struct sv_odb *o;
+	struct sv_err e;
+	git_oid a, b, c, many[20], big[4];
+	char text[64], **old = NULL;
+	size_t n = 0;
+
+	plan(23);
+	if (mkdtemp(tmpdir) == NULL)
+		return 1;
+	snprintf(repo, sizeof repo, "%s/r.git", tmpdir);
+	git_libgit2_init();
+	if (git_repository_init(&r, repo, 1) < 0)
+		return 1;
+	ok(sv_odb_attach(r, &o, &e) == 0, "attach");
+
+	blob(r, "alpha\n", &a);
+	blob(r, "beta\n", &b);
+	ok(!on_disk(&a, "alpha\n") && packs(r) == 0,
+	    "written objects stay in memory until flushed");
+	{
+		git_blob *x = NULL;
+
+		char got[16] = "";
+
+		if (git_blob_lookup(&x, r, &a) == 0 && git_blob_rawsize(x) < 16)
+			memcpy(got, git_blob_rawcontent(x), git_blob_rawsize(x));
+		is_str(got, "alpha\n", "... and are read back from there");
+		git_blob_free(x);
+	}
+	ok(flush(o, &n) == 0 && n == 2 && packs(r) == 1, "a flush writes one pack");
+	ok(on_disk(&a, "alpha\n") && on_disk(&b, "beta\n"),
+	    "libgit2 reads the objects from it");
+	ok(sh("for f in %s/objects/pack/pack-*.idx; do git verify-pack \"$f\" "
+	    ">/dev/null || exit 1; done", repo) == 0, "git verify-pack accepts it");
+	ok(flush(o, &n) == 0 && n == 0 && packs(r) == 1,
+	    "a flush with nothing new writes nothing");
+
+	blob(r, "gamma\n", &c);
+	sv_odb_discard(o);
+	ok(flush(o, &n) == 0 && n == 0 && !on_disk(&c, "gamma\n"),
+	    "discarded objects are never written");
+	{
+		git_blob *x = NULL;
+
+		ok(git_blob_lookup(&x, r, &c) != 0, "... nor read");
+		git_blob_free(x);
+	}
+
+	/* Twenty small packs: one size class, merged into one. */
+	one_pack_each(r, o, "object", 20, many);
+	ok(packs(r) == 21, "twenty more flushes, twenty more packs");
+	ok(sv_odb_merge(o, 0, &old, &e) == 0 && old != NULL && old[0] != NULL,
+	    "a merge check after a few flushes merges");
+	ok(sv_odb_remove(old, &e) == 0 && packs(r) == 1,
+	    "removing what it replaced leaves one pack");
+	sv_odb_old_free(old);
+	old = NULL;
+	one_pack_each(r, o, "second", 20, NULL);
+	ok(sv_odb_merge(o, 1, &old, &e) == 0 && old != NULL && old[0] != NULL,
+	    "so does a forced one");
+	{
+		size_t k = 0;
+
+		while (old != NULL && old[k] != NULL)
+			k++;
+		ok(k == 21 && packs(r) == 22, "21 packs replaced by one (%zu)", k);
+	}
+	ok(sv_odb_remove(old, &e) == 0 && packs(r) == 1,
+	    "removing them leaves one pack");
+	sv_odb_old_free(old);
+	old = NULL;
+	{
+		int all = on_disk(&a, "alpha\n");
+
+		for (int i = 0; i < 20; i++) {
+			snprintf(text, sizeof text, "object %d\n", i);
+			all = all && on_disk(&many[i], text);
+		}
+		ok(all, "every object is still there");
+	}
+	ok(sh("git -C %s verify-pack %s/objects/pack/pack-*.idx >/dev/null",
+	    repo, repo) == 0, "git verify-pack accepts the merged pack");
+	ok(sv_odb_merge(o, 1, &old, &e) == 0 && old == NULL,
+	    "one pack: nothing to merge");
+
+	/* git's own pack, with deltas, is left to git; so is a kept one. */
+	for (int i = 0; i < 4; i++) {
+		char *t = sv_xmalloc(20000);
+
+		memset(t, 'x', 19999);
+		t[19999] = '\0';
+		t[100 * i] = 'y';
+		blob(r, t, &big[i]);
+		free(t);
+	}
+	flush(o, &n);
+	ok(sh("git -C %s repack -a -d -k -q -f && git -C %s verify-pack -v "
+	    "%s/objects/pack/pack-*.idx | grep -q 'chain length = 1'",
+	    repo, repo, repo) == 0, "git repacks with deltas");
+	one_pack_each(r, o, "more", 8, NULL);
+	ok(sh("touch %s/objects/pack/$(cd %s/objects/pack && ls -t pack-*.pack | "
+	    "head -1 | sed 's/\\.pack$/.keep/')", repo, repo) == 0, "keep one");
+	ok(sv_odb_merge(o, 1, &old, &e) == 0 && sv_odb_remove(old, &e) == 0 &&
+	    packs(r) == 3, "git's pack and the kept one stay, the rest merge");
+	sv_odb_old_free(old);
+	old = NULL;
+
+	/* A damaged pack is reported and nothing is removed. */
+	one_pack_each(r, o, "last", 8, NULL);
+	sh("cd %s/objects/pack && f=$(ls -t pack-*.pack | head -1) && "
+	    "chmod u+w $f && printf Z | dd of=$f bs=1 seek=20 conv=notrunc "
+	    "2>/dev/null", repo);
+	n = packs(r);
+	ok(sv_odb_merge(o, 1, &old, &e) == -1 && strstr(e.msg, "CRC") != NULL &&
+	    old == NULL, "a damaged entry stops the merge: %s", e.msg);
+	ok(packs(r) == n, "and no pack is removed");
+
+	git_repository_free(r);
+	if (!getenv("KEEP")) sh("rm -rf %s", tmpdir);
+	git_libgit2_shutdown();
+	return done_testing();
+}

@@ -5,46 +5,74 @@
 . "$(dirname "$0")/lib.sh"
 plan 11
 
-K=60
+K=1500
 ROUNDS=30
 A=$SUPERVISE_ROOT/audit.git
 Q=$SUPERVISE_ROOT/queue/web1
 g() { git -C "$A" "$@"; }
 consumer() { SUPERVISE_BOTTLE_SLUG=web1 exec supervised --drain; }
 
+# Enough decisions that a drain takes several batches.  The proposals
+# are written straight into proposals/new, as any component may (the
+# spool is a public interface; 0100-propose.t tests the CLI's own).
 supervise-init web1 >/dev/null
-: >approve.ids
-: >reject.ids
-k=1
-while [ "$k" -le "$K" ]; do
-	id=$(supervise-propose -s web1 -t egress-block -j "job $k" \
-	    "{\"host\": \"h$k.example\"}") || break
-	echo "$id" >>"$([ $((k % 3)) -eq 0 ] && echo reject || echo approve).ids"
-	k=$((k + 1))
-done
+awk -v k="$K" -v dir="$Q/proposals/new" 'BEGIN {
+	for (i = 1; i <= k; i++) {
+		id = sprintf("1795400000.M%dP1Q1.crash", i)
+		f = dir "/" id
+		printf "{\n  \"arrival_timestamp\": \"2026-11-23T00:00:00Z\",\n" \
+		    "  \"bottle_slug\": \"web1\",\n" \
+		    "  \"current_file_hash\": \"e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\",\n" \
+		    "  \"id\": \"%s\",\n  \"justification\": \"job %d\",\n" \
+		    "  \"proposed_file\": \"{\\\"host\\\": \\\"h%d.example\\\"}\",\n" \
+		    "  \"tool\": \"egress-block\"\n}\n", id, i, i > f
+		close(f)
+		print id > (i % 3 == 0 ? "reject.ids" : "approve.ids")
+	}
+}'
 supervise-approve <approve.ids >/dev/null
 supervise-reject <reject.ids >/dev/null
 check_same "$K responses waiting" "$(ls "$Q/responses/new" | wc -l | tr -d ' ')" $K
 
 waiting() { ls "$Q/responses/new" | wc -l | tr -d ' '; }
+rand() { awk -v s="$$$round" -v d="$1" 'BEGIN { srand(s); printf "%.4f", rand() * d }'; }
 round=0
 killed=0
 locks=0
+midway=0
+# Odd rounds kill at a random instant of the first 60 ms (start-up,
+# recovery, the first batch); even rounds wait for the first batch to
+# land, then kill within 20 ms, in the middle of the drain.
 while [ "$round" -lt "$ROUNDS" ] && [ "$(waiting)" -gt 0 ]; do
 	round=$((round + 1))
-	delay=$(awk -v s="$$$round" 'BEGIN { srand(s); printf "%.3f", rand() * 0.15 }')
+	before=$(waiting)
 	(consumer) >/dev/null 2>&1 &
 	pid=$!
-	sleep "$delay"
-	kill -9 "$pid" 2>/dev/null && killed=$((killed + 1))
+	if [ $((round % 2)) -eq 1 ]; then
+		sleep "$(rand 0.06)"
+	else
+		i=0
+		while [ "$i" -lt 2000 ] && [ "$(waiting)" -eq "$before" ] &&
+		    kill -0 "$pid" 2>/dev/null; do
+			sleep 0.005
+			i=$((i + 1))
+		done
+		sleep "$(rand 0.02)"
+	fi
+	if kill -9 "$pid" 2>/dev/null; then
+		killed=$((killed + 1))
+		[ "$(waiting)" -gt 0 ] && [ "$(waiting)" -lt "$before" ] &&
+			midway=$((midway + 1))
+	fi
 	wait "$pid" 2>/dev/null
 	# A kill inside the ref update leaves git's own lock behind, exactly
 	# as a killed git would; supervise.lock names the killed consumer, so
 	# the next one removes it (see 0240-stale-lock.t) and goes on.
 	[ -e "$A/refs/heads/main.lock" ] && locks=$((locks + 1))
 done
-diag "$round rounds, $killed kills, $(waiting) responses left, $locks ref locks left by kills"
-check "at least 10 consumers were killed" [ "$killed" -ge 10 ]
+diag "$round rounds, $killed kills ($midway in the middle of a drain), $(waiting) responses left, $locks ref locks left by kills"
+check "at least 6 consumers were killed, 3 of them mid-drain" \
+    [ "$killed" -ge 6 -a "$midway" -ge 3 ]
 
 # The restart.
 SUPERVISE_BOTTLE_SLUG=web1 timeout 120 supervised --drain >out 2>err

@@ -347,8 +347,98 @@ sv_deliver(int tmpdir, int newdir, const char *name, const char *data,
 	return deliver_as(tmpdir, name, newdir, name, data, len, what, "new", e);
 }
 
-int
-sv_propose(struct sv_spool *s, struct sv_proposal *p, struct sv_err *e)
+/*
+ * Publish n files as deliver_as() does one, with two flushes for all of
+ * them: every file is written to tmpdir, then the file system is flushed
+ * once (syncfs; one file is flushed with fsync), then each is renamed
+ * into newdir, then newdir is flushed once.  v[i].ok says which were
+ * published, v[i].err why the others were not.
+ */
+struct delivery {
+	const char *tmpname, *name;
+	const char *data;
+	size_t len;
+	int fd, ok;
+	struct sv_err err;
+};
+
+static size_t
+deliver_many(int tmpdir, int newdir, struct delivery *v, size_t n,
+    const char *what, const char *newsub)
+{
+	size_t written = 0, published = 0, i;
+	int flushed = 0, saved;
+
+	for (i = 0; i < n; i++) {
+		struct delivery *d = &v[i];
+
+		d->ok = 0;
+		d->fd = openat(tmpdir, d->tmpname,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (d->fd < 0) {
+			sv_errf(&d->err, errno, "can't create '%s/tmp/%s'", what,
+			    d->tmpname);
+			continue;
+		}
+		if (sv_write_all(d->fd, d->data, d->len) < 0) {
+			sv_errf(&d->err, errno, "can't write '%s/tmp/%s'", what,
+			    d->tmpname);
+			close(d->fd);
+			d->fd = -1;
+			unlinkat(tmpdir, d->tmpname, 0);
+			continue;
+		}
+		written++;
+	}
+	if (written == 1) {
+		for (i = 0; v[i].fd < 0; i++)
+			;
+		flushed = fsync(v[i].fd) == 0;
+	} else if (written > 1) {
+		flushed = syncfs(tmpdir) == 0;
+	}
+	saved = errno;
+	for (i = 0; i < n; i++) {
+		struct delivery *d = &v[i];
+
+		if (d->fd < 0)
+			continue;
+		if (close(d->fd) < 0 && flushed) {
+			saved = errno;
+			flushed = 0;
+		}
+		d->fd = -1;
+		if (!flushed) {
+			sv_errf(&d->err, saved, "can't write '%s/tmp/%s'", what,
+			    d->tmpname);
+			unlinkat(tmpdir, d->tmpname, 0);
+			continue;
+		}
+		if (sv_rename_noreplace(tmpdir, d->tmpname, newdir, d->name) < 0) {
+			sv_errf(&d->err, errno, "can't rename '%s/tmp/%s' to "
+			    "'%s/%s/%s'", what, d->tmpname, what, newsub, d->name);
+			unlinkat(tmpdir, d->tmpname, 0);
+			continue;
+		}
+		d->ok = 1;
+		published++;
+	}
+	if (published > 0 && fsync_dir(newdir) < 0) {
+		saved = errno;
+		for (i = 0; i < n; i++)
+			if (v[i].ok) {
+				v[i].ok = 0;
+				sv_errf(&v[i].err, saved, "can't sync '%s/%s'", what,
+				    newsub);
+			}
+		published = 0;
+	}
+	return published;
+}
+
+/* Everything sv_propose does before the delivery: the text to deliver. */
+static char *
+propose_text(struct sv_spool *s, struct sv_proposal *p, struct sv_err *e)
 {
 	char name[SV_ID_MAX + 1], when[64];
 	struct timespec now;
@@ -359,37 +449,86 @@ sv_propose(struct sv_spool *s, struct sv_proposal *p, struct sv_err *e)
 
 	if (p->id == NULL) {
 		if (sv_unique_name(name, sizeof name, e) < 0)
-			return -1;
+			return NULL;
 		p->id = sv_xstrdup(name);
 	}
 	if (p->arrival_timestamp == NULL) {
 		clock_gettime(CLOCK_REALTIME, &now);
-		if (sv_iso8601(&now, when, sizeof when) == NULL)
-			return sv_errf(e, EOVERFLOW, "can't format the time");
+		if (sv_iso8601(&now, when, sizeof when) == NULL) {
+			sv_errf(e, EOVERFLOW, "can't format the time");
+			return NULL;
+		}
 		p->arrival_timestamp = sv_xstrdup(when);
 	}
 	if (p->bottle_slug == NULL)
 		p->bottle_slug = sv_xstrdup(s->slug);
 	/* The loader's checks are the one validator, for writing too. */
 	j = sv_proposal_json(p);
-	if (j == NULL)
-		return sv_errf(e, EILSEQ, "can't write proposal '%s': a field is "
+	if (j == NULL) {
+		sv_errf(e, EILSEQ, "can't write proposal '%s': a field is "
 		    "not valid UTF-8", p->id);
+		return NULL;
+	}
 	r = sv_proposal_from_json(j, "proposal", NULL, &check, e);
 	json_decref(j);
 	if (r < 0)
-		return -1;
+		return NULL;
 	sv_proposal_free(&check);
-	if (strcmp(p->bottle_slug, s->slug) != 0)
-		return sv_errf(e, 0, "can't propose: bottle_slug '%s' is not "
+	if (strcmp(p->bottle_slug, s->slug) != 0) {
+		sv_errf(e, 0, "can't propose: bottle_slug '%s' is not "
 		    "this spool's '%s'", p->bottle_slug, s->slug);
+		return NULL;
+	}
 	text = sv_proposal_dump(p);
 	if (text == NULL)
-		return sv_errf(e, ENOMEM, "can't write proposal '%s'", p->id);
+		sv_errf(e, ENOMEM, "can't write proposal '%s'", p->id);
+	return text;
+}
+
+int
+sv_propose(struct sv_spool *s, struct sv_proposal *p, struct sv_err *e)
+{
+	char *text = propose_text(s, p, e);
+	int r;
+
+	if (text == NULL)
+		return -1;
 	r = sv_deliver(s->ptmp, s->pnew, p->id, text, strlen(text),
 	    "proposals", e);
 	free(text);
 	return r;
+}
+
+size_t
+sv_propose_many(struct sv_spool *s, struct sv_proposal **v, size_t n,
+    int *ok, struct sv_err *errs)
+{
+	struct delivery *d = sv_xmalloc((n ? n : 1) * sizeof *d);
+	char **text = sv_xmalloc((n ? n : 1) * sizeof *text);
+	size_t k = 0, filed;
+
+	for (size_t i = 0; i < n; i++) {
+		ok[i] = 0;
+		if ((text[i] = propose_text(s, v[i], &errs[i])) == NULL)
+			continue;
+		d[k].tmpname = d[k].name = v[i]->id;
+		d[k].data = text[i];
+		d[k].len = strlen(text[i]);
+		k++;
+	}
+	filed = deliver_many(s->ptmp, s->pnew, d, k, "proposals", "new");
+	for (size_t i = 0, j = 0; i < n; i++) {
+		if (text[i] == NULL)
+			continue;
+		ok[i] = d[j].ok;
+		if (!d[j].ok)
+			errs[i] = d[j].err;
+		j++;
+		free(text[i]);
+	}
+	free(text);
+	free(d);
+	return filed;
 }
 
 static int
@@ -742,6 +881,76 @@ sv_respond(struct sv_spool *s, const struct sv_response *r, struct sv_err *e)
 	if (rc < 0 && e && e->errnum == EEXIST)
 		return already_decided(id, e);
 	return rc;
+}
+
+size_t
+sv_respond_many(struct sv_spool *s, const struct sv_response **v, size_t n,
+    int *ok, struct sv_err *errs)
+{
+	struct delivery *d = sv_xmalloc((n ? n : 1) * sizeof *d);
+	char **text = sv_xmalloc((n ? n : 1) * sizeof *text);
+	char (*tmp)[SV_ID_MAX + 1] = sv_xmalloc((n ? n : 1) * sizeof *tmp);
+	struct sv_entry ent;
+	size_t k = 0, done;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *id = v[i]->proposal_id;
+
+		ok[i] = 0;
+		text[i] = NULL;
+		if (id == NULL) {
+			sv_errf(&errs[i], 0, "can't respond: the response has no "
+			    "proposal_id");
+			continue;
+		}
+		if (v[i]->status == SV_NONE) {
+			sv_errf(&errs[i], 0, "can't respond to %s: no status", id);
+			continue;
+		}
+		if ((rc = sv_find_proposal(s, id, &ent, &errs[i])) <= 0) {
+			if (rc == 0)
+				no_proposal(id, &errs[i]);
+			continue;
+		}
+		if ((rc = sv_decided(s, id, &errs[i])) != 0) {
+			if (rc > 0)
+				already_decided(id, &errs[i]);
+			continue;
+		}
+		if ((text[i] = sv_response_dump(v[i])) == NULL) {
+			sv_errf(&errs[i], EILSEQ, "can't write the response to %s: "
+			    "a field is not valid UTF-8", id);
+			continue;
+		}
+		if (sv_unique_name(tmp[k], sizeof tmp[k], &errs[i]) < 0) {
+			free(text[i]);
+			text[i] = NULL;
+			continue;
+		}
+		d[k].tmpname = tmp[k];
+		d[k].name = id;
+		d[k].data = text[i];
+		d[k].len = strlen(text[i]);
+		k++;
+	}
+	done = deliver_many(s->rtmp, s->rnew, d, k, "responses", "new");
+	for (size_t i = 0, j = 0; i < n; i++) {
+		if (text[i] == NULL)
+			continue;
+		ok[i] = d[j].ok;
+		if (!d[j].ok) {
+			errs[i] = d[j].err;
+			if (errs[i].errnum == EEXIST)
+				already_decided(v[i]->proposal_id, &errs[i]);
+		}
+		j++;
+		free(text[i]);
+	}
+	free(tmp);
+	free(text);
+	free(d);
+	return done;
 }
 
 /* A growing array of ids, sorted later, for bsearch. */

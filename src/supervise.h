@@ -196,6 +196,15 @@ int sv_deliver(int tmpdir, int newdir, const char *name, const char *data,
 
 /* Fill p->id, p->arrival_timestamp when NULL; deliver into proposals/. */
 int sv_propose(struct sv_spool *s, struct sv_proposal *p, struct sv_err *e);
+/*
+ * sv_propose for n proposals at once (calls that arrived together): the
+ * files are written, then one flush of the file system makes them all
+ * durable, then each is published, then one flush of proposals/new.  Two
+ * flushes however many.  ok[i] says whether v[i] was filed, errs[i] why
+ * not.  Returns how many were filed.
+ */
+size_t sv_propose_many(struct sv_spool *s, struct sv_proposal **v, size_t n,
+    int *ok, struct sv_err *errs);
 
 enum sv_where { SV_MISSING = 0, SV_NEW, SV_CUR };
 struct sv_entry {
@@ -241,6 +250,10 @@ int sv_decided(struct sv_spool *s, const char *id, struct sv_err *e);
  */
 int sv_respond(struct sv_spool *s, const struct sv_response *r,
     struct sv_err *e);
+/* sv_respond for n responses, with two flushes for all of them (see
+ * sv_propose_many).  Returns how many were delivered. */
+size_t sv_respond_many(struct sv_spool *s, const struct sv_response **v,
+    size_t n, int *ok, struct sv_err *errs);
 
 /* Pending proposals (sorted by name = arrival).  Free with sv_entries_free. */
 int sv_list_pending(struct sv_spool *s, struct sv_entry **out, size_t *n,

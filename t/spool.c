@@ -633,6 +633,65 @@ test_refuse(struct sv_spool *s)
 /*
  * Many pending proposals (empty files: the list does not read them).
  */
+/* Several publishes with two flushes: each is a whole file or absent. */
+static void
+test_batched(struct sv_spool *s)
+{
+	struct sv_proposal p[4], *v[4];
+	struct sv_response r[4];
+	const struct sv_response *rv[4];
+	struct sv_err errs[4], e;
+	char taken[SV_ID_MAX + 1];
+	int okv[4];
+	struct sv_proposal back;
+
+	propose(s, NULL, taken, &e);
+	memset(p, 0, sizeof p);
+	for (int i = 0; i < 4; i++) {
+		p[i].id = i == 2 ? sv_xstrdup(taken) : NULL;
+		p[i].tool = sv_xstrdup("pipelock-block");
+		p[i].proposed_file = sv_xasprintf("https://h%d.example/", i);
+		p[i].justification = sv_xstrdup("batch");
+		/* the last is invalid: no hash */
+		p[i].current_file_hash = i == 3 ? NULL : sv_xstrdup(HASH);
+		v[i] = &p[i];
+	}
+	ok(sv_propose_many(s, v, 4, okv, errs) == 2 && okv[0] && okv[1] &&
+	    !okv[2] && !okv[3], "propose_many: two filed, a taken id and an "
+	    "invalid one refused");
+	ok(errs[2].errnum == EEXIST && strstr(errs[2].msg, taken) != NULL,
+	    "... the taken id by name: %s", errs[2].msg);
+	ok(strstr(errs[3].msg, "current_file_hash") != NULL,
+	    "... the invalid one says why: %s", errs[3].msg);
+	ok(sv_proposal_read(s->pnew, p[1].id, "p", &back, &e) == 0 &&
+	    strcmp(back.proposed_file, "https://h1.example/") == 0,
+	    "a filed proposal reads back");
+	sv_proposal_free(&back);
+	ok(count_files(s->ptmp) == 0, "proposals/tmp left empty");
+
+	memset(r, 0, sizeof r);
+	for (int i = 0; i < 4; i++) {
+		r[i].proposal_id = i < 2 ? p[i].id : i == 2 ? taken : "1.nope";
+		r[i].status = SV_REJECTED;
+		r[i].notes = "batch";
+		r[i].decided_by = "Op <op@example.org>";
+		r[i].decided_at = "2026-11-22T18:00:00.000000Z";
+		rv[i] = &r[i];
+	}
+	r[1].proposal_id = p[0].id;	/* the same proposal twice */
+	ok(sv_respond_many(s, rv, 4, okv, errs) == 2 && okv[0] && !okv[1] &&
+	    okv[2] && !okv[3], "respond_many: the first of two decisions wins");
+	ok(errs[1].errnum == EEXIST && strstr(errs[1].msg, "already decided"),
+	    "... the second is refused: %s", errs[1].msg);
+	ok(strstr(errs[3].msg, "1.nope") != NULL, "... so is an unknown id: %s",
+	    errs[3].msg);
+	ok(sv_decided(s, p[0].id, &e) == 1 && sv_decided(s, taken, &e) == 1 &&
+	    sv_decided(s, p[1].id, &e) == 0, "decided are the ones delivered");
+	ok(count_files(s->rtmp) == 0, "responses/tmp left empty");
+	for (int i = 0; i < 4; i++)
+		sv_proposal_free(&p[i]);
+}
+
 static void
 test_many(void)
 {
@@ -714,7 +773,7 @@ main(void)
 		return 1;
 	}
 	umask(022);
-	plan(180);
+	plan(190);
 	test_names();
 	test_open();
 	if (sv_spool_open(&s, q("%s/root/queue/web1", top), "web1", 1, &e) < 0) {
@@ -724,6 +783,7 @@ main(void)
 	test_deliver(&s);
 	test_flags(&s);
 	test_respond(&s);
+	test_batched(&s);
 	sv_spool_close(&s);
 	sv_spool_open(&s, q("%s/root/queue/list", top), "list", 1, &e);
 	test_pending_and_resolve(&s);

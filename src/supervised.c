@@ -676,28 +676,50 @@ recheck(const char *id)
 
 /* --- jobs (spool thread) -------------------------------------------------- */
 
-static void
-job_propose(struct request *r)
+/*
+ * Filing proposals.  Calls that arrive together are filed together
+ * (sv_propose_many: two flushes for all of them), in three steps: begin
+ * (an identical call still pending is attached to instead; the config's
+ * hash), the batch, end (log, remember, attach the caller).
+ */
+#define FILE_BATCH 64
+
+struct filing {
+	struct job *job;
+	char *key;
+	size_t keylen;
+	struct sv_proposal prop;
+	char hash[41];
+	int follows;		/* an earlier filing of the batch, same call */
+	int ok;
+	struct sv_err err;
+};
+
+/* 1: f is to be filed (or follows one that is); 0: the call is handled. */
+static int
+propose_begin(struct request *r, struct filing *f, struct filing *batch,
+    size_t nbatch)
 {
 	struct resume_list rl = {0};
 	const struct sv_tool *tool = r->msg.tool;
-	struct sv_proposal prop;
 	struct sv_entry en;
 	struct pending *p;
 	struct sv_err e;
-	char hash[41], *key, *text = NULL, *sum, *esum;
-	size_t keylen, len = 0;
+	char *text = NULL;
+	size_t len = 0;
 	int live;
 
-	memset(&prop, 0, sizeof prop);
-	key = make_key(tool->name, r->msg.payload, &keylen);
+	memset(&f->prop, 0, sizeof f->prop);
+	f->follows = -1;
+	f->ok = 0;
+	f->key = make_key(tool->name, r->msg.payload, &f->keylen);
 	lock();
 	if (r->finished) {
 		unlock();
-		free(key);
-		return;
+		free(f->key);
+		return 0;
 	}
-	p = pending_by_key(key, keylen);
+	p = pending_by_key(f->key, f->keylen);
 	if (p != NULL) {
 		char id[SV_ID_MAX + 1];
 
@@ -716,59 +738,131 @@ job_propose(struct request *r)
 			if (waiting(r))
 				attach(r, p);
 			unlock();
-			free(key);
+			free(f->key);
 			sv_warnx("identical call attached to pending proposal %s",
 			    id);
 			recheck(id);
-			return;
+			return 0;
 		}
 		if (p != NULL)
 			pending_unkey(p);
 	}
 	unlock();
+	for (size_t k = 0; k < nbatch; k++)
+		if (batch[k].follows == -1 && batch[k].keylen == f->keylen &&
+		    memcmp(batch[k].key, f->key, f->keylen) == 0) {
+			f->follows = (int)k;	/* filed once, for both */
+			return 1;
+		}
 
 	if (tool->config != NULL && sv_audit_read(sc.audit, sc.cfg.slug,
 	    tool->config, &text, &len, &e) == -1) {
 		sv_warn_err(&e);
-		goto fail;
+		free(f->key);
+		lock();
+		finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+		    "%s: can't file the proposal: %s", tool->name, e.msg), &rl);
+		unlock();
+		resume_all(&rl);
+		return 0;
 	}
-	sv_blob_hash(text ? text : "", text ? len : 0, hash);
+	sv_blob_hash(text ? text : "", text ? len : 0, f->hash);
 	free(text);
-	prop.bottle_slug = (char *)sc.cfg.slug;
-	prop.tool = (char *)tool->name;
-	prop.proposed_file = r->msg.payload;
-	prop.justification = r->msg.justification;
-	prop.current_file_hash = hash;
-	if (sv_propose(&sc.spool, &prop, &e) == -1) {
-		sv_warn_err(&e);
-		goto fail;
+	f->prop.bottle_slug = (char *)sc.cfg.slug;
+	f->prop.tool = (char *)tool->name;
+	f->prop.proposed_file = r->msg.payload;
+	f->prop.justification = r->msg.justification;
+	f->prop.current_file_hash = f->hash;
+	return 1;
+}
+
+static void
+propose_end(struct filing *f, struct filing *batch)
+{
+	struct request *r = f->job->r;
+	const struct sv_tool *tool = r->msg.tool;
+	struct resume_list rl = {0};
+	struct filing *lead = f->follows >= 0 ? &batch[f->follows] : f;
+	struct pending *p;
+	char *sum, *esum;
+
+	if (!lead->ok) {
+		if (f == lead)
+			sv_warn_err(&f->err);
+		lock();
+		finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+		    "%s: can't file the proposal: %s", tool->name,
+		    lead->err.msg), &rl);
+		unlock();
+		resume_all(&rl);
+	} else if (f != lead) {
+		lock();
+		p = pending_by_id(lead->prop.id);
+		if (p != NULL && waiting(r))
+			attach(r, p);
+		unlock();
+		sv_warnx("identical call attached to pending proposal %s",
+		    lead->prop.id);
+	} else {
+		sum = sv_payload_summary(tool->name, r->msg.payload);
+		esum = sv_escape(sum, strlen(sum), 0);
+		sv_warnx("proposal %s (%s %s) waiting for the operator",
+		    f->prop.id, tool->name, esum);
+		free(sum);
+		free(esum);
+		lock();
+		p = pending_get(f->prop.id, f->key, f->keylen);
+		f->key = NULL;
+		if (waiting(r))
+			attach(r, p);
+		unlock();
 	}
-	sum = sv_payload_summary(tool->name, r->msg.payload);
-	esum = sv_escape(sum, strlen(sum), 0);
-	sv_warnx("proposal %s (%s %s) waiting for the operator", prop.id,
-	    tool->name, esum);
-	free(sum);
-	free(esum);
+	free(f->key);		/* NULL once the pending proposal took it */
+}
+
+static void
+job_done(struct job *j)
+{
 	lock();
-	p = pending_get(prop.id, key, keylen);
-	key = NULL;
-	if (waiting(r))
-		attach(r, p);
+	request_unref(j->r);
 	unlock();
-	recheck(prop.id);
-	free(prop.id);
-	free(prop.arrival_timestamp);
-	return;
-fail:
-	/* sv_propose fills in id and arrival time before it can fail. */
-	free(prop.id);
-	free(prop.arrival_timestamp);
-	free(key);
-	lock();
-	finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
-	    "%s: can't file the proposal: %s", tool->name, e.msg), &rl);
-	unlock();
-	resume_all(&rl);
+	free(j);
+}
+
+/* File what propose_begin gathered, then end each call. */
+static void
+propose_batch(struct filing *batch, size_t n)
+{
+	struct sv_proposal *v[FILE_BATCH];
+	struct sv_err errs[FILE_BATCH];
+	int ok[FILE_BATCH];
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (batch[i].follows == -1)
+			v[k++] = &batch[i].prop;
+	if (k > 0)
+		sv_propose_many(&sc.spool, v, k, ok, errs);
+	for (size_t i = 0, j = 0; i < n; i++) {
+		if (batch[i].follows != -1)
+			continue;
+		batch[i].ok = ok[j];
+		if (!ok[j])
+			batch[i].err = errs[j];
+		j++;
+	}
+	for (size_t i = 0; i < n; i++)
+		propose_end(&batch[i], batch);
+	/* The leaders' proposals may have been decided already. */
+	for (size_t i = 0; i < n; i++)
+		if (batch[i].follows == -1 && batch[i].ok)
+			recheck(batch[i].prop.id);
+	for (size_t i = 0; i < n; i++) {
+		/* sv_propose_many filled in id and arrival time. */
+		free(batch[i].prop.id);
+		free(batch[i].prop.arrival_timestamp);
+		job_done(batch[i].job);
+	}
 }
 
 static void
@@ -882,6 +976,8 @@ job_cancel(struct request *r)
 static void
 run_jobs(void)
 {
+	struct filing batch[FILE_BATCH];
+	size_t nb = 0;
 	struct job *j;
 	uint64_t n;
 
@@ -898,17 +994,30 @@ run_jobs(void)
 		unlock();
 		if (j == NULL)
 			break;
+		if (j->kind == JOB_PROPOSE) {
+			if (!propose_begin(j->r, &batch[nb], batch, nb)) {
+				job_done(j);
+				continue;
+			}
+			batch[nb++].job = j;
+			if (nb == FILE_BATCH) {
+				propose_batch(batch, nb);
+				nb = 0;
+			}
+			continue;
+		}
+		/* Jobs run in the order they came: file what came before. */
+		propose_batch(batch, nb);
+		nb = 0;
 		switch (j->kind) {
-		case JOB_PROPOSE: job_propose(j->r); break;
+		case JOB_PROPOSE: break;
 		case JOB_STATUS: job_status(j->r); break;
 		case JOB_ROUTES: job_routes(j->r); break;
 		case JOB_CANCEL: job_cancel(j->r); break;
 		}
-		lock();
-		request_unref(j->r);
-		unlock();
-		free(j);
+		job_done(j);
 	}
+	propose_batch(batch, nb);
 }
 
 /* Under the lock: hand a request to the spool thread. */

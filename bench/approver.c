@@ -2,8 +2,10 @@
  * approver.c: an operator who approves everything at once.
  *
  * Watches proposals/new with inotify and, for each proposal that arrives,
- * delivers an approval through the library (sv_respond: tmp, fsync,
- * no-replace rename, fsync of the directory), as supervise-approve would.
+ * delivers an approval through the library, as supervise-approve would:
+ * the proposals one read of inotify reports are approved together
+ * (sv_respond_many: each response written to tmp, one flush, each
+ * published with a no-replace rename, one flush of the directory).
  * If the inotify queue overflows it falls back to a scan of the pending
  * proposals.  Runs until SIGTERM, or SECONDS (default 600) have passed,
  * then prints how many it approved.
@@ -105,6 +107,8 @@ main(int argc, char **argv)
 	stop = bench_now() + (uint64_t)(seconds * 1e9);
 	while (!stopping && bench_now() < stop) {
 		char buf[65536] __attribute__((aligned(8)));
+		char *ids[sizeof buf / sizeof(struct inotify_event)];
+		size_t nids;
 		struct pollfd pfd = { .fd = ino, .events = POLLIN };
 		ssize_t r;
 		char *p;
@@ -113,6 +117,8 @@ main(int argc, char **argv)
 			continue;
 		if ((r = read(ino, buf, sizeof buf)) <= 0)
 			continue;
+		/* What arrived together is approved together. */
+		nids = 0;
 		for (p = buf; p < buf + r && !stopping;) {
 			struct inotify_event *ie = (struct inotify_event *)p;
 
@@ -120,8 +126,10 @@ main(int argc, char **argv)
 			if (ie->mask & IN_Q_OVERFLOW)
 				approved += approve_pending(&sp);
 			else if (ie->len > 0 && sv_valid_id(ie->name, &e) == 0)
-				approved += approve(&sp, ie->name);
+				ids[nids++] = ie->name;
 		}
+		if (nids > 0)
+			approved += bench_approve_many(&sp, ids, nids, prog);
 	}
 	printf("approver: approved %ld\n", approved);
 	sv_spool_close(&sp);

@@ -104,6 +104,10 @@ struct sv_err;
 char *bench_approval_text(struct sv_spool *sp, const char *id,
     struct sv_err *e);
 int bench_approve(struct sv_spool *sp, const char *id, struct sv_err *e);
+/* Approve ids[0..n) together (sv_respond_many: two flushes for all);
+ * returns how many; problems other than "already decided" on stderr. */
+long bench_approve_many(struct sv_spool *sp, char **ids, size_t n,
+    const char *prog);
 
 /* Parse a positive count or a duration; exit 2 with a message if bad. */
 long bench_arg_long(const char *prog, const char *opt, const char *s);

@@ -3,6 +3,8 @@
  * an approval exactly as supervise-approve writes it (all fields, the
  * proposal's payload as final_file).
  */
+#include <errno.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -69,4 +71,46 @@ bench_approve(struct sv_spool *sp, const char *id, struct sv_err *e)
 	rc = sv_respond(sp, &r, e);
 	sv_proposal_free(&p);
 	return rc;
+}
+
+long
+bench_approve_many(struct sv_spool *sp, char **ids, size_t n,
+    const char *prog)
+{
+	struct sv_proposal *p = sv_xmalloc((n ? n : 1) * sizeof *p);
+	struct sv_response *r = sv_xmalloc((n ? n : 1) * sizeof *r);
+	const struct sv_response **v = sv_xmalloc((n ? n : 1) * sizeof *v);
+	struct sv_err *errs = sv_xmalloc((n ? n : 1) * sizeof *errs);
+	char (*when)[64] = sv_xmalloc((n ? n : 1) * sizeof *when);
+	int *ok = sv_xmalloc((n ? n : 1) * sizeof *ok);
+	size_t k = 0;
+	long done;
+
+	for (size_t i = 0; i < n; i++) {
+		struct sv_err e;
+
+		memset(&p[k], 0, sizeof p[k]);
+		memset(&r[k], 0, sizeof r[k]);
+		if (read_proposal(sp, ids[i], &p[k], &e) != 0) {
+			if (sv_decided(sp, ids[i], &e) != 1)
+				fprintf(stderr, "%s: %s\n", prog, e.msg);
+			continue;
+		}
+		approval_of(&p[k], &r[k], when[k], sizeof when[k]);
+		v[k] = &r[k];
+		k++;
+	}
+	done = (long)sv_respond_many(sp, v, k, ok, errs);
+	for (size_t i = 0; i < k; i++) {
+		if (!ok[i] && errs[i].errnum != EEXIST)
+			fprintf(stderr, "%s: %s\n", prog, errs[i].msg);
+		sv_proposal_free(&p[i]);
+	}
+	free(p);
+	free(r);
+	free(v);
+	free(errs);
+	free(when);
+	free(ok);
+	return done;
 }

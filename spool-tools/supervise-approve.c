@@ -28,27 +28,14 @@ usage(FILE *f, int status)
 	exit(status);
 }
 
+/* The ids that came together are decided together (two flushes). */
 static int
-approve(const char *arg, void *ctx)
+approve(const char **args, size_t n, void *ctx)
 {
 	const struct approval *a = ctx;
-	struct sv_err e;
-	char *path, *earg;
 
-	if (sv_cli_decide(arg, SV_APPROVED, a->notes, a->final_file, &path,
-	    &e) < 0) {
-		earg = sv_escape(arg, strlen(arg), 0);
-		sv_warnx("can't approve '%s': %s", earg, e.msg);
-		free(earg);
-		return -1;
-	}
-	printf("%s%c", path, a->nul ? '\0' : '\n');
-	free(path);
-	if (fflush(stdout) == EOF) {
-		sv_warnx("can't write 'stdout': %s", strerror(errno));
-		return -1;
-	}
-	return 0;
+	return sv_cli_decide_print(args, n, SV_APPROVED, a->notes, a->final_file, a->nul,
+	    "approve");
 }
 
 int
@@ -82,7 +69,8 @@ main(int argc, char *argv[])
 		}
 		a.final_file = final_file;
 	}
-	failed = sv_cli_loop(argc - optind, argv + optind, a.nul, approve, &a);
+	failed = sv_cli_loop_many(argc - optind, argv + optind, a.nul, approve,
+	    &a);
 	free(final_file);
 	if (failed < 0)
 		usage(stderr, 2);

@@ -25,26 +25,14 @@ usage(FILE *f, int status)
 	exit(status);
 }
 
+/* The ids that came together are decided together (two flushes). */
 static int
-reject(const char *arg, void *ctx)
+reject(const char **args, size_t n, void *ctx)
 {
 	const struct rejection *r = ctx;
-	struct sv_err e;
-	char *path, *earg;
 
-	if (sv_cli_decide(arg, SV_REJECTED, r->notes, NULL, &path, &e) < 0) {
-		earg = sv_escape(arg, strlen(arg), 0);
-		sv_warnx("can't reject '%s': %s", earg, e.msg);
-		free(earg);
-		return -1;
-	}
-	printf("%s%c", path, r->nul ? '\0' : '\n');
-	free(path);
-	if (fflush(stdout) == EOF) {
-		sv_warnx("can't write 'stdout': %s", strerror(errno));
-		return -1;
-	}
-	return 0;
+	return sv_cli_decide_print(args, n, SV_REJECTED, r->notes, NULL, r->nul,
+	    "reject");
 }
 
 int
@@ -62,7 +50,8 @@ main(int argc, char *argv[])
 		default: usage(stderr, 2);
 		}
 	}
-	failed = sv_cli_loop(argc - optind, argv + optind, r.nul, reject, &r);
+	failed = sv_cli_loop_many(argc - optind, argv + optind, r.nul, reject,
+	    &r);
 	if (failed < 0)
 		usage(stderr, 2);
 	return failed ? 1 : 0;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,162 @@ sv_cli_loop(int argc, char **argv, int nul,
 		failed++;
 	}
 	free(line);
+	return failed;
+}
+
+int
+sv_cli_decide_print(const char **args, size_t n, enum sv_status status,
+    const char *notes, const char *final_file, int nul, const char *verb)
+{
+	struct sv_cli_decision *d = sv_xmalloc((n ? n : 1) * sizeof *d);
+	int failed = 0;
+
+	for (size_t i = 0; i < n; i++)
+		d[i].arg = args[i];
+	sv_cli_decide_many(d, n, status, notes, final_file);
+	for (size_t i = 0; i < n; i++) {
+		if (!d[i].ok) {
+			char *earg = sv_escape(d[i].arg, strlen(d[i].arg), 0);
+
+			sv_warnx("can't %s '%s': %s", verb, earg, d[i].err.msg);
+			free(earg);
+			failed++;
+			continue;
+		}
+		printf("%s%c", d[i].path, nul ? '\0' : '\n');
+		free(d[i].path);
+	}
+	free(d);
+	if (fflush(stdout) == EOF) {
+		sv_warnx("can't write 'stdout': %s", strerror(errno));
+		failed++;
+	}
+	return failed;
+}
+
+/*
+ * Arguments, or stdin's ids, in batches: every argument at once (in
+ * chunks of SV_CLI_BATCH), and from stdin whatever lines have arrived,
+ * without waiting for more (so a stream, supervise-watch | ..., is
+ * decided as it comes).  fn returns how many of its batch failed.
+ */
+#define SV_CLI_BATCH 256
+
+struct linein {
+	char buf[65536];
+	size_t start, end;
+	int eof, error;
+};
+
+/* More input without blocking? */
+static int
+more_ready(struct linein *in)
+{
+	struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+
+	if (in->start < in->end)
+		return 1;
+	return !in->eof && poll(&pfd, 1, 0) == 1;
+}
+
+/* The next line into *line (malloc'd); 0 at the end of the input. */
+static int
+next_line(struct linein *in, int delim, char **line)
+{
+	size_t len = 0, cap = 0;
+	char *out = NULL;
+
+	for (;;) {
+		char *p;
+		size_t k;
+		ssize_t r;
+
+		if (in->start < in->end) {
+			p = memchr(in->buf + in->start, delim, in->end - in->start);
+			k = p ? (size_t)(p - (in->buf + in->start)) :
+			    in->end - in->start;
+			if (len + k + 1 > cap) {
+				cap = len + k + 64;
+				out = sv_xrealloc(out, cap);
+			}
+			memcpy(out + len, in->buf + in->start, k);
+			len += k;
+			in->start += k + (p != NULL);
+			if (p != NULL)
+				break;
+			continue;
+		}
+		if (in->eof)
+			break;
+		r = read(STDIN_FILENO, in->buf, sizeof in->buf);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			in->eof = 1;
+			in->error = r < 0 ? errno : 0;
+			continue;
+		}
+		in->start = 0;
+		in->end = (size_t)r;
+	}
+	if (out == NULL)
+		return 0;
+	out[len] = '\0';
+	*line = out;
+	return 1;
+}
+
+int
+sv_cli_loop_many(int argc, char **argv, int nul,
+    int (*fn)(const char **args, size_t n, void *ctx), void *ctx)
+{
+	struct linein *in;
+	const char **v;
+	char *line, **own;
+	size_t n = 0;
+	int delim = nul ? '\0' : '\n', failed = 0;
+
+	if (argc > 0) {
+		for (int i = 0; i < argc; i += SV_CLI_BATCH)
+			failed += fn((const char **)argv + i, argc - i < SV_CLI_BATCH ?
+			    (size_t)(argc - i) : SV_CLI_BATCH, ctx);
+		return failed;
+	}
+	if (isatty(STDIN_FILENO))
+		return -1;
+	in = sv_xmalloc(sizeof *in);
+	in->start = in->end = 0;
+	in->eof = in->error = 0;
+	v = sv_xmalloc(SV_CLI_BATCH * sizeof *v);
+	own = sv_xmalloc(SV_CLI_BATCH * sizeof *own);
+	for (;;) {
+		int got = next_line(in, delim, &line);
+
+		if (got) {
+			/* The id is the first field of a supervise-list line. */
+			line[strcspn(line, nul ? "\t" : "\t\n")] = '\0';
+			if (*line == '\0') {
+				free(line);
+			} else {
+				v[n] = own[n] = line;
+				n++;
+			}
+		}
+		if (n > 0 && (!got || n == SV_CLI_BATCH || !more_ready(in))) {
+			failed += fn(v, n, ctx);
+			while (n > 0)
+				free(own[--n]);
+		}
+		if (!got)
+			break;
+	}
+	if (in->error) {
+		sv_warnx("can't read 'stdin': %s", strerror(in->error));
+		failed++;
+	}
+	free(in);
+	free(v);
+	free(own);
 	return failed;
 }
 
@@ -562,77 +719,155 @@ check_text(const char *what, const char *s, size_t max, struct sv_err *e)
 	return 0;
 }
 
-int
-sv_cli_respond(struct sv_spool *s, const struct sv_proposal *p,
-    enum sv_status status, const char *notes, const char *final_file,
-    char **path, struct sv_err *e)
+/*
+ * The response an operator's decision makes: r points into p, notes,
+ * final_file, `by` (sv_operator()) and `at`.  -1 when it is not a valid
+ * decision.
+ */
+static int
+make_response(const struct sv_proposal *p, enum sv_status status,
+    const char *notes, const char *final_file, char *by, char at[64],
+    struct sv_response *r, struct sv_err *e)
 {
-	struct sv_response r;
 	struct timespec now;
-	char at[64];
-	struct sv_err de;
-	int rc = -1;
 
-	*path = NULL;
-	memset(&r, 0, sizeof r);
+	memset(r, 0, sizeof *r);
 	clock_gettime(CLOCK_REALTIME, &now);
-	r.proposal_id = p->id;
-	r.status = status;
-	r.notes = (char *)(notes ? notes : "");
-	r.decided_by = sv_operator();
-	r.decided_at = sv_iso8601(&now, at, sizeof at);
+	r->proposal_id = p->id;
+	r->status = status;
+	r->notes = (char *)(notes ? notes : "");
+	r->decided_by = by;
+	r->decided_at = sv_iso8601(&now, at, 64);
 	switch (status) {
 	case SV_APPROVED:
 	case SV_MODIFIED:
 		/* An unchanged final file is an approval, as the daemon sees it. */
 		if (final_file && strcmp(final_file, p->proposed_file) != 0) {
 			if (sv_payload_check(p->tool, final_file, e) < 0)
-				goto out;
-			r.status = SV_MODIFIED;
-			r.final_file = (char *)final_file;
+				return -1;
+			r->status = SV_MODIFIED;
+			r->final_file = (char *)final_file;
 		} else {
-			r.status = SV_APPROVED;
-			r.final_file = p->proposed_file;
+			r->status = SV_APPROVED;
+			r->final_file = p->proposed_file;
 		}
 		break;
 	case SV_REJECTED:
 		break;
 	default:
-		sv_errf(e, 0, "no decision given");
-		goto out;
+		return sv_errf(e, 0, "no decision given");
 	}
-	if (check_text("notes", r.notes, SV_TEXT_MAX, e) < 0 ||
-	    check_text("decided_by", r.decided_by, SV_SHORT_MAX, e) < 0)
+	if (check_text("notes", r->notes, SV_TEXT_MAX, e) < 0 ||
+	    check_text("decided_by", r->decided_by, SV_SHORT_MAX, e) < 0)
+		return -1;
+	return 0;
+}
+
+/* Whatever lost the race, the operator needs to hear this. */
+static void
+lost_race(struct sv_spool *s, const char *id, struct sv_err *e)
+{
+	struct sv_err de;
+
+	if (sv_decided(s, id, &de) == 1) {
+		sv_errf(e, 0, "already decided");
+		e->errnum = EEXIST;
+	}
+}
+
+int
+sv_cli_respond(struct sv_spool *s, const struct sv_proposal *p,
+    enum sv_status status, const char *notes, const char *final_file,
+    char **path, struct sv_err *e)
+{
+	struct sv_response r;
+	char at[64], *by = sv_operator();
+	int rc = -1;
+
+	*path = NULL;
+	if (make_response(p, status, notes, final_file, by, at, &r, e) < 0)
 		goto out;
 	if (sv_respond(s, &r, e) < 0) {
-		/* Whatever lost the race, the operator needs to hear this. */
-		if (sv_decided(s, p->id, &de) == 1) {
-			sv_errf(e, 0, "already decided");
-			e->errnum = EEXIST;
-		}
+		lost_race(s, p->id, e);
 		goto out;
 	}
 	*path = sv_xasprintf("%s/responses/new/%s", s->path, p->id);
 	rc = 0;
 out:
-	free(r.decided_by);
+	free(by);
 	return rc;
 }
 
-int
-sv_cli_decide(const char *arg, enum sv_status status, const char *notes,
-    const char *final_file, char **path, struct sv_err *e)
+void
+sv_cli_decide_many(struct sv_cli_decision *d, size_t n, enum sv_status status,
+    const char *notes, const char *final_file)
 {
-	struct sv_spool s;
+	struct opened {
+		struct sv_spool s;
+		struct sv_proposal p;
+		struct sv_response r;
+		char at[64];
+		int have, done;
+	} *op = sv_xmalloc((n ? n : 1) * sizeof *op);
+	const struct sv_response **rv = sv_xmalloc((n ? n : 1) * sizeof *rv);
+	struct sv_err *errs = sv_xmalloc((n ? n : 1) * sizeof *errs);
+	size_t *of = sv_xmalloc((n ? n : 1) * sizeof *of);
+	int *ok = sv_xmalloc((n ? n : 1) * sizeof *ok);
+	char *by = sv_operator();
 	struct sv_entry en;
-	struct sv_proposal p;
-	int rc;
 
-	*path = NULL;
-	if (sv_cli_open_proposal(arg, &s, &en, &p, e) < 0)
-		return -1;
-	rc = sv_cli_respond(&s, &p, status, notes, final_file, path, e);
-	sv_proposal_free(&p);
-	sv_spool_close(&s);
-	return rc;
+	for (size_t i = 0; i < n; i++) {
+		d[i].ok = 0;
+		d[i].path = NULL;
+		op[i].have = op[i].done = 0;
+		if (sv_cli_open_proposal(d[i].arg, &op[i].s, &en, &op[i].p,
+		    &d[i].err) < 0)
+			continue;
+		if (make_response(&op[i].p, status, notes, final_file, by,
+		    op[i].at, &op[i].r, &d[i].err) < 0) {
+			sv_proposal_free(&op[i].p);
+			sv_spool_close(&op[i].s);
+			continue;
+		}
+		op[i].have = 1;
+	}
+	/* The decisions for one bottle go out together. */
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+
+		if (!op[i].have || op[i].done)
+			continue;
+		for (size_t j = i; j < n; j++)
+			if (op[j].have && !op[j].done &&
+			    strcmp(op[j].s.path, op[i].s.path) == 0) {
+				rv[k] = &op[j].r;
+				of[k++] = j;
+				op[j].done = 1;
+			}
+		sv_respond_many(&op[i].s, rv, k, ok, errs);
+		for (size_t j = 0; j < k; j++) {
+			struct sv_cli_decision *dj = &d[of[j]];
+
+			if (ok[j]) {
+				dj->ok = 1;
+				dj->path = sv_xasprintf("%s/responses/new/%s",
+				    op[i].s.path, op[of[j]].p.id);
+			} else {
+				dj->err = errs[j];
+				lost_race(&op[i].s, op[of[j]].p.id, &dj->err);
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (op[i].have) {
+			sv_proposal_free(&op[i].p);
+			sv_spool_close(&op[i].s);
+		}
+	free(by);
+	free(op);
+	free(rv);
+	free(errs);
+	free(of);
+	free(ok);
 }
+

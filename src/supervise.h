@@ -498,6 +498,10 @@ int sv_consume_all(struct sv_spool *s, struct sv_audit *a,
  */
 int sv_cli_loop(int argc, char **argv, int nul,
     int (*fn)(const char *arg, void *ctx), void *ctx);
+/* sv_cli_loop in batches: every argument at once, or the ids that have
+ * arrived on stdin without waiting for more; fn returns its failures. */
+int sv_cli_loop_many(int argc, char **argv, int nul,
+    int (*fn)(const char **args, size_t n, void *ctx), void *ctx);
 /* Sorted slugs of the bottles under ROOT/queue (invalid names skipped);
  * NULL-terminated, free with sv_cli_strv_free.  No queue/: none. */
 int sv_cli_bottles(char ***slugs, size_t *n, struct sv_err *e);
@@ -557,8 +561,20 @@ void sv_cli_rows_free(struct sv_cli_row *rows, size_t n);
 int sv_cli_respond(struct sv_spool *s, const struct sv_proposal *p,
     enum sv_status status, const char *notes, const char *final_file,
     char **path, struct sv_err *e);
-/* sv_cli_open_proposal, then sv_cli_respond. */
-int sv_cli_decide(const char *arg, enum sv_status status, const char *notes,
-    const char *final_file, char **path, struct sv_err *e);
+/* sv_cli_open_proposal and sv_cli_respond for many arguments: the
+ * responses for one bottle are delivered together (sv_respond_many).
+ * For each: ok, and path (malloc'd) or err. */
+struct sv_cli_decision {
+	const char *arg;
+	int ok;
+	char *path;
+	struct sv_err err;
+};
+void sv_cli_decide_many(struct sv_cli_decision *d, size_t n,
+    enum sv_status status, const char *notes, const char *final_file);
+/* sv_cli_decide_many, then each path on stdout (NUL-ended with nul) or
+ * "can't VERB 'ARG': reason" on stderr; returns how many failed. */
+int sv_cli_decide_print(const char **args, size_t n, enum sv_status status,
+    const char *notes, const char *final_file, int nul, const char *verb);
 
 #endif

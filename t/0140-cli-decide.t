@@ -3,7 +3,7 @@
 # -f, the first decision winning, batches, ids from stdin and -0, id
 # prefixes and random parts, ambiguity, and refused ids.
 . "$(dirname "$0")/lib.sh"
-plan 63
+plan 69
 
 run() { "$@" >out 2>err; rc=$?; out=$(cat out); err=$(cat err); }
 jget() {
@@ -168,6 +168,36 @@ for bad in ../../../x .. "web1/../../x" "../web1/$t" ".hidden" "web1/" \
 done
 check_same "refused ids created nothing anywhere" "$(cd "$T_DIR" && find . -path ./out -prune -o -path ./err -prune -o -print | sort)" \
     "$(printf '%s\n' "$before" | grep -v -x -e ./out -e ./err)"
+
+# Ids that come together are decided together, each on its own: the
+# same id twice in one batch is decided once; the order of the output
+# is the order of the ids.
+b1=$(propose web1 egress-block '{"host": "b1.example.com"}')
+b2=$(propose web2 egress-block '{"host": "b2.example.com"}')
+run supervise-approve "$b1" "$b2" "$b1"
+check_same "one batch, two bottles, one id twice: exit 1" "$rc" 1
+check_same "... the two decided, in order" "$out" \
+    "$(printf '%s\n%s' "$R/new/$b1" "$Q/web2/responses/new/$b2")"
+check_same "... the second $b1 already decided" "$err" \
+    "supervise-approve: can't approve '$b1': already decided"
+check_same "... and nothing left in tmp/" "$(ls -A "$R/tmp" "$Q/web2/responses/tmp" | grep -v : | grep -v '^$')" ""
+
+# A stream on stdin is decided as it comes, not at its end.
+s1=$(propose web1 egress-block '{"host": "s1.example.com"}')
+s2=$(propose web1 egress-block '{"host": "s2.example.com"}')
+mkfifo ids.fifo
+supervise-reject -n stream <ids.fifo >out 2>err &
+rpid=$!
+exec 7>ids.fifo
+echo "$s1" >&7
+i=0
+while [ ! -e "$R/new/$s1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+check "the first id of a stream is decided while the stream is open" \
+    test -e "$R/new/$s1"
+echo "$s2" >&7
+exec 7>&-
+wait "$rpid"
+check_same "... and the next when it comes: exit 0" "$?:$(cat out | wc -l | tr -d ' ')" "0:2"
 
 # Usage.
 run supervise-approve -x "$t"

@@ -32,6 +32,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -541,6 +542,13 @@ batch_flush(struct batch *b)
 	/* Answered: now keep the repository's packs few (pack.c). */
 	if (sv_audit_maintain(sc.audit, &e) == -1)
 		sv_warn_err(&e);
+	/*
+	 * A big batch (a bulk approve) grew the heap by megabytes that the
+	 * allocator keeps; give them back, or RSS stays at its high-water
+	 * mark after a drain.
+	 */
+	if (b->n >= SV_CONSUME_BATCH / 4)
+		malloc_trim(0);
 	for (size_t i = 0; i < b->n; i++)
 		free(b->v[i]);
 	b->n = 0;

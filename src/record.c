@@ -202,7 +202,8 @@ sv_record_load(int dirfd, const char *name, const char *path, json_t **out,
 			e->errnum = EFBIG;
 		return -1;
 	}
-	r = sv_read_all(fd, path, SV_RECORD_MAX, &buf, &len, e);
+	r = sv_read_sized(fd, path, SV_RECORD_MAX, (size_t)st.st_size, &buf,
+	    &len, e);
 	close(fd);
 	if (r < 0)
 		return -1;

@@ -81,6 +81,10 @@ const char *sv_root(void);		/* $SUPERVISE_ROOT or ~/.bot-bottle */
 char *sv_audit_dir(void);		/* $SUPERVISE_AUDIT_DIR or ROOT/audit.git, malloc'd */
 char *sv_queue_dir(const char *slug);	/* ROOT/queue/SLUG, malloc'd */
 int sv_read_all(int fd, const char *path, size_t max, char **buf, size_t *len, struct sv_err *e);
+/* sv_read_all of a regular file whose size fstat gave (0: unknown): one
+ * read(2) when the file has not grown since. */
+int sv_read_sized(int fd, const char *path, size_t max, size_t size,
+    char **buf, size_t *len, struct sv_err *e);
 int sv_write_all(int fd, const char *buf, size_t len);
 
 /* record.c: the one loader and dumper of proposal and response records */

@@ -336,7 +336,14 @@ int
 sv_read_all(int fd, const char *path, size_t max, char **buf, size_t *len,
     struct sv_err *e)
 {
-	size_t cap = 8192, n = 0;
+	return sv_read_sized(fd, path, max, 0, buf, len, e);
+}
+
+int
+sv_read_sized(int fd, const char *path, size_t max, size_t size, char **buf,
+    size_t *len, struct sv_err *e)
+{
+	size_t cap = size > 0 && size < max ? size + 2 : 8192, n = 0;
 	char *b;
 	ssize_t r;
 
@@ -357,6 +364,10 @@ sv_read_all(int fd, const char *path, size_t max, char **buf, size_t *len,
 		if (r == 0)
 			break;
 		n += (size_t)r;
+		/* A short read of a regular file of known size is its end:
+		 * no read(2) just to see 0. */
+		if (size > 0 && n <= size && n < cap - 1)
+			break;
 		if (n > max) {
 			free(b);
 			sv_errf(e, 0, "can't read '%s': larger than %zu bytes",

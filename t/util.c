@@ -192,6 +192,23 @@ test_io(void)
 	lseek(fd, 0, SEEK_SET);
 	ok(sv_read_all(fd, "f", 10, &buf, &len, &e) == -1,
 	    "read_all refuses with a small max");
+	/* With the size fstat gave, or a stale one: always the whole file. */
+	lseek(fd, 0, SEEK_SET);
+	ok(sv_read_sized(fd, "f", n, n, &buf, &len, &e) == 0 && len == n &&
+	    memcmp(buf, big, n) == 0 && buf[n] == '\0',
+	    "read_sized with the right size");
+	free(buf);
+	lseek(fd, 0, SEEK_SET);
+	ok(sv_read_sized(fd, "f", n, 1000, &buf, &len, &e) == 0 && len == n &&
+	    memcmp(buf, big, n) == 0, "read_sized of a file that grew since");
+	free(buf);
+	lseek(fd, 0, SEEK_SET);
+	ok(sv_read_sized(fd, "f", n, n + 500, &buf, &len, &e) == 0 &&
+	    len == n, "read_sized of a file that shrank since");
+	free(buf);
+	lseek(fd, 0, SEEK_SET);
+	ok(sv_read_sized(fd, "f", n - 1, n, &buf, &len, &e) == -1 &&
+	    e.errnum == EFBIG, "read_sized still refuses max+1 bytes");
 	close(fd);
 	unlink(path);
 	free(big);
@@ -209,7 +226,7 @@ test_io(void)
 int
 main(void)
 {
-	plan(73);
+	plan(77);
 	test_errors();
 	test_escape();
 	test_time();

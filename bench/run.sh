@@ -9,6 +9,9 @@
 #   BENCH_ONLY="latency throughput"   a subset of: latency concurrency
 #                                     throughput scale footprint
 #   BENCH_RESULTS=DIR                 where the .txt files go
+#   BENCH_KEEP=1                      keep the work directory (logs,
+#                                     repositories) and say where
+#   TMPDIR=DIR                        run on DIR's file system
 #
 # Everything runs on loopback, in a fresh SUPERVISE_ROOT under $TMPDIR,
 # removed at the end.  Competitors run in the same run, interleaved in

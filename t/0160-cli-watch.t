@@ -79,7 +79,9 @@ npending=$(wc -l <list.out)
 start n -n web1
 check "-n: watch places its watch" watching n 1
 check "-n: the pending ones are printed" lines n "$npending"
-check "-n: first the lines of supervise-list" cmp -s n.out list.out
+# The age column (4) can tick over between the two runs; the rest must match.
+check_same "-n: first the lines of supervise-list" \
+    "$(head -n "$npending" n.out | cut -f1-3,5-)" "$(cut -f1-3,5- list.out)"
 d=$(propose web1 pipelock-block 'https://d.example.org/')
 check "-n: then the new ones" lines n $((npending + 1))
 check_same "-n: the new one last" "$(tail -1 n.out | cut -f1,3,6)" \

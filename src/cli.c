@@ -803,68 +803,76 @@ sv_cli_decide_many(struct sv_cli_decision *d, size_t n, enum sv_status status,
     const char *notes, const char *final_file)
 {
 	struct opened {
-		struct sv_spool s;
 		struct sv_proposal p;
 		struct sv_response r;
 		char at[64];
-		int have, done;
+		size_t spool;	/* index into sp */
+		int have;
 	} *op = sv_xmalloc((n ? n : 1) * sizeof *op);
+	struct sv_spool *sp = sv_xmalloc((n ? n : 1) * sizeof *sp);
 	const struct sv_response **rv = sv_xmalloc((n ? n : 1) * sizeof *rv);
 	struct sv_err *errs = sv_xmalloc((n ? n : 1) * sizeof *errs);
-	size_t *of = sv_xmalloc((n ? n : 1) * sizeof *of);
+	size_t *of = sv_xmalloc((n ? n : 1) * sizeof *of), nsp = 0;
 	int *ok = sv_xmalloc((n ? n : 1) * sizeof *ok);
 	char *by = sv_operator();
 	struct sv_entry en;
 
 	for (size_t i = 0; i < n; i++) {
+		struct sv_spool s;
+		size_t k = 0;
+
 		d[i].ok = 0;
 		d[i].path = NULL;
-		op[i].have = op[i].done = 0;
-		if (sv_cli_open_proposal(d[i].arg, &op[i].s, &en, &op[i].p,
+		op[i].have = 0;
+		if (sv_cli_open_proposal(d[i].arg, &s, &en, &op[i].p,
 		    &d[i].err) < 0)
 			continue;
+		/* One open spool a bottle: a spool is eleven descriptors. */
+		while (k < nsp && strcmp(sp[k].path, s.path) != 0)
+			k++;
+		if (k < nsp)
+			sv_spool_close(&s);
+		else
+			sp[nsp++] = s;
+		op[i].spool = k;
 		if (make_response(&op[i].p, status, notes, final_file, by,
 		    op[i].at, &op[i].r, &d[i].err) < 0) {
 			sv_proposal_free(&op[i].p);
-			sv_spool_close(&op[i].s);
 			continue;
 		}
 		op[i].have = 1;
 	}
 	/* The decisions for one bottle go out together. */
-	for (size_t i = 0; i < n; i++) {
-		size_t k = 0;
+	for (size_t k = 0; k < nsp; k++) {
+		size_t m = 0;
 
-		if (!op[i].have || op[i].done)
-			continue;
-		for (size_t j = i; j < n; j++)
-			if (op[j].have && !op[j].done &&
-			    strcmp(op[j].s.path, op[i].s.path) == 0) {
-				rv[k] = &op[j].r;
-				of[k++] = j;
-				op[j].done = 1;
+		for (size_t i = 0; i < n; i++)
+			if (op[i].have && op[i].spool == k) {
+				rv[m] = &op[i].r;
+				of[m++] = i;
 			}
-		sv_respond_many(&op[i].s, rv, k, ok, errs);
-		for (size_t j = 0; j < k; j++) {
+		sv_respond_many(&sp[k], rv, m, ok, errs);
+		for (size_t j = 0; j < m; j++) {
 			struct sv_cli_decision *dj = &d[of[j]];
 
 			if (ok[j]) {
 				dj->ok = 1;
 				dj->path = sv_xasprintf("%s/responses/new/%s",
-				    op[i].s.path, op[of[j]].p.id);
+				    sp[k].path, op[of[j]].p.id);
 			} else {
 				dj->err = errs[j];
-				lost_race(&op[i].s, op[of[j]].p.id, &dj->err);
+				lost_race(&sp[k], op[of[j]].p.id, &dj->err);
 			}
 		}
 	}
 	for (size_t i = 0; i < n; i++)
-		if (op[i].have) {
+		if (op[i].have)
 			sv_proposal_free(&op[i].p);
-			sv_spool_close(&op[i].s);
-		}
+	for (size_t k = 0; k < nsp; k++)
+		sv_spool_close(&sp[k]);
 	free(by);
 	free(op);
+	free(sp);
 	free(rv);
 	free(errs);
 	free(of);

@@ -358,7 +358,8 @@ struct delivery {
 	const char *tmpname, *name;
 	const char *data;
 	size_t len;
-	int fd, ok;
+	int fd;		/* 1 once written, until published */
+	int ok;
 	struct sv_err err;
 };
 
@@ -367,48 +368,46 @@ deliver_many(int tmpdir, int newdir, struct delivery *v, size_t n,
     const char *what, const char *newsub)
 {
 	size_t written = 0, published = 0, i;
-	int flushed = 0, saved;
+	int saved = 0;
 
+	if (n == 1) {		/* one file: its own fsync, as ever */
+		v[0].ok = deliver_as(tmpdir, v[0].tmpname, newdir, v[0].name,
+		    v[0].data, v[0].len, what, newsub, &v[0].err) == 0;
+		return (size_t)v[0].ok;
+	}
+	/* Closed as written: a batch must not need a descriptor a file. */
 	for (i = 0; i < n; i++) {
 		struct delivery *d = &v[i];
+		int fd;
 
 		d->ok = 0;
-		d->fd = openat(tmpdir, d->tmpname,
+		d->fd = -1;
+		fd = openat(tmpdir, d->tmpname,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (d->fd < 0) {
+		if (fd < 0) {
 			sv_errf(&d->err, errno, "can't create '%s/tmp/%s'", what,
 			    d->tmpname);
 			continue;
 		}
-		if (sv_write_all(d->fd, d->data, d->len) < 0) {
+		if (sv_write_all(fd, d->data, d->len) < 0 || close(fd) < 0) {
 			sv_errf(&d->err, errno, "can't write '%s/tmp/%s'", what,
 			    d->tmpname);
-			close(d->fd);
-			d->fd = -1;
+			close(fd);
 			unlinkat(tmpdir, d->tmpname, 0);
 			continue;
 		}
+		d->fd = 1;	/* written, to be flushed and published */
 		written++;
 	}
-	if (written == 1) {
-		for (i = 0; v[i].fd < 0; i++)
-			;
-		flushed = fsync(v[i].fd) == 0;
-	} else if (written > 1) {
-		flushed = syncfs(tmpdir) == 0;
-	}
-	saved = errno;
+	if (written > 0 && syncfs(tmpdir) < 0)
+		saved = errno;
 	for (i = 0; i < n; i++) {
 		struct delivery *d = &v[i];
 
-		if (d->fd < 0)
+		if (d->fd != 1)
 			continue;
-		if (close(d->fd) < 0 && flushed) {
-			saved = errno;
-			flushed = 0;
-		}
 		d->fd = -1;
-		if (!flushed) {
+		if (saved != 0) {
 			sv_errf(&d->err, saved, "can't write '%s/tmp/%s'", what,
 			    d->tmpname);
 			unlinkat(tmpdir, d->tmpname, 0);

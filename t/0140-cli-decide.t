@@ -3,7 +3,7 @@
 # -f, the first decision winning, batches, ids from stdin and -0, id
 # prefixes and random parts, ambiguity, and refused ids.
 . "$(dirname "$0")/lib.sh"
-plan 69
+plan 71
 
 run() { "$@" >out 2>err; rc=$?; out=$(cat out); err=$(cat err); }
 jget() {
@@ -198,6 +198,14 @@ echo "$s2" >&7
 exec 7>&-
 wait "$rpid"
 check_same "... and the next when it comes: exit 0" "$?:$(cat out | wc -l | tr -d ' ')" "0:2"
+
+# A long list: one open spool a bottle, not one an id (a spool is
+# eleven descriptors), so 300 ids pass under a limit of 64.
+spool_proposals "$Q/web2" 300 bulk >bulk.ids
+(ulimit -n 64 && supervise-approve <bulk.ids >out 2>err)
+check_same "300 ids with 64 descriptors: exit 0, 300 paths, quiet" \
+    "$?:$(wc -l <out | tr -d ' '):$(cat err)" "0:300:"
+check_same "... 300 responses" "$(ls "$Q/web2/responses/new" | grep -c bulk)" 300
 
 # Usage.
 run supervise-approve -x "$t"

@@ -14,22 +14,9 @@ consumer() { SUPERVISE_BOTTLE_SLUG=web1 exec supervised --drain; }
 
 # Enough decisions that a drain takes several batches.  The proposals
 # are written straight into proposals/new, as any component may (the
-# spool is a public interface; 0100-propose.t tests the CLI's own).
+# spool is a public interface; 0110-cli-propose.t tests the CLI's own).
 supervise-init web1 >/dev/null
-awk -v k="$K" -v dir="$Q/proposals/new" 'BEGIN {
-	for (i = 1; i <= k; i++) {
-		id = sprintf("1795400000.M%dP1Q1.crash", i)
-		f = dir "/" id
-		printf "{\n  \"arrival_timestamp\": \"2026-11-23T00:00:00Z\",\n" \
-		    "  \"bottle_slug\": \"web1\",\n" \
-		    "  \"current_file_hash\": \"e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\",\n" \
-		    "  \"id\": \"%s\",\n  \"justification\": \"job %d\",\n" \
-		    "  \"proposed_file\": \"{\\\"host\\\": \\\"h%d.example\\\"}\",\n" \
-		    "  \"tool\": \"egress-block\"\n}\n", id, i, i > f
-		close(f)
-		print id > (i % 3 == 0 ? "reject.ids" : "approve.ids")
-	}
-}'
+spool_proposals "$Q" "$K" crash | awk '{ print > (NR % 3 == 0 ? "reject.ids" : "approve.ids") }'
 supervise-approve <approve.ids >/dev/null
 supervise-reject <reject.ids >/dev/null
 check_same "$K responses waiting" "$(ls "$Q/responses/new" | wc -l | tr -d ' ')" $K

@@ -9,6 +9,11 @@
 #   nfiles DIR...           how many names the DIRs hold
 #   nflagged FLAG DIR...    how many names in the DIRs carry maildir flag
 #                           FLAG (a letter after ":2,")
+#   spool_proposals QUEUE K TAG
+#                           write K egress-block proposals straight into
+#                           QUEUE/proposals/new (as any component may: the
+#                           spool is a public interface); their ids, one a
+#                           line, on stdout, named NNN.M<i>P1Q1.TAG
 #
 # Every test runs in a fresh directory with its own SUPERVISE_ROOT; the
 # directory is removed when the test exits.
@@ -46,6 +51,22 @@ done_testing() { [ "$nfail" -eq 0 ]; }
 # their own (the R before the random part, the P and Q of the pid and
 # sequence, the host), and `ls DIR1 DIR2` adds a header line for each DIR,
 # a path that may contain any letter too.
+spool_proposals() {
+	awk -v k="$2" -v tag="$3" -v dir="$1/proposals/new" -v slug="${1##*/}" 'BEGIN {
+		for (i = 1; i <= k; i++) {
+			id = sprintf("1795400000.M%dP1Q1.%s", i, tag)
+			f = dir "/" id
+			printf "{\n  \"arrival_timestamp\": \"2026-11-23T00:00:00Z\",\n" \
+			    "  \"bottle_slug\": \"%s\",\n" \
+			    "  \"current_file_hash\": \"e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\",\n" \
+			    "  \"id\": \"%s\",\n  \"justification\": \"job %d\",\n" \
+			    "  \"proposed_file\": \"{\\\"host\\\": \\\"h%d.example\\\"}\",\n" \
+			    "  \"tool\": \"egress-block\"\n}\n", slug, id, i, i > f
+			close(f)
+			print id
+		}
+	}'
+}
 nfiles() {
 	for _nf_d; do ls -A -- "$_nf_d"; done | wc -l | tr -d ' '
 }

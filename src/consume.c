@@ -481,7 +481,8 @@ recover(struct sv_spool *s, struct sv_err *e)
 	}
 	free(label);
 	for (i = 0; i < n && rc == 0; i++) {
-		if (sv_parse_name(v[i], id, sizeof id, flags, sizeof flags) == -1)
+		if (!sv_archived_name(v[i]) ||
+		    sv_parse_name(v[i], id, sizeof id, flags, sizeof flags) == -1)
 			continue;
 		if (sv_find_proposal(s, id, &en, e) != 1)
 			continue;	/* gone, or odd: nothing to finish */

@@ -624,13 +624,12 @@ fill_entry(struct sv_entry *out, const char *id, enum sv_where where,
 }
 
 /*
- * Scan cur/ for ID:2,* with flags no probe expected. 1/0/-1.  With
- * any_type, anything under that name counts (it blocks a decision);
- * else only a regular file, and something else there is an error.
+ * Scan cur/ for ID:2,* with flags no probe expected. 1/0/-1; only a
+ * regular file counts, and something else there is an error.
  */
 static int
-scan_cur(int dirfd, const char *label, const char *id, int any_type,
-    struct sv_entry *out, struct sv_err *e)
+scan_cur(int dirfd, const char *label, const char *id, struct sv_entry *out,
+    struct sv_err *e)
 {
 	char pid[SV_ID_MAX + 1], flags[16];
 	size_t idlen = strlen(id);
@@ -651,17 +650,15 @@ scan_cur(int dirfd, const char *label, const char *id, int any_type,
 		if (sv_parse_name(d->d_name, pid, sizeof pid, flags,
 		    sizeof flags) < 0 || strcmp(pid, id) != 0)
 			continue;
-		if (!any_type && d->d_type != DT_REG && d->d_type != DT_UNKNOWN) {
+		if (d->d_type != DT_REG && d->d_type != DT_UNKNOWN) {
 			sv_errf(e, 0, "'%s/%s' is not a regular file, refused",
 			    label, d->d_name);
 			found = -1;
 			break;
 		}
-		if (out) {
-			/* parse_name bounds it: id, ":2,", under 16 flags. */
-			fill_entry(out, id, SV_CUR, flags);
-			memcpy(out->name, d->d_name, strlen(d->d_name) + 1);
-		}
+		/* parse_name bounds it: id, ":2,", under 16 flags. */
+		fill_entry(out, id, SV_CUR, flags);
+		memcpy(out->name, d->d_name, strlen(d->d_name) + 1);
 		found = 1;
 		break;
 	}
@@ -700,7 +697,7 @@ sv_find_proposal(struct sv_spool *s, const char *id, struct sv_entry *out,
 				return r;
 			}
 		}
-		r = scan_cur(s->pcur, "proposals/cur", id, 0, out, e);
+		r = scan_cur(s->pcur, "proposals/cur", id, out, e);
 		if (r != 0)
 			return r;
 	}
@@ -802,14 +799,37 @@ sv_mark_seen(struct sv_spool *s, const char *id, struct sv_err *e)
 	return sv_add_flags(s, id, "S", e);
 }
 
+/*
+ * The maildir flag letters, in ASCII order.  A response archived in
+ * responses/cur is ID:2,FLAGS with FLAGS any of these, in this order:
+ * the daemon writes ID:2,S; a mail reader may add or drop the others.
+ */
+static const char archive_letters[] = "DFPRST";
+
+int
+sv_archived_name(const char *name)
+{
+	const char *colon = strchr(name, ':'), *f, *at = archive_letters;
+
+	if (colon == NULL || strncmp(colon, ":2,", 3) != 0)
+		return 0;
+	for (f = colon + 3; *f; f++) {
+		while (*at && *at != *f)
+			at++;
+		if (*at == '\0')
+			return 0;	/* not a letter of ours, or out of order */
+		at++;
+	}
+	return 1;
+}
+
 int
 sv_decided(struct sv_spool *s, const char *id, struct sv_err *e)
 {
-	static const char *const resp_flags[] = {"S", "", "RS"};
-	char name[SV_ID_MAX + 32];
+	const size_t nl = sizeof archive_letters - 1;
+	char name[SV_ID_MAX + 16], *f;
 	struct sv_entry ent;
 	struct stat st;
-	size_t i;
 	int r;
 
 	if (sv_valid_id(id, e) < 0)
@@ -819,18 +839,30 @@ sv_decided(struct sv_spool *s, const char *id, struct sv_err *e)
 		return 1;
 	if (errno != ENOENT)
 		return sv_errf(e, errno, "can't stat 'responses/new/%s'", id);
-	for (i = 0; i < sizeof resp_flags / sizeof resp_flags[0]; i++) {
-		snprintf(name, sizeof name, "%s:2,%s", id, resp_flags[i]);
+	/*
+	 * An archived response, under any of its 64 names: a look-up each,
+	 * where a scan of responses/cur would cost as much as the history.
+	 * ID:2,S (the daemon's) first.
+	 */
+	f = name + snprintf(name, sizeof name, "%s:2,", id);
+	for (unsigned i = 0; i < 1u << nl; i++) {
+		unsigned set = i ^ (1u << 1);	/* 0 -> S alone (bit 1 = S) */
+		size_t k = 0;
+
+		for (size_t b = 0; b < nl; b++)
+			if (set & (1u << (nl - 1 - b)))
+				f[k++] = archive_letters[b];
+		f[k] = '\0';
 		if (fstatat(s->rcur, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			return 1;
+		if (errno != ENOENT)
+			return sv_errf(e, errno, "can't stat 'responses/cur/%s'",
+			    name);
 	}
 	r = sv_find_proposal(s, id, &ent, e);
 	if (r < 0)
 		return -1;
-	if (r > 0 && strchr(ent.flags, 'R'))
-		return 1;
-	/* A response moved to cur/ by hand may carry other flags. */
-	return scan_cur(s->rcur, "responses/cur", id, 1, NULL, e);
+	return r > 0 && strchr(ent.flags, 'R') != NULL;
 }
 
 static int
@@ -1067,6 +1099,15 @@ collect_id(const char *name, const char *id, const char *flags, void *arg)
 	idset_add(arg, id);
 }
 
+static void
+collect_archived(const char *name, const char *id, const char *flags,
+    void *arg)
+{
+	(void)flags;
+	if (sv_archived_name(name))
+		idset_add(arg, id);
+}
+
 /* Every proposal, decided or not, sorted by id, one entry per id. */
 static int
 list_all(struct sv_spool *s, struct collect *c, struct sv_err *e)
@@ -1107,7 +1148,8 @@ sv_list_pending(struct sv_spool *s, struct sv_entry **out, size_t *n,
 	if (list_all(s, &c, e) < 0)
 		return -1;
 	if (each_name(s->rnew, "responses/new", collect_id, &answered, e) < 0 ||
-	    each_name(s->rcur, "responses/cur", collect_id, &answered, e) < 0) {
+	    each_name(s->rcur, "responses/cur", collect_archived, &answered,
+	    e) < 0) {
 		free(c.v);
 		free(answered.v);
 		return -1;

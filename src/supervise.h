@@ -244,9 +244,14 @@ int sv_rename_noreplace(int fromdir, const char *from, int todir,
     const char *to);
 /*
  * Has a decision been made or delivered for ID?  1 when responses/new/ID
- * or responses/cur/ID:2,* exists or the proposal is flagged R, else 0.
+ * or an archived response (sv_archived_name) responses/cur/ID:2,FLAGS
+ * exists or the proposal is flagged R, else 0.  Look-ups only: its cost
+ * does not grow with the spool.
  */
 int sv_decided(struct sv_spool *s, const char *id, struct sv_err *e);
+/* Is NAME in responses/cur an archived response: ID:2,FLAGS, FLAGS any of
+ * the maildir letters DFPRST in that order? */
+int sv_archived_name(const char *name);
 /*
  * Respond: refuse when decided; deliver the response into
  * responses/new/ID.  A second decision fails with a message that says

@@ -30,6 +30,18 @@ q(const char *fmt, const char *a)
 	return buf[i];
 }
 
+/* ID:2,FLAGS, in rotating buffers as q's. */
+static const char *
+archived(const char *id, const char *flags)
+{
+	static char buf[4][512];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof buf[i], "%s:2,%s", id, flags);
+	return buf[i];
+}
+
 static int
 exists(int dirfd, const char *name)
 {
@@ -438,7 +450,36 @@ test_respond(struct sv_spool *s)
 	    "and still refused");
 	ok(renameat(s->rcur, q("%s:2,S", id), s->rcur, q("%s:2,FS", id)) == 0 &&
 	    sv_decided(s, id, &e) == 1, "decided: response with other flags");
-	unlinkat(s->rcur, q("%s:2,FS", id), 0);
+	{
+		static const char *const counted[] = { "", "RS", "T",
+		    "DFPRST", "PT", "D" };
+		static const char *const not_counted[] = { "SF", "a", "Sx",
+		    "SS", "1" };
+		const char *old = "FS";
+
+		for (size_t i = 0; i < sizeof counted / sizeof *counted; i++) {
+			ok(renameat(s->rcur, archived(id, old), s->rcur,
+			    archived(id, counted[i])) == 0 &&
+			    sv_decided(s, id, &e) == 1,
+			    q("decided: archived as ID:2,%s", counted[i]));
+			old = counted[i];
+		}
+		for (size_t i = 0; i < sizeof not_counted / sizeof *not_counted;
+		    i++) {
+			ok(renameat(s->rcur, archived(id, old), s->rcur,
+			    archived(id, not_counted[i])) == 0 &&
+			    sv_decided(s, id, &e) == 0,
+			    q("not an archived name: ID:2,%s", not_counted[i]));
+			old = not_counted[i];
+		}
+		ok(renameat(s->rcur, archived(id, old), s->rcur, id) == 0 &&
+		    sv_decided(s, id, &e) == 0, "not an archived name: ID");
+		unlinkat(s->rcur, id, 0);
+	}
+	ok(sv_archived_name("x:2,S") && sv_archived_name("x:2,") &&
+	    sv_archived_name("x:2,DFPRST") && !sv_archived_name("x") &&
+	    !sv_archived_name("x:1,S") && !sv_archived_name("x:2,TS") &&
+	    !sv_archived_name("x:2,s"), "sv_archived_name");
 	ok(sv_decided(s, id, &e) == 0, "no response anywhere: not decided");
 	sv_add_flags(s, id, "R", &e);
 	ok(sv_decided(s, id, &e) == 1, "decided by the proposal's R flag");
@@ -773,7 +814,7 @@ main(void)
 		return 1;
 	}
 	umask(022);
-	plan(190);
+	plan(203);
 	test_names();
 	test_open();
 	if (sv_spool_open(&s, q("%s/root/queue/web1", top), "web1", 1, &e) < 0) {

@@ -666,20 +666,43 @@ answer_recorded(const char *id)
 
 /*
  * After attaching a call to `id`: a decision that landed before we
- * subscribed is consumed now, or read back from the audit repository.
+ * subscribed is consumed now (added to `b` when given, for the caller to
+ * flush with others), or read back from the audit repository.
  */
 static void
-recheck(const char *id)
+recheck_into(const char *id, struct batch *b)
 {
+	char name[SV_ID_MAX + 8];
 	struct sv_err e;
 	struct stat st;
 
 	if (fstatat(sc.spool.rnew, id, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		consume_name(id);
+		if (b != NULL)
+			batch_add(b, id);
+		else
+			consume_name(id);
 		return;
 	}
+	/*
+	 * Committed by another consumer (supervised --drain)?  A consumer
+	 * archives the response as responses/cur/ID:2,S, then flags the
+	 * proposal R, which moves it out of proposals/new: while neither has
+	 * happened nothing was committed, and the look in the repository (a
+	 * walk of its trees) is saved.
+	 */
+	snprintf(name, sizeof name, "%s:2,S", id);
+	if (fstatat(sc.spool.pnew, id, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fstatat(sc.spool.rcur, name, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
+	    errno == ENOENT)
+		return;
 	if (sv_audit_has_record(sc.audit, sc.cfg.slug, id, &e) == 1)
 		answer_recorded(id);
+}
+
+static void
+recheck(const char *id)
+{
+	recheck_into(id, NULL);
 }
 
 /* --- jobs (spool thread) -------------------------------------------------- */
@@ -843,6 +866,7 @@ propose_batch(struct filing *batch, size_t n)
 {
 	struct sv_proposal *v[FILE_BATCH];
 	struct sv_err errs[FILE_BATCH];
+	struct batch decided;
 	int ok[FILE_BATCH];
 	size_t k = 0;
 
@@ -861,10 +885,16 @@ propose_batch(struct filing *batch, size_t n)
 	}
 	for (size_t i = 0; i < n; i++)
 		propose_end(&batch[i], batch);
-	/* The leaders' proposals may have been decided already. */
+	/*
+	 * The leaders' proposals may have been decided already (an approver
+	 * watching proposals/new is often quicker than our last flush): those
+	 * decisions are consumed together, as one batch.
+	 */
+	decided.n = 0;
 	for (size_t i = 0; i < n; i++)
 		if (batch[i].follows == -1 && batch[i].ok)
-			recheck(batch[i].prop.id);
+			recheck_into(batch[i].prop.id, &decided);
+	batch_flush(&decided);
 	for (size_t i = 0; i < n; i++) {
 		/* sv_propose_many filled in id and arrival time. */
 		free(batch[i].prop.id);

@@ -232,10 +232,72 @@ test_normalize(void)
 	    "an unknown file is refused: %s", e.msg);
 }
 
+/*
+ * Merges chained through the routes the last merge left (merge.c takes
+ * them over): each result must be what a merge from the text alone
+ * gives, whatever failed or was merged in between.
+ */
+static void
+test_chain(void)
+{
+	static const char *const hosts[] = { "d.example", "b.example",
+	    "a.example", "c.example" };
+	char *text = NULL, *next, *fresh, *a = NULL;
+	struct sv_err e;
+	char route[128];
+	int same = 1;
+
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(route, sizeof route, "{\"host\": \"%s\", "
+		    "\"path_allowlist\": [\"/p%zu\"]}", hosts[i], i);
+		if (sv_routes_merge(text, route, &next, &e) == -1) {
+			ok(0, "merge %zu: %s", i, e.msg);
+			free(text);
+			return;
+		}
+		/* The same merge again, from the same text, not the last one. */
+		if (sv_routes_merge(text, route, &fresh, &e) == -1) {
+			ok(0, "merge %zu again: %s", i, e.msg);
+			free(next);
+			free(text);
+			return;
+		}
+		same &= strcmp(next, fresh) == 0;
+		free(fresh);
+		if (i == 1)
+			a = strdup(next);
+		free(text);
+		text = next;
+	}
+	ok(same, "a merge from an older text ignores the remembered routes");
+	ok(sv_routes_merge(text, "{\"host\": \"bad host\"}", &next, &e) == -1,
+	    "a bad route after a merge is refused");
+	ok(sv_routes_merge(text, "{\"host\": \"a.example\", "
+	    "\"path_allowlist\": [\"/q\"]}", &next, &e) == 0,
+	    "and the next merge into the same text works");
+	is_str(next, "{\n  \"routes\": [\n    {\n      \"host\": \"a.example\",\n"
+	    "      \"path_allowlist\": [\n        \"/p2\",\n        \"/q\"\n"
+	    "      ]\n    },\n    {\n      \"host\": \"b.example\",\n"
+	    "      \"path_allowlist\": [\n        \"/p1\"\n      ]\n    },\n"
+	    "    {\n      \"host\": \"c.example\",\n      \"path_allowlist\": [\n"
+	    "        \"/p3\"\n      ]\n    },\n    {\n      \"host\": \"d.example\",\n"
+	    "      \"path_allowlist\": [\n        \"/p0\"\n      ]\n    }\n  ]\n}\n",
+	    "with every route of the chain");
+	free(next);
+	ok(sv_routes_merge(a, "{\"host\": \"e.example\"}", &next, &e) == 0 &&
+	    strstr(next, "c.example") == NULL && strstr(next, "e.example") &&
+	    strstr(next, "b.example"), "a merge into an earlier text: its "
+	    "routes only");
+	free(next);
+	free(a);
+	free(text);
+}
+
 int
 main(void)
 {
 	test_merges();
+	test_chain();
 	test_lines();
 	test_apply();
 	test_normalize();

@@ -358,7 +358,7 @@ struct delivery {
 	const char *tmpname, *name;
 	const char *data;
 	size_t len;
-	int fd;		/* 1 once written, until published */
+	int written;	/* in tmp/, to be flushed and published */
 	int ok;
 	struct sv_err err;
 };
@@ -381,7 +381,7 @@ deliver_many(int tmpdir, int newdir, struct delivery *v, size_t n,
 		int fd;
 
 		d->ok = 0;
-		d->fd = -1;
+		d->written = 0;
 		fd = openat(tmpdir, d->tmpname,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0) {
@@ -389,14 +389,20 @@ deliver_many(int tmpdir, int newdir, struct delivery *v, size_t n,
 			    d->tmpname);
 			continue;
 		}
-		if (sv_write_all(fd, d->data, d->len) < 0 || close(fd) < 0) {
+		if (sv_write_all(fd, d->data, d->len) < 0) {
 			sv_errf(&d->err, errno, "can't write '%s/tmp/%s'", what,
 			    d->tmpname);
 			close(fd);
 			unlinkat(tmpdir, d->tmpname, 0);
 			continue;
 		}
-		d->fd = 1;	/* written, to be flushed and published */
+		if (close(fd) < 0) {	/* never closed twice: it may be reused */
+			sv_errf(&d->err, errno, "can't write '%s/tmp/%s'", what,
+			    d->tmpname);
+			unlinkat(tmpdir, d->tmpname, 0);
+			continue;
+		}
+		d->written = 1;
 		written++;
 	}
 	if (written > 0 && syncfs(tmpdir) < 0)
@@ -404,9 +410,9 @@ deliver_many(int tmpdir, int newdir, struct delivery *v, size_t n,
 	for (i = 0; i < n; i++) {
 		struct delivery *d = &v[i];
 
-		if (d->fd != 1)
+		if (!d->written)
 			continue;
-		d->fd = -1;
+		d->written = 0;
 		if (saved != 0) {
 			sv_errf(&d->err, saved, "can't write '%s/tmp/%s'", what,
 			    d->tmpname);

@@ -465,31 +465,47 @@ names_free(char **v, size_t n)
 	free(v);
 }
 
-/* A response archived before a crash whose proposal did not get its R. */
+/*
+ * A response archived before a crash whose proposal did not get its R:
+ * add the R.  Two directory reads (the proposals without R, then, if
+ * there are any, the archived responses), not a look-up per archived
+ * response: a restart must not cost as much as the history.
+ */
 static int
 recover(struct sv_spool *s, struct sv_err *e)
 {
-	char id[SV_ID_MAX + 1], flags[16], *label, **v;
-	struct sv_entry en;
-	size_t n, i;
+	char id[SV_ID_MAX + 1], flags[16], *label, **v, **ids;
+	struct sv_entry *u;
+	size_t nu, n, k = 0, i;
 	int rc = 0;
 
+	if (sv_list_unreplied(s, &u, &nu, e) == -1)
+		return -1;
+	if (nu == 0)
+		return 0;
 	label = sv_xasprintf("%s/responses/cur", s->path);
 	if (list_names(s->rcur, label, &v, &n, e) == -1) {
 		free(label);
+		sv_entries_free(u);
 		return -1;
 	}
 	free(label);
-	for (i = 0; i < n && rc == 0; i++) {
-		if (!sv_archived_name(v[i]) ||
-		    sv_parse_name(v[i], id, sizeof id, flags, sizeof flags) == -1)
-			continue;
-		if (sv_find_proposal(s, id, &en, e) != 1)
-			continue;	/* gone, or odd: nothing to finish */
-		if (strchr(en.flags, 'R') == NULL)
-			rc = sv_add_flags(s, id, "RS", e);
+	ids = sv_xmalloc((n ? n : 1) * sizeof *ids);
+	for (i = 0; i < n; i++)
+		if (sv_archived_name(v[i]) &&
+		    sv_parse_name(v[i], id, sizeof id, flags, sizeof flags) == 0)
+			ids[k++] = sv_xstrdup(id);
+	if (k > 1)
+		qsort(ids, k, sizeof *ids, cmp_name);
+	for (i = 0; i < nu && rc == 0; i++) {
+		const char *key = u[i].id;
+
+		if (k > 0 && bsearch(&key, ids, k, sizeof *ids, cmp_name) != NULL)
+			rc = sv_add_flags(s, u[i].id, "RS", e);
 	}
+	names_free(ids, k);
 	names_free(v, n);
+	sv_entries_free(u);
 	return rc;
 }
 

@@ -1182,6 +1182,29 @@ sv_list_pending(struct sv_spool *s, struct sv_entry **out, size_t *n,
 	return 0;
 }
 
+int
+sv_list_unreplied(struct sv_spool *s, struct sv_entry **out, size_t *n,
+    struct sv_err *e)
+{
+	struct collect c;
+	size_t i, k;
+
+	*out = NULL;
+	*n = 0;
+	if (list_all(s, &c, e) < 0)
+		return -1;
+	for (i = k = 0; i < c.n; i++)
+		if (strchr(c.v[i].flags, 'R') == NULL)
+			c.v[k++] = c.v[i];
+	if (k == 0) {
+		free(c.v);
+		c.v = NULL;
+	}
+	*out = c.v;
+	*n = k;
+	return 0;
+}
+
 void
 sv_entries_free(struct sv_entry *v)
 {

@@ -267,6 +267,10 @@ size_t sv_respond_many(struct sv_spool *s, const struct sv_response **v,
 /* Pending proposals (sorted by name = arrival).  Free with sv_entries_free. */
 int sv_list_pending(struct sv_spool *s, struct sv_entry **out, size_t *n,
     struct sv_err *e);
+/* Every proposal not flagged R, decided or not (sorted by id): one read
+ * of proposals/new and proposals/cur.  Free with sv_entries_free. */
+int sv_list_unreplied(struct sv_spool *s, struct sv_entry **out, size_t *n,
+    struct sv_err *e);
 void sv_entries_free(struct sv_entry *v);
 /*
  * Resolve an operator's argument to a proposal id: the full id, an

@@ -5,7 +5,7 @@
 # merges in the history, idempotence, refused responses, hand-written
 # responses, and recovery from a consumer that stopped half way.
 . "$(dirname "$0")/lib.sh"
-plan 64
+plan 67
 
 A=$SUPERVISE_ROOT/audit.git
 Q=$SUPERVISE_ROOT/queue/web1
@@ -162,6 +162,22 @@ mv "$Q/proposals/cur/$r:2,RS" "$Q/proposals/cur/$r:2,S"
 drain >out 2>err
 check "recovery after archive: flag added" test -f "$Q/proposals/cur/$r:2,RS"
 check_same "recovery after archive: no commit" "$(ncommits)" "$before"
+# The same with the proposal still in new/ and its archived response
+# renamed by a mail reader (FS); a pending proposal beside it stays so.
+p1=$(propose egress-block 'p1' '{"host": "p1.example"}')
+p2=$(propose egress-block 'p2' '{"host": "p2.example"}')
+supervise-approve "$p1" >/dev/null
+drain >out 2>err
+before=$(ncommits)
+mv "$Q/proposals/cur/$p1:2,RS" "$Q/proposals/new/$p1"
+mv "$Q/responses/cur/$p1:2,S" "$Q/responses/cur/$p1:2,FS"
+drain >out 2>err
+check "recovery: a proposal in new/ with its response archived as FS gets R" \
+    test -f "$Q/proposals/cur/$p1:2,RS"
+check_same "recovery: a pending proposal stays pending" \
+    "$(ls "$Q/proposals/new" "$Q/proposals/cur" | grep -c "^$p2")" 1
+check_same "... in new/, and no commit" \
+    "$(test -f "$Q/proposals/new/$p2" && echo new):$(ncommits)" "new:$before"
 
 # Refused responses: moved to bad/ with a reason, never committed.
 x=$(propose egress-block 'x' '{"host": "x.example"}')

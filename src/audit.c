@@ -993,12 +993,12 @@ move_branch(struct sv_audit *a, const git_oid *old, const git_oid *id)
  * reported and the commit stands.
  */
 static void
-merge_packs(struct sv_audit *a, int force)
+merge_packs(struct sv_audit *a)
 {
 	struct sv_err me;
 	char **old = NULL;
 
-	if (sv_odb_merge(a->odb, force, &old, &me) == -1 ||
+	if (sv_odb_merge(a->odb, 0, &old, &me) == -1 ||
 	    (old != NULL && (barrier(a, &me) == -1 ||
 	    sv_odb_remove(old, &me) == -1)))
 		sv_warn_err(&me);
@@ -1014,9 +1014,11 @@ sv_audit_defer_merges(struct sv_audit *a)
 int
 sv_audit_maintain(struct sv_audit *a, struct sv_err *e)
 {
+	if (!sv_odb_merge_due(a->odb))
+		return 0;	/* nothing to look at: not even the lock */
 	if (audit_lock(a, e) == -1)
 		return -1;
-	merge_packs(a, 0);
+	merge_packs(a);
 	audit_unlock(a);
 	return 0;
 }
@@ -1192,7 +1194,7 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 		mark_moving(a, 0);
 		if (grc == 0) {
 			if ((rc = barrier(a, e)) == 0 && !a->defer_merges)
-				merge_packs(a, 0);
+				merge_packs(a);
 			break;
 		}
 		if (grc != GIT_EMODIFIED && grc != GIT_ELOCKED &&

@@ -1309,6 +1309,13 @@ choose(const struct packfile *v, size_t n)
 }
 
 int
+sv_odb_merge_due(const struct sv_odb *o)
+{
+	/* Listing costs a stat a pack: look every few packs written. */
+	return o->flushes >= SV_PACK_CHECK;
+}
+
+int
 sv_odb_merge(struct sv_odb *o, int force, char ***old, struct sv_err *e)
 {
 	struct packfile *packs;
@@ -1320,8 +1327,7 @@ sv_odb_merge(struct sv_odb *o, int force, char ***old, struct sv_err *e)
 	int rc = -1, skip;
 
 	*old = NULL;
-	/* Listing costs a stat a pack: look every few packs written. */
-	if (!force && o->flushes < SV_PACK_CHECK)
+	if (!force && !sv_odb_merge_due(o))
 		return 0;
 	o->flushes = 0;
 	if (list_packs(o->packdir, &packs, &n, &all, e) == -1)

@@ -43,6 +43,8 @@ void sv_odb_discard(struct sv_odb *o);
  */
 int sv_odb_merge(struct sv_odb *o, int force, char ***old,
     struct sv_err *e);
+/* Would sv_odb_merge (not forced) look at the packs now? */
+int sv_odb_merge_due(const struct sv_odb *o);
 int sv_odb_remove(char **old, struct sv_err *e);
 void sv_odb_old_free(char **old);
 

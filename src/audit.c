@@ -1000,7 +1000,7 @@ merge_packs(struct sv_audit *a)
 
 	if (sv_odb_merge(a->odb, 0, &old, &me) == -1 ||
 	    (old != NULL && (barrier(a, &me) == -1 ||
-	    sv_odb_remove(old, &me) == -1)))
+	    sv_odb_remove(a->odb, old, &me) == -1)))
 		sv_warn_err(&me);
 	sv_odb_old_free(old);
 }

@@ -12,9 +12,14 @@
  *  - memory (highest priority): every object libgit2 writes lands here,
  *    and is read back from here while the batch is built;
  *  - libgit2's pack backend, behind a wrapper that rescans objects/pack/
- *    only when the directory changed, and never searches the packs for
- *    an object about to be written: a second copy in our pack is
- *    harmless (git keeps the first it finds), a search per object is not;
+ *    only when a read misses and the directory changed, or when we
+ *    removed packs ourselves (sv_odb_remove), and never searches the
+ *    packs for an object about to be written: a second copy in our pack
+ *    is harmless (git keeps the first it finds), a search per object is
+ *    not.  libgit2 "refreshes" every backend before each object it
+ *    writes; the wrapper offers no refresh, so a batch written after a
+ *    flush no longer rebuilds the pack list (a readdir, a stat a pack,
+ *    and the unmapping of every index) on the way to its commit;
  *  - libgit2's loose backend, for objects written before (and by git).
  *
  * sv_odb_flush() writes what memory holds as one pack and its index, in
@@ -287,19 +292,6 @@ same_time(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
-/* libgit2 calls this after every miss, so after every new object. */
-static int
-wrap_refresh(git_odb_backend *b)
-{
-	struct wrap *w = (struct wrap *)b;
-	struct timespec t;
-
-	packdir_time(w, &t);
-	if (same_time(&t, &w->mtime))
-		return 0;
-	return rescan(w, &t);
-}
-
 /*
  * A read that misses: a pack another process added in the same clock
  * tick as our last scan does not change the directory's time, so look
@@ -427,6 +419,7 @@ wrap_new(git_odb_backend *in)
 
 struct sv_odb {
 	struct memstore *mem;
+	struct wrap *packs;	/* libgit2's pack backend, wrapped */
 	char *objdir, *packdir;
 	unsigned flushes;	/* packs written since the last merge check */
 };
@@ -528,7 +521,6 @@ sv_odb_attach(git_repository *repo, struct sv_odb **out, struct sv_err *e)
 	wp = wrap_new(pack);
 	wp->objdir = sv_xstrdup(objdir);
 	wp->packdir = sv_xasprintf("%s/pack", objdir);
-	wp->parent.refresh = wrap_refresh;
 	packdir_time(wp, &wp->mtime);
 	wp->racy = 1;
 
@@ -543,6 +535,7 @@ sv_odb_attach(git_repository *repo, struct sv_odb **out, struct sv_err *e)
 	ms->m.parent.foreach = mem_foreach;
 	ms->m.parent.free = store_free;
 	ms->store.mem = &ms->m;
+	ms->store.packs = wp;
 	ms->store.objdir = objdir;
 	ms->store.packdir = sv_xstrdup(wp->packdir);
 
@@ -1384,13 +1377,19 @@ out:
 	return rc;
 }
 
-/* Remove merged packs: the index first, so no reader finds it alone. */
+/*
+ * Remove merged packs: the index first, so no reader finds it alone.
+ * Then list the packs again: libgit2 still maps the removed ones, and
+ * the last unmapping is what frees their blocks, which is better done
+ * now, after the answers, than on the way to the next commit.
+ */
 int
-sv_odb_remove(char **old, struct sv_err *e)
+sv_odb_remove(struct sv_odb *o, char **old, struct sv_err *e)
 {
 	static const char *const ext[] = { ".idx", ".pack", ".rev", ".bitmap",
 	    ".mtimes" };
-	int rc = 0;
+	struct timespec t;
+	int rc = 0, grc;
 
 	for (size_t i = 0; old != NULL && old[i] != NULL; i++)
 		for (size_t x = 0; x < sizeof ext / sizeof ext[0]; x++) {
@@ -1400,6 +1399,11 @@ sv_odb_remove(char **old, struct sv_err *e)
 				rc = sv_errf(e, errno, "can't remove '%s'", p);
 			free(p);
 		}
+	if (old == NULL || old[0] == NULL)
+		return rc;
+	packdir_time(o->packs, &t);
+	if ((grc = rescan(o->packs, &t)) < 0 && rc == 0)
+		rc = fail_git(e, grc, "list the packs of", o->objdir);
 	return rc;
 }
 

@@ -45,7 +45,7 @@ int sv_odb_merge(struct sv_odb *o, int force, char ***old,
     struct sv_err *e);
 /* Would sv_odb_merge (not forced) look at the packs now? */
 int sv_odb_merge_due(const struct sv_odb *o);
-int sv_odb_remove(char **old, struct sv_err *e);
+int sv_odb_remove(struct sv_odb *o, char **old, struct sv_err *e);
 void sv_odb_old_free(char **old);
 
 /* How many pack files the object store has now (for tests). */

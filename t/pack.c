@@ -64,6 +64,32 @@ on_disk(const git_oid *id, const char *want)
 	return rc;
 }
 
+/* Pack files this process maps or holds open though they were removed. */
+static int
+removed_still_held(void)
+{
+	char line[4096], path[64], target[4096];
+	FILE *f = fopen("/proc/self/maps", "r");
+	int held = 0;
+
+	while (f != NULL && fgets(line, sizeof line, f) != NULL)
+		if (strstr(line, "/objects/pack/") && strstr(line, "(deleted)"))
+			held++;
+	if (f != NULL)
+		fclose(f);
+	for (int fd = 0; fd < 1024; fd++) {
+		ssize_t k;
+
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		if ((k = readlink(path, target, sizeof target - 1)) <= 0)
+			continue;
+		target[k] = '\0';
+		if (strstr(target, "/objects/pack/") && strstr(target, "(deleted)"))
+			held++;
+	}
+	return held;
+}
+
 static int
 flush(struct sv_odb *o, size_t *n)
 {
@@ -98,7 +124,7 @@ main(void)
 	char text[64], **old = NULL;
 	size_t n = 0;
 
-	plan(23);
+	plan(27);
 	if (mkdtemp(tmpdir) == NULL)
 		return 1;
 	snprintf(repo, sizeof repo, "%s/r.git", tmpdir);
@@ -145,7 +171,7 @@ main(void)
 	ok(packs(r) == 21, "twenty more flushes, twenty more packs");
 	ok(sv_odb_merge(o, 0, &old, &e) == 0 && old != NULL && old[0] != NULL,
 	    "a merge check after a few flushes merges");
-	ok(sv_odb_remove(old, &e) == 0 && packs(r) == 1,
+	ok(sv_odb_remove(o, old, &e) == 0 && packs(r) == 1,
 	    "removing what it replaced leaves one pack");
 	sv_odb_old_free(old);
 	old = NULL;
@@ -159,7 +185,7 @@ main(void)
 			k++;
 		ok(k == 21 && packs(r) == 22, "21 packs replaced by one (%zu)", k);
 	}
-	ok(sv_odb_remove(old, &e) == 0 && packs(r) == 1,
+	ok(sv_odb_remove(o, old, &e) == 0 && packs(r) == 1,
 	    "removing them leaves one pack");
 	sv_odb_old_free(old);
 	old = NULL;
@@ -176,6 +202,43 @@ main(void)
 	    repo, repo) == 0, "git verify-pack accepts the merged pack");
 	ok(sv_odb_merge(o, 1, &old, &e) == 0 && old == NULL,
 	    "one pack: nothing to merge");
+
+	/*
+	 * A store that has read from packs, then merged and removed them,
+	 * lets go of them at once: not at its next miss, which would free
+	 * their blocks on the way to a commit.
+	 */
+	{
+		git_repository *w, *rd;
+		struct sv_odb *wo, *ro;
+		git_oid ids[8];
+		char *m = sv_xasprintf("%s/m.git", tmpdir);
+		int read = 1;
+
+		ok(git_repository_init(&w, m, 1) == 0 &&
+		    sv_odb_attach(w, &wo, &e) == 0, "another repository");
+		one_pack_each(w, wo, "mapped", 8, ids);
+		git_repository_free(w);
+		if (git_repository_open_bare(&rd, m) < 0 ||
+		    sv_odb_attach(rd, &ro, &e) < 0)
+			return 1;
+		for (int i = 0; i < 8; i++) {
+			git_blob *x = NULL;
+
+			read = read && git_blob_lookup(&x, rd, &ids[i]) == 0;
+			git_blob_free(x);
+		}
+		ok(read && packs(rd) == 8, "a second store reads eight packs");
+		ok(sv_odb_merge(ro, 1, &old, &e) == 0 && old != NULL &&
+		    sv_odb_remove(ro, old, &e) == 0 && packs(rd) == 1,
+		    "merges them into one and removes the eight");
+		sv_odb_old_free(old);
+		old = NULL;
+		ok(removed_still_held() == 0, "and holds none of them any more "
+		    "(%d held)", removed_still_held());
+		git_repository_free(rd);
+		free(m);
+	}
 
 	/* git's own pack, with deltas, is left to git; so is a kept one. */
 	for (int i = 0; i < 4; i++) {
@@ -194,7 +257,7 @@ main(void)
 	one_pack_each(r, o, "more", 8, NULL);
 	ok(sh("touch %s/objects/pack/$(cd %s/objects/pack && ls -t pack-*.pack | "
 	    "head -1 | sed 's/\\.pack$/.keep/')", repo, repo) == 0, "keep one");
-	ok(sv_odb_merge(o, 1, &old, &e) == 0 && sv_odb_remove(old, &e) == 0 &&
+	ok(sv_odb_merge(o, 1, &old, &e) == 0 && sv_odb_remove(o, old, &e) == 0 &&
 	    packs(r) == 3, "git's pack and the kept one stay, the rest merge");
 	sv_odb_old_free(old);
 	old = NULL;

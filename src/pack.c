@@ -422,6 +422,16 @@ struct sv_odb {
 	struct wrap *packs;	/* libgit2's pack backend, wrapped */
 	char *objdir, *packdir;
 	unsigned flushes;	/* packs written since the last merge check */
+	/*
+	 * The compressor and its output buffer live as long as the store:
+	 * set up afresh for every flush, zlib's half a megabyte of tables
+	 * was mapped, faulted in and unmapped each time, which cost more
+	 * than compressing a batch's objects.
+	 */
+	z_stream z;
+	int z_ready;
+	unsigned char *zbuf;
+	size_t zcap;
 };
 
 /* The store hangs off the memory backend, which the odb frees. */
@@ -446,6 +456,9 @@ store_free(git_odb_backend *b)
 
 	free(o->objdir);
 	free(o->packdir);
+	if (o->z_ready)
+		deflateEnd(&o->z);
+	free(o->zbuf);
 	for (size_t k = 0; k < m->n; k++)
 		free(m->v[k].data);
 	free(m->v);
@@ -868,9 +881,7 @@ fail:
 struct fresh {
 	struct source s;
 	struct mobj **objs;
-	z_stream z;
-	unsigned char *buf;
-	size_t cap;
+	struct sv_odb *o;	/* its compressor and buffer */
 };
 
 static int
@@ -878,28 +889,29 @@ fresh_get(struct source *s, size_t i, git_oid *id, const unsigned char **bytes,
     size_t *len, struct sv_err *e)
 {
 	struct fresh *f = (struct fresh *)s;
+	struct sv_odb *st = f->o;
 	struct mobj *o = f->objs[i];
-	size_t need = 16 + deflateBound(&f->z, o->len), h;
+	size_t need = 16 + deflateBound(&st->z, o->len), h;
 
-	if (need > f->cap) {
-		f->cap = need;
-		free(f->buf);
-		f->buf = sv_xmalloc(f->cap);
+	if (need > st->zcap) {
+		st->zcap = need;
+		free(st->zbuf);
+		st->zbuf = sv_xmalloc(st->zcap);
 	}
-	h = entry_header(f->buf, o->type, o->len);
-	if (deflateReset(&f->z) != Z_OK)
+	h = entry_header(st->zbuf, o->type, o->len);
+	if (deflateReset(&st->z) != Z_OK)
 		return sv_errf(e, 0, "can't compress an object: %s",
-		    f->z.msg ? f->z.msg : "zlib error");
-	f->z.next_in = o->data;
-	f->z.avail_in = (uInt)o->len;
-	f->z.next_out = f->buf + h;
-	f->z.avail_out = (uInt)(f->cap - h);
-	if (deflate(&f->z, Z_FINISH) != Z_STREAM_END)
+		    st->z.msg ? st->z.msg : "zlib error");
+	st->z.next_in = o->data;
+	st->z.avail_in = (uInt)o->len;
+	st->z.next_out = st->zbuf + h;
+	st->z.avail_out = (uInt)(st->zcap - h);
+	if (deflate(&st->z, Z_FINISH) != Z_STREAM_END)
 		return sv_errf(e, 0, "can't compress an object: %s",
-		    f->z.msg ? f->z.msg : "zlib error");
+		    st->z.msg ? st->z.msg : "zlib error");
 	git_oid_cpy(id, &o->id);
-	*bytes = f->buf;
-	*len = h + f->z.total_out;
+	*bytes = st->zbuf;
+	*len = h + st->z.total_out;
 	return 0;
 }
 
@@ -922,16 +934,18 @@ sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_err *e)
 		free(f.objs);
 		return 0;
 	}
-	if (deflateInit(&f.z, Z_BEST_SPEED) != Z_OK)
-		sv_die(111, "out of memory");
+	if (!o->z_ready) {
+		if (deflateInit(&o->z, Z_BEST_SPEED) != Z_OK)
+			sv_die(111, "out of memory");
+		o->z_ready = 1;
+	}
+	f.o = o;
 	f.s.n = n;
 	f.s.get = fresh_get;
 	if (mkdir(o->packdir, 0755) == -1 && errno != EEXIST)
 		rc = sv_errf(e, errno, "can't create '%s'", o->packdir);
 	else
 		rc = write_pack(o->packdir, &f.s, name, e);
-	deflateEnd(&f.z);
-	free(f.buf);
 	free(f.objs);
 	if (rc == -1)
 		return -1;

@@ -31,7 +31,9 @@
  *    still be there after a power cut.  A batch of decisions is written
  *    as a chain of commits, its objects as one pack (pack.c), then
  *    flushed (syncfs), then the branch moves once, then flushed again:
- *    see barrier().
+ *    see barrier().  The daemon takes the second flush out of the
+ *    commit (sv_audit_defer_sync) to answer the agents first: see
+ *    consume.c for why that loses nothing.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -64,6 +66,8 @@ struct sv_audit {
 	git_repository *repo;
 	struct sv_odb *odb;	/* the repository's objects: see pack.c */
 	int defer_merges;	/* sv_audit_maintain merges, not commits */
+	int defer_sync;		/* sv_audit_sync makes the branch durable */
+	int unsynced;		/* the branch moved; not flushed since */
 	char *path;
 	int lockfd;
 	char host[256];
@@ -412,8 +416,12 @@ fail:
 void
 sv_audit_close(struct sv_audit *a)
 {
+	struct sv_err e;
+
 	if (a == NULL)
 		return;
+	if (sv_audit_sync(a, &e) == -1)
+		sv_warn_err(&e);
 	git_repository_free(a->repo);
 	if (a->lockfd != -1)
 		close(a->lockfd);
@@ -1011,6 +1019,32 @@ sv_audit_defer_merges(struct sv_audit *a)
 	a->defer_merges = 1;
 }
 
+void
+sv_audit_defer_sync(struct sv_audit *a)
+{
+	a->defer_sync = 1;
+}
+
+int
+sv_audit_sync(struct sv_audit *a, struct sv_err *e)
+{
+	if (!a->unsynced)
+		return 0;
+	if (barrier(a, e) == -1)
+		return -1;
+	a->unsynced = 0;
+	return 0;
+}
+
+int
+sv_audit_same_fs(struct sv_audit *a, int fd)
+{
+	struct stat sa, sb;
+
+	return fstat(a->lockfd, &sa) == 0 && fstat(fd, &sb) == 0 &&
+	    sa.st_dev == sb.st_dev;
+}
+
 int
 sv_audit_maintain(struct sv_audit *a, struct sv_err *e)
 {
@@ -1171,7 +1205,9 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 			 * Nothing to commit.  A decision found already on
 			 * main may be there because a committer was killed
 			 * between moving the branch and its last flush: flush
-			 * before it counts, as if we had made it.
+			 * before it counts, as if we had made it (also when
+			 * the flush is deferred: no first flush wrote the
+			 * response it came from).
 			 */
 			size_t i = 0;
 
@@ -1192,6 +1228,11 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 		grc = move_branch(a, tip ? git_commit_id(tip) : NULL,
 		    git_commit_id(head));
 		mark_moving(a, 0);
+		if (grc == 0 && a->defer_sync) {
+			a->unsynced = 1;	/* sv_audit_sync flushes */
+			rc = 0;
+			break;
+		}
 		if (grc == 0) {
 			if ((rc = barrier(a, e)) == 0 && !a->defer_merges)
 				merge_packs(a);

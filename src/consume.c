@@ -1,24 +1,35 @@
 /*
  * consume.c: turning operators' responses into commits and answers.
  *
- * The order of the steps is the design (DESIGN.md, "Consume"):
+ * The order of the steps:
  *   1. read responses/new/ID and resolve it against proposal ID;
  *   2. commit the decision to the audit repository, unless its record is
- *      already on main (so a re-run never commits twice);
- *   3. rename responses/new/ID to responses/cur/ID:2,S;
- *   4. flag the proposal R (decided);
- *   5. answer (the caller's callback).
+ *      already on main (so a re-run never commits twice): the objects,
+ *      a flush, the move of the branch;
+ *   3. answer (the caller's callback);
+ *   4. flush again: the move of the branch is on disk;
+ *   5. rename responses/new/ID to responses/cur/ID:2,S;
+ *   6. flag the proposal R (decided).
  * Responses are taken in batches: every response of a batch is read,
- * then all are committed as one chain of commits with two flushes
- * (sv_audit_commit_decisions), then each is archived, flagged and
- * answered, and the three spool directories are synced once at the end.
- * Steps 3 and 4 need not be durable before the answer: a crash before
- * 3 leaves the response in new/, and the next run finds its commit and
- * goes on; a crash between 3 and 4 leaves a response in cur/ and a
- * proposal without R, and sv_consume_all's recovery adds the R.  A
- * decision counts once step 2 has landed; nothing is ever deleted, and a
- * response that can't be used is moved to responses/bad/ with its
- * reason, leaving the proposal pending.
+ * then all are committed as one chain of commits (one move of the
+ * branch), then each is answered, then one flush, then each is archived
+ * and flagged, and the three spool directories are synced once at the
+ * end.
+ *
+ * Why the answer may come before the second flush: a decision counts
+ * once its commit is on main, and it is, for every reader, from the
+ * instant the branch moves.  What a power cut could still undo is the
+ * move, and the response that the decision came from is then still in
+ * responses/new, on disk: the first flush wrote it too (or, when the
+ * spool is on another file system, a flush of its own does), and the
+ * response leaves new/ only after the second flush.  So the next start
+ * commits the same decision again; it is never lost, never doubled.
+ * Steps 5 and 6 need not be durable either: a crash before 5 leaves the
+ * response in new/, and the next run finds its commit and goes on; a
+ * crash between 5 and 6 leaves a response in cur/ and a proposal
+ * without R, and sv_consume_all's recovery adds the R.  Nothing is ever
+ * deleted, and a response that can't be used is moved to responses/bad/
+ * with its reason, leaving the proposal pending.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -331,7 +342,7 @@ note_error(struct sv_err *first, size_t *failed, const struct sv_err *e)
 		*first = *e;
 }
 
-/* Steps 2 to 5 for the READY slots of a batch; the rest are reported. */
+/* Steps 2 to 6 for the READY slots of a batch; the rest are reported. */
 static int
 consume_slots(struct sv_spool *s, struct sv_audit *a, struct slot *v,
     size_t n, void (*cb)(const struct sv_decision *, void *), void *arg,
@@ -339,7 +350,7 @@ consume_slots(struct sv_spool *s, struct sv_audit *a, struct slot *v,
 {
 	struct sv_audit_decision *dv = sv_xmalloc((n ? n : 1) * sizeof *dv);
 	size_t *of = sv_xmalloc((n ? n : 1) * sizeof *of);
-	size_t i, k = 0, failed = 0, archived_n = 0;
+	size_t i, k = 0, failed = 0, archived_n = 0, landed = 0;
 	struct sv_err err;
 	int count = 0, batch_failed = 0;
 
@@ -362,29 +373,55 @@ consume_slots(struct sv_spool *s, struct sv_audit *a, struct slot *v,
 	if (k > 0 && (batch_failed = sv_audit_commit_decisions(a, dv, k,
 	    &err) == -1))
 		note_error(e, &failed, &err);
+	for (size_t j = 0; j < k; j++)
+		if (dv[j].failed && !batch_failed)
+			note_error(e, &failed, &dv[j].err);
+		else if (!dv[j].failed)
+			landed++;
+	/* A response on another file system than the repository's: the
+	 * first flush did not write it. */
+	if (landed > 0 && !sv_audit_same_fs(a, s->rnew) &&
+	    syncfs(s->rnew) == -1) {
+		sv_errf(&err, errno, "can't flush '%s/responses/new' to disk",
+		    s->path);
+		note_error(e, &failed, &err);
+		landed = 0;
+		for (size_t j = 0; j < k; j++)
+			dv[j].failed = 1;
+	}
+	/* On main: answer. */
 	for (size_t j = 0; j < k; j++) {
 		struct slot *sl = &v[of[j]];
 
-		if (dv[j].failed) {
-			if (!batch_failed)
-				note_error(e, &failed, &dv[j].err);
+		if (dv[j].failed)
 			continue;
-		}
+		sl->d.status = sl->r.status;
+		sl->d.notes = sv_xstrdup(sl->r.notes ? sl->r.notes : "");
+		sl->d.final_file = sl->r.final_file ?
+		    sv_xstrdup(sl->r.final_file) : NULL;
+		count++;
+		if (cb != NULL)
+			cb(&sl->d, arg);
+	}
+	/* On disk: archive.  Until then a response stays in new/, and a
+	 * failed flush leaves it there for the next try. */
+	if (landed > 0 && sv_audit_sync(a, &err) == -1) {
+		note_error(e, &failed, &err);
+		landed = 0;
+	}
+	for (size_t j = 0; j < k && landed > 0; j++) {
+		struct slot *sl = &v[of[j]];
+
+		if (dv[j].failed)
+			continue;
 		if (archive(s, sl->d.id, &err) == -1) {
 			note_error(e, &failed, &err);
 			continue;
 		}
 		archived_n++;
-		sl->d.status = sl->r.status;
-		sl->d.notes = sv_xstrdup(sl->r.notes ? sl->r.notes : "");
-		sl->d.final_file = sl->r.final_file ?
-		    sv_xstrdup(sl->r.final_file) : NULL;
 		/* The decision stands without the R: recovery adds it. */
 		if (sv_add_flags_nosync(s, sl->d.id, "RS", &err) == -1)
 			note_error(e, &failed, &err);
-		count++;
-		if (cb != NULL)
-			cb(&sl->d, arg);
 	}
 	if (archived_n > 0 && sv_spool_sync(s, &err) == -1)
 		note_error(e, &failed, &err);

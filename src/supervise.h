@@ -400,6 +400,17 @@ void sv_audit_close(struct sv_audit *a);
 /* Commits leave the merging of packs to sv_audit_maintain (the daemon
  * merges after it has answered, not before). */
 void sv_audit_defer_merges(struct sv_audit *a);
+/*
+ * Commits stop once the branch has moved, before the flush that makes
+ * the move durable: the caller answers, then calls sv_audit_sync, and
+ * only then treats the decisions as done for good (archives them).
+ * sv_audit_close syncs what is left.
+ */
+void sv_audit_defer_sync(struct sv_audit *a);
+/* The flush a deferred commit left to do, if any. */
+int sv_audit_sync(struct sv_audit *a, struct sv_err *e);
+/* Is fd on the repository's file system (one syncfs covers both)? */
+int sv_audit_same_fs(struct sv_audit *a, int fd);
 /* Merge the repository's small packs if enough accumulated (a warning on
  * stderr if that fails: nothing is lost); -1 when the lock was not had. */
 int sv_audit_maintain(struct sv_audit *a, struct sv_err *e);
@@ -475,8 +486,9 @@ void sv_decision_free(struct sv_decision *d);
  * Consume responses/new/NAME for each of names[0..n): load each and
  * resolve it against its proposal, commit them all as one chain of
  * commits (idempotent: a decision already on main is not committed
- * again), then for each: archive to responses/cur/ID:2,S, flag the
- * proposal R and call cb (may be NULL), which answers; the spool's
+ * again), call cb (may be NULL), which answers, for each; then, once
+ * the repository is flushed (sv_audit_sync), archive each to
+ * responses/cur/ID:2,S and flag its proposal R; the spool's
  * directories are synced once at the end.  A malformed response (or one
  * for an unknown or already decided proposal) is moved aside
  * (sv_refuse_response) and cb gets d->status SV_NONE with d->error set;

@@ -1760,6 +1760,7 @@ open_stores(void)
 	if (sv_audit_open(&sc.audit, sc.cfg.audit_dir, &e) == -1)
 		sv_die(1, "%s", e.msg);
 	sv_audit_defer_merges(sc.audit);	/* see batch_flush */
+	sv_audit_defer_sync(sc.audit);		/* answer first: consume.c */
 }
 
 static void

@@ -1,0 +1,216 @@
+/*
+ * consume.c: the order in which a decision is consumed (consume.c):
+ * committed to main, then answered while its response is still in
+ * responses/new, then flushed, then archived and flagged.  The
+ * daemon's view of the same, through HTTP, is in t/03xx.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "supervise.h"
+#include "tap.h"
+
+static char tmpdir[] = "/tmp/supervise-consume.XXXXXX";
+
+static void
+diag_err(const struct sv_err *e)
+{
+	printf("# %s\n", e->msg);
+}
+
+/* What the callback saw, for each decision it was given. */
+struct seen {
+	struct sv_spool *s;
+	struct sv_audit *a;
+	int calls;
+	int on_main;		/* the record was on main */
+	int in_new;		/* the response was still in responses/new */
+	int archived;		/* ... or already in responses/cur */
+	int flagged;		/* the proposal already had R */
+	enum sv_status status;
+};
+
+static int
+exists_at(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static void
+on_decision(const struct sv_decision *d, void *arg)
+{
+	struct seen *w = arg;
+	struct sv_entry en;
+	struct sv_err e;
+	char name[SV_ID_MAX + 8];
+
+	w->calls++;
+	w->status = d->status;
+	w->on_main = sv_audit_has_record(w->a, w->s->slug, d->id, &e) == 1;
+	w->in_new = exists_at(w->s->rnew, d->id);
+	snprintf(name, sizeof name, "%s:2,S", d->id);
+	w->archived = exists_at(w->s->rcur, name);
+	w->flagged = sv_find_proposal(w->s, d->id, &en, &e) == 1 &&
+	    strchr(en.flags, 'R') != NULL;
+}
+
+/* File a proposal and its response; the id into id. */
+static int
+propose_and_decide(struct sv_spool *s, enum sv_status st, char *id,
+    size_t n)
+{
+	struct sv_proposal p;
+	struct sv_response r;
+	struct sv_err e;
+	int rc;
+
+	memset(&p, 0, sizeof p);
+	p.bottle_slug = sv_xstrdup(s->slug);
+	p.tool = sv_xstrdup("gitleaks-allow");
+	p.proposed_file = sv_xstrdup("0123456789abcdef:src/key.pem:"
+	    "generic-api-key:12");
+	p.justification = sv_xstrdup("a test fixture");
+	p.current_file_hash = sv_xstrdup(
+	    "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+	if (sv_propose(s, &p, &e) == -1) {
+		diag_err(&e);
+		sv_proposal_free(&p);
+		return -1;
+	}
+	snprintf(id, n, "%s", p.id);
+	memset(&r, 0, sizeof r);
+	r.proposal_id = sv_xstrdup(p.id);
+	r.status = st;
+	r.notes = sv_xstrdup("ok");
+	r.final_file = st == SV_REJECTED ? NULL : sv_xstrdup(p.proposed_file);
+	r.decided_by = sv_xstrdup("Test Operator <t@example.org>");
+	rc = sv_respond(s, &r, &e);
+	if (rc == -1)
+		diag_err(&e);
+	sv_proposal_free(&p);
+	sv_response_free(&r);
+	return rc;
+}
+
+static void
+test_order(const char *root, int defer)
+{
+	struct sv_spool s;
+	struct sv_audit *a;
+	struct sv_err e;
+	struct seen w;
+	struct sv_entry en;
+	char id[SV_ID_MAX + 1], name[SV_ID_MAX + 8], *qdir, *repo, *names[1];
+	const char *how = defer ? "deferred flush" : "flush in the commit";
+
+	qdir = sv_xasprintf("%s/queue/web1", root);
+	repo = sv_xasprintf("%s/audit.git", root);
+	if (!ok(sv_spool_open(&s, qdir, "web1", 1, &e) == 0 &&
+	    sv_audit_open(&a, repo, &e) == 0, "%s: open the spool and the "
+	    "repository", how)) {
+		diag_err(&e);
+		exit(1);
+	}
+	if (defer)
+		sv_audit_defer_sync(a);
+	ok(sv_audit_same_fs(a, s.rnew) == 1, "%s: the spool is on the "
+	    "repository's file system", how);
+	ok(propose_and_decide(&s, SV_APPROVED, id, sizeof id) == 0,
+	    "%s: proposed and approved", how);
+
+	memset(&w, 0, sizeof w);
+	w.s = &s;
+	w.a = a;
+	names[0] = id;
+	ok(sv_consume_batch(&s, a, names, 1, on_decision, &w, &e) == 1,
+	    "%s: one decision consumed", how);
+	ok(w.calls == 1 && w.status == SV_APPROVED, "%s: the callback got "
+	    "it, approved", how);
+	ok(w.on_main, "%s: answered once its commit was on main", how);
+	ok(w.in_new && !w.archived && !w.flagged, "%s: answered before the "
+	    "response left responses/new and before the R flag", how);
+	snprintf(name, sizeof name, "%s:2,S", id);
+	ok(!exists_at(s.rnew, id) && exists_at(s.rcur, name),
+	    "%s: archived after the answer", how);
+	memset(&en, 0, sizeof en);
+	sv_find_proposal(&s, id, &en, &e);
+	is_str(en.flags, "RS", "%s: the proposal is flagged RS", how);
+	ok(sv_audit_sync(a, &e) == 0, "%s: nothing left to flush, or it "
+	    "flushes", how);
+
+	/* A second batch for the same id finds nothing to do. */
+	memset(&w, 0, sizeof w);
+	w.s = &s;
+	w.a = a;
+	ok(sv_consume_batch(&s, a, names, 1, on_decision, &w, &e) == 0 &&
+	    w.calls == 0, "%s: consumed once only", how);
+
+	sv_audit_close(a);
+	sv_spool_close(&s);
+	free(qdir);
+	free(repo);
+}
+
+/* A rejection takes the same path, without a config change. */
+static void
+test_reject(const char *root)
+{
+	struct sv_spool s;
+	struct sv_audit *a;
+	struct sv_err e;
+	struct seen w;
+	char id[SV_ID_MAX + 1], *qdir, *repo, *names[1];
+
+	qdir = sv_xasprintf("%s/queue/web1", root);
+	repo = sv_xasprintf("%s/audit.git", root);
+	if (sv_spool_open(&s, qdir, "web1", 1, &e) == -1 ||
+	    sv_audit_open(&a, repo, &e) == -1) {
+		diag_err(&e);
+		exit(1);
+	}
+	sv_audit_defer_sync(a);
+	ok(propose_and_decide(&s, SV_REJECTED, id, sizeof id) == 0,
+	    "reject: proposed and rejected");
+	memset(&w, 0, sizeof w);
+	w.s = &s;
+	w.a = a;
+	names[0] = id;
+	ok(sv_consume_batch(&s, a, names, 1, on_decision, &w, &e) == 1 &&
+	    w.status == SV_REJECTED && w.on_main && w.in_new && !w.archived,
+	    "reject: on main, answered, then archived");
+	sv_audit_close(a);
+	sv_spool_close(&s);
+	free(qdir);
+	free(repo);
+}
+
+int
+main(void)
+{
+	char *root, *cmd;
+
+	if (mkdtemp(tmpdir) == NULL)
+		return 1;
+	root = sv_xasprintf("%s/root", tmpdir);
+	setenv("SUPERVISE_ROOT", root, 1);
+	git_libgit2_init();
+	test_order(root, 0);
+	test_order(root, 1);
+	test_reject(root);
+	git_libgit2_shutdown();
+	cmd = sv_xasprintf("rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "# can't remove %s\n", tmpdir);
+	free(cmd);
+	free(root);
+	plan(tap_n);
+	return done_testing();
+}

@@ -55,6 +55,7 @@
 #include "pack.h"
 
 #define LOCK_NAME	"supervise.lock"
+#define OLDREF_NAME	"supervise.oldref"	/* the ref file the branch left */
 #define INIT_MARKER	"supervise.init"	/* a creation under way */
 #define LOCK_WAIT_MS	30000	/* how long to wait for another committer */
 #define CAS_TRIES	60	/* compare-and-swap attempts per commit */
@@ -68,6 +69,7 @@ struct sv_audit {
 	int defer_merges;	/* sv_audit_maintain merges, not commits */
 	int defer_sync;		/* sv_audit_sync makes the branch durable */
 	int unsynced;		/* the branch moved; not flushed since */
+	int oldref;		/* OLDREF_NAME is ours to remove */
 	char *path;
 	int lockfd;
 	char host[256];
@@ -75,6 +77,7 @@ struct sv_audit {
 };
 
 static void identify_self(struct sv_audit *a);
+static void drop_old_ref(struct sv_audit *a);
 
 /*
  * libgit2 is set up once per process and left up until exit.  Its set-up
@@ -398,6 +401,8 @@ sv_audit_open(struct sv_audit **out, const char *path, struct sv_err *e)
 		goto fail;
 	}
 	free(lockpath);
+	a->oldref = 1;		/* one left by a killed process goes now */
+	drop_old_ref(a);
 
 	/* Under the lock, so two first users do not both initialise. */
 	if (audit_lock(a, e) == -1)
@@ -964,6 +969,41 @@ left_by_dead_committer(const char *mark)
 }
 
 /*
+ * Moving the branch renames a new ref file over the old one, and the old
+ * one's inode and block are freed there and then, in the middle of the
+ * commit: on a file system mounted with `discard` and no journal, freeing
+ * a block is a discard request the rename waits for.  So the daemon
+ * links the old file under OLDREF_NAME first, and the rename only drops
+ * a link; sv_audit_sync removes the name after the agents are answered.
+ * The name keeps nothing but an old inode alive: removing it at any time
+ * is harmless, which is why a name left by a killed process is simply
+ * removed at the next open.
+ */
+static void
+keep_old_ref(struct sv_audit *a, const char *branch)
+{
+	char *from = sv_xasprintf("%s/%s", a->path, branch);
+	char *to = sv_xasprintf("%s/%s", a->path, OLDREF_NAME);
+
+	a->oldref = link(from, to) == 0;
+	free(from);
+	free(to);
+}
+
+static void
+drop_old_ref(struct sv_audit *a)
+{
+	char *path;
+
+	if (!a->oldref)
+		return;
+	path = sv_xasprintf("%s/%s", a->path, OLDREF_NAME);
+	unlink(path);
+	free(path);
+	a->oldref = 0;
+}
+
+/*
  * Move the branch HEAD names from `old` (NULL: the branch is unborn) to
  * `id`, as a compare-and-swap: GIT_EMODIFIED when it no longer points at
  * `old`, GIT_EEXISTS when an unborn branch was born meanwhile.
@@ -983,6 +1023,8 @@ move_branch(struct sv_audit *a, const git_oid *old, const git_oid *id)
 		return -1;
 	}
 	branch = git_reference_symbolic_target(head);
+	if (old != NULL && a->defer_sync && !a->oldref)
+		keep_old_ref(a, branch);
 	if (old != NULL)
 		rc = git_reference_create_matching(&ref, a->repo, branch, id, 1,
 		    old, "supervised: commit");
@@ -1028,11 +1070,12 @@ sv_audit_defer_sync(struct sv_audit *a)
 int
 sv_audit_sync(struct sv_audit *a, struct sv_err *e)
 {
-	if (!a->unsynced)
-		return 0;
-	if (barrier(a, e) == -1)
-		return -1;
-	a->unsynced = 0;
+	if (a->unsynced) {
+		if (barrier(a, e) == -1)
+			return -1;
+		a->unsynced = 0;
+	}
+	drop_old_ref(a);
 	return 0;
 }
 

@@ -33,6 +33,8 @@ struct seen {
 	int in_new;		/* the response was still in responses/new */
 	int archived;		/* ... or already in responses/cur */
 	int flagged;		/* the proposal already had R */
+	int oldref;		/* the ref file main left was still linked */
+	const char *repo;
 	enum sv_status status;
 };
 
@@ -60,6 +62,8 @@ on_decision(const struct sv_decision *d, void *arg)
 	w->archived = exists_at(w->s->rcur, name);
 	w->flagged = sv_find_proposal(w->s, d->id, &en, &e) == 1 &&
 	    strchr(en.flags, 'R') != NULL;
+	snprintf(name, sizeof name, "%s/supervise.oldref", w->repo);
+	w->oldref = access(name, F_OK) == 0;
 }
 
 /* File a proposal and its response; the id into id. */
@@ -129,9 +133,14 @@ test_order(const char *root, int defer)
 	memset(&w, 0, sizeof w);
 	w.s = &s;
 	w.a = a;
+	w.repo = repo;
 	names[0] = id;
 	ok(sv_consume_batch(&s, a, names, 1, on_decision, &w, &e) == 1,
 	    "%s: one decision consumed", how);
+	/* Deferred, the branch's old ref file outlives the move until the
+	 * answer; the first commit of all has none. */
+	ok(w.oldref == defer, "%s: the old ref file %s at the answer", how,
+	    defer ? "still linked" : "not kept");
 	ok(w.calls == 1 && w.status == SV_APPROVED, "%s: the callback got "
 	    "it, approved", how);
 	ok(w.on_main, "%s: answered once its commit was on main", how);
@@ -145,6 +154,12 @@ test_order(const char *root, int defer)
 	is_str(en.flags, "RS", "%s: the proposal is flagged RS", how);
 	ok(sv_audit_sync(a, &e) == 0, "%s: nothing left to flush, or it "
 	    "flushes", how);
+	{
+		char *old = sv_xasprintf("%s/supervise.oldref", repo);
+
+		ok(access(old, F_OK) == -1, "%s: no old ref file left", how);
+		free(old);
+	}
 
 	/* A second batch for the same id finds nothing to do. */
 	memset(&w, 0, sizeof w);
@@ -182,6 +197,7 @@ test_reject(const char *root)
 	memset(&w, 0, sizeof w);
 	w.s = &s;
 	w.a = a;
+	w.repo = repo;
 	names[0] = id;
 	ok(sv_consume_batch(&s, a, names, 1, on_decision, &w, &e) == 1 &&
 	    w.status == SV_REJECTED && w.on_main && w.in_new && !w.archived,

@@ -4,9 +4,11 @@
  * no index).
  *
  * The tree holds each bottle's current config and one record per
- * decision, at SLUG/decisions/XX/YY/ID.json (XX/YY from the blob id of the
- * id), so a commit rewrites a handful of small trees however long the
- * history grows, and "is this decision committed?" is one path lookup.
+ * decision, at SLUG/decisions/X/Y/Z/W/ID.json (one level per hex digit of
+ * the blob id of the id), so a commit rewrites a handful of small trees
+ * however long the history grows, and "is this decision committed?" is
+ * one path lookup (two in a repository that also holds records of the
+ * earlier layout, decisions/XX/YY/ID.json).
  *
  * Committing, and why it never loses or doubles a commit:
  *  - Our own committers (every supervised, every CLI, any process) take
@@ -552,8 +554,28 @@ sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
 	return rc;
 }
 
+/*
+ * Where the record of a decision lives, under its bottle's directory:
+ * decisions/X/Y/Z/W/ID.json, the first four hex digits of the blob id of
+ * the id, one a level.  65,536 leaves, like the two levels of 256 that
+ * records had first (decisions/XX/YY/ID.json, still read: see
+ * record_find), but a commit rewrites four trees of at most 16 entries
+ * above its leaf instead of two of up to 256, which libgit2 built entry
+ * by entry and hashed, and the pack stored, for every decision.
+ */
 char *
 sv_audit_record_relpath(const char *id)
+{
+	char hex[41];
+
+	sv_blob_hash(id, strlen(id), hex);
+	return sv_xasprintf("decisions/%c/%c/%c/%c/%s.json", hex[0], hex[1],
+	    hex[2], hex[3], id);
+}
+
+/* The first layout: decisions/XX/YY/ID.json. */
+static char *
+record_relpath_v1(const char *id)
 {
 	char hex[41];
 
@@ -561,7 +583,7 @@ sv_audit_record_relpath(const char *id)
 	return sv_xasprintf("decisions/%.2s/%.2s/%s.json", hex, hex + 2, id);
 }
 
-/* SLUG/decisions/XX/YY/ID.json: {"proposal": ..., "response": ...} */
+/* SLUG/decisions/X/Y/Z/W/ID.json: {"proposal": ..., "response": ...} */
 static char *
 record_path(const char *slug, const char *id)
 {
@@ -592,25 +614,73 @@ tree_has(struct sv_audit *a, git_tree *tree, const char *path,
 	return 1;
 }
 
+/*
+ * Is the decision on `id` recorded in `tree`, at either layout?  1 (with
+ * its path under SLUG/ in *rel when rel is not NULL), 0, or -1.
+ */
+static int
+record_find(struct sv_audit *a, git_tree *tree, const char *slug,
+    const char *id, char **rel, struct sv_err *e)
+{
+	char *(*const layouts[])(const char *) = { sv_audit_record_relpath,
+	    record_relpath_v1 };
+	int rc = 0;
+
+	for (size_t i = 0; i < 2 && rc == 0; i++) {
+		char *r = layouts[i](id), *path = sv_xasprintf("%s/%s", slug, r);
+
+		rc = tree_has(a, tree, path, e);
+		free(path);
+		if (rc == 1 && rel != NULL)
+			*rel = r;
+		else
+			free(r);
+	}
+	return rc;
+}
+
 int
 sv_audit_has_record(struct sv_audit *a, const char *slug, const char *id,
     struct sv_err *e)
 {
 	git_commit *tip;
 	git_tree *tree;
-	char *path;
 	int rc;
 
 	if (sv_valid_slug(slug, e) == -1 || sv_valid_id(id, e) == -1)
 		return -1;
 	if (audit_tip(a, &tip, &tree, e) == -1)
 		return -1;
-	path = record_path(slug, id);
-	rc = tree_has(a, tree, path, e);
-	free(path);
+	rc = record_find(a, tree, slug, id, NULL, e);
 	git_tree_free(tree);
 	git_commit_free(tip);
 	return rc;
+}
+
+int
+sv_audit_read_record(struct sv_audit *a, const char *slug, const char *id,
+    char **text, size_t *len, char **rel, struct sv_err *e)
+{
+	git_commit *tip;
+	git_tree *tree;
+	char *path;
+	int rc;
+
+	*text = NULL;
+	*rel = NULL;
+	*len = 0;
+	if (sv_valid_slug(slug, e) == -1 || sv_valid_id(id, e) == -1)
+		return -1;
+	if (audit_tip(a, &tip, &tree, e) == -1)
+		return -1;
+	if ((rc = record_find(a, tree, slug, id, rel, e)) == 1) {
+		path = sv_xasprintf("%s/%s", slug, *rel);
+		rc = tree_text(a, tree, path, text, len, e);
+		free(path);
+	}
+	git_tree_free(tree);
+	git_commit_free(tip);
+	return rc < 0 ? -1 : 0;
 }
 
 /* --- commit messages and identities ------------------------------------- */
@@ -1350,7 +1420,8 @@ plan_decision(struct sv_audit *a, git_tree *tip, void *arg, struct plan *pl,
 	char *path, *cur = NULL, *next = NULL, msg[sizeof e->msg];
 	int rc;
 
-	if ((rc = tree_has(a, tip, c->record_path, e)) != 0) {
+	if ((rc = record_find(a, tip, c->p->bottle_slug, c->p->id, NULL,
+	    e)) != 0) {
 		pl->nothing = rc == 1;
 		return rc == 1 ? 0 : -1;
 	}

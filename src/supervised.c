@@ -622,8 +622,8 @@ read_recorded(const char *id, struct sv_response *resp, struct sv_err *e)
 	int rc = -1;
 
 	memset(resp, 0, sizeof *resp);
-	rel = sv_audit_record_relpath(id);
-	if (sv_audit_read(sc.audit, sc.cfg.slug, rel, &text, &len, e) == -1)
+	if (sv_audit_read_record(sc.audit, sc.cfg.slug, id, &text, &len, &rel,
+	    e) == -1)
 		goto out;
 	if (text == NULL) {
 		sv_errf(e, 0, "no record of proposal '%s' in the audit "

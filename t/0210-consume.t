@@ -5,7 +5,7 @@
 # merges in the history, idempotence, refused responses, hand-written
 # responses, and recovery from a consumer that stopped half way.
 . "$(dirname "$0")/lib.sh"
-plan 67
+plan 70
 
 A=$SUPERVISE_ROOT/audit.git
 Q=$SUPERVISE_ROOT/queue/web1
@@ -50,7 +50,7 @@ check_match "trailer Arrived" "$(trailer Arrived)" \
 check_match "trailer Decided" "$(trailer Decided)" \
     '^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{6}Z$'
 h=$(printf %s "$a" | git hash-object --stdin)
-rec=web1/decisions/$(echo "$h" | cut -c1-2)/$(echo "$h" | cut -c3-4)/$a.json
+rec=web1/decisions/$(echo "$h" | sed 's,^\(.\)\(.\)\(.\)\(.\).*,\1/\2/\3/\4,')/$a.json
 check_same "the commit touches the routes and the record" \
     "$(g show --format= --name-only main | sort)" \
     "$(printf '%s\n%s' "$rec" web1/egress/routes.json | sort)"
@@ -157,6 +157,28 @@ check "recovery after commit: archived" test -f "$Q/responses/cur/$a:2,S"
 check "recovery after commit: flagged" test -f "$Q/proposals/cur/$a:2,RS"
 check_same "recovery after commit: one commit for the id" \
     "$(g log --format=%H --grep="^Proposal-Id: $a\$" main | wc -l)" 1
+# A record of the first layout, decisions/XX/YY/ID.json, counts as well:
+# move the record there, as a repository written before holds it.
+old=web1/decisions/$(echo "$h" | cut -c1-2)/$(echo "$h" | cut -c3-4)/$a.json
+blob=$(g rev-parse "main:$rec")
+mkdir wt
+gi() { GIT_INDEX_FILE=$PWD/moved.idx GIT_WORK_TREE=$PWD/wt g "$@"; }
+gi read-tree main &&
+    gi update-index --force-remove "$rec" &&
+    gi update-index --add --cacheinfo "100644,$blob,$old" &&
+    moved=$(g commit-tree "$(gi write-tree)" -p main \
+    -m 'web1: the record at the first layout') &&
+    g update-ref refs/heads/main "$moved"
+check_same "the record is at the first layout only" \
+    "$(g ls-tree -r --name-only main | grep "/$a.json\$")" "$old"
+before=$(ncommits)
+mv "$Q/responses/cur/$a:2,S" "$Q/responses/new/$a"
+mv "$Q/proposals/cur/$a:2,RS" "$Q/proposals/cur/$a:2,S"
+drain >out 2>err
+check_same "a record at the first layout: no second commit" "$(ncommits)" \
+    "$before"
+check "a record at the first layout: archived" \
+    test -f "$Q/responses/cur/$a:2,S"
 # Archived, but stopped before the R flag.
 mv "$Q/proposals/cur/$r:2,RS" "$Q/proposals/cur/$r:2,S"
 drain >out 2>err

@@ -66,7 +66,8 @@ $(O)/t/%: t/%.c t/tap.h $(LIB) src/supervise.h src/pack.h | $(O)/.deps
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -It $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
 
 # The MCP TypeScript SDK for the end-to-end tests, pinned in t/package.json.
-t/node_modules/.stamp: t/package.json t/package-lock.json
+# After $(O)/.deps: two deps.sh runs at once (make -j) would race for apt's lock.
+t/node_modules/.stamp: t/package.json t/package-lock.json | $(O)/.deps
 	@sh mk/deps.sh check
 	cd t && npm ci --no-audit --no-fund --loglevel=error
 	touch $@

@@ -2,7 +2,7 @@
 # supervised: a call waits for the operator, as one JSON body or on an SSE
 # stream, and is answered only after the decision is committed.
 . "$(dirname "$0")/lib.sh"
-plan 36
+plan 39
 
 Q=root/queue/web1
 supervise-init web1 >/dev/null 2>&1
@@ -115,6 +115,20 @@ check_same "the last event is the result, nothing after it" \
     'data: {"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"status: approved\nnotes: npm ok"}],"isError":false}}'
 check_same "the SSE answer is committed" "$(commits_for "$ID")" \
     "web1: approve egress-allow registry.npmjs.org"
+
+# An answer far longer than the stream's write block arrives whole.
+curl -sN --max-time 60 -H 'Accept: text/event-stream' -d \
+    '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"pipelock-block","arguments":{"failed_url":"https://long.example.org/x","justification":"long notes"}}}' \
+    "$URL" >sse7 &
+c7=$!
+check "a call for the long answer proposes" wait_for 10 has_pending 1
+ID=$(supervise-list web1 | cut -f1)
+notes=$(awk 'BEGIN { for (i = 0; i < 400; i++) printf "note%04d ", i }')
+supervise-approve -n "$notes" "$ID" >/dev/null
+check "the long answer's stream ends" wait_for 10 done_with $c7
+check_same "the long answer is one event, whole" \
+    "$(grep '^data:' sse7 | tail -n 1)" \
+    "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"status: approved\\nnotes: $notes\"}],\"isError\":false}}"
 
 # --- SSE without a progress token: comments keep the stream alive -------------------
 curl -sN --max-time 60 -H 'Accept: text/event-stream' \

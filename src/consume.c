@@ -13,8 +13,7 @@
  * Responses are taken in batches: every response of a batch is read,
  * then all are committed as one chain of commits (one move of the
  * branch), then each is answered, then one flush, then each is archived
- * and flagged, and the three spool directories are synced once at the
- * end.
+ * and flagged.
  *
  * Why the answer may come before the second flush: a decision counts
  * once its commit is on main, and it is, for every reader, from the
@@ -24,10 +23,15 @@
  * spool is on another file system, a flush of its own does), and the
  * response leaves new/ only after the second flush.  So the next start
  * commits the same decision again; it is never lost, never doubled.
- * Steps 5 and 6 need not be durable either: a crash before 5 leaves the
- * response in new/, and the next run finds its commit and goes on; a
- * crash between 5 and 6 leaves a response in cur/ and a proposal
- * without R, and sv_consume_all's recovery adds the R.  Nothing is ever
+ * Steps 5 and 6 need not be durable, so the spool's directories are not
+ * synced after them (the next flush of the file system writes them
+ * anyway): a crash before 5 leaves the response in new/, and the next
+ * run finds its commit and goes on; a crash between 5 and 6 leaves a
+ * response in cur/ and a proposal without R, and sv_consume_all's
+ * recovery adds the R.  Either rename reaches the disk only after the
+ * second flush made the commit durable, which is the one order that
+ * matters: never an archived response whose commit could be lost.
+ * Nothing is ever
  * deleted, and a response that can't be used is moved to responses/bad/
  * with its reason, leaving the proposal pending.
  */
@@ -148,7 +152,7 @@ archived(struct sv_spool *s, const char *id)
 	return fstatat(s->rcur, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-/* responses/new/ID -> responses/cur/ID:2,S, never replacing; synced later. */
+/* responses/new/ID -> responses/cur/ID:2,S, never replacing; not synced. */
 static int
 archive(struct sv_spool *s, const char *id, struct sv_err *e)
 {
@@ -350,7 +354,7 @@ consume_slots(struct sv_spool *s, struct sv_audit *a, struct slot *v,
 {
 	struct sv_audit_decision *dv = sv_xmalloc((n ? n : 1) * sizeof *dv);
 	size_t *of = sv_xmalloc((n ? n : 1) * sizeof *of);
-	size_t i, k = 0, failed = 0, archived_n = 0, landed = 0;
+	size_t i, k = 0, failed = 0, landed = 0;
 	struct sv_err err;
 	int count = 0, batch_failed = 0;
 
@@ -418,13 +422,10 @@ consume_slots(struct sv_spool *s, struct sv_audit *a, struct slot *v,
 			note_error(e, &failed, &err);
 			continue;
 		}
-		archived_n++;
 		/* The decision stands without the R: recovery adds it. */
 		if (sv_add_flags_nosync(s, sl->d.id, "RS", &err) == -1)
 			note_error(e, &failed, &err);
 	}
-	if (archived_n > 0 && sv_spool_sync(s, &err) == -1)
-		note_error(e, &failed, &err);
 	free(dv);
 	free(of);
 	if (failed > 1) {

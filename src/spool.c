@@ -778,18 +778,6 @@ sv_add_flags_nosync(struct sv_spool *s, const char *id, const char *flags,
 }
 
 int
-sv_spool_sync(struct sv_spool *s, struct sv_err *e)
-{
-	if (fsync_dir(s->pcur) < 0)
-		return sv_errf(e, errno, "can't sync 'proposals/cur'");
-	if (fsync_dir(s->rcur) < 0)
-		return sv_errf(e, errno, "can't sync 'responses/cur'");
-	if (fsync_dir(s->rnew) < 0)
-		return sv_errf(e, errno, "can't sync 'responses/new'");
-	return 0;
-}
-
-int
 sv_mark_seen(struct sv_spool *s, const char *id, struct sv_err *e)
 {
 	struct sv_entry ent;

@@ -232,12 +232,10 @@ int sv_mark_seen(struct sv_spool *s, const char *id, struct sv_err *e);
 /* Add maildir flags (e.g. "R", "T") to a proposal, moving it to cur/. */
 int sv_add_flags(struct sv_spool *s, const char *id, const char *flags,
     struct sv_err *e);
-/* The same without the sync of proposals/cur: for a batch that ends with
- * sv_spool_sync, where the renames need not last (recovery redoes them). */
+/* The same without the sync of proposals/cur: for the consumer, whose
+ * renames need not last (recovery redoes them). */
 int sv_add_flags_nosync(struct sv_spool *s, const char *id, const char *flags,
     struct sv_err *e);
-/* fsync proposals/cur, responses/cur and responses/new. */
-int sv_spool_sync(struct sv_spool *s, struct sv_err *e);
 /* renameat2(RENAME_NOREPLACE), or link+unlink where the file system lacks
  * it; -1 with errno set (EEXIST: `to` exists). */
 int sv_rename_noreplace(int fromdir, const char *from, int todir,
@@ -493,8 +491,8 @@ void sv_decision_free(struct sv_decision *d);
  * commits (idempotent: a decision already on main is not committed
  * again), call cb (may be NULL), which answers, for each; then, once
  * the repository is flushed (sv_audit_sync), archive each to
- * responses/cur/ID:2,S and flag its proposal R; the spool's
- * directories are synced once at the end.  A malformed response (or one
+ * responses/cur/ID:2,S and flag its proposal R, without syncing the
+ * spool's directories: recovery redoes either rename.  A malformed response (or one
  * for an unknown or already decided proposal) is moved aside
  * (sv_refuse_response) and cb gets d->status SV_NONE with d->error set;
  * that is not a failure.  A response that vanished meanwhile is skipped.

@@ -424,9 +424,8 @@ struct sv_odb {
 	unsigned flushes;	/* packs written since the last merge check */
 	/*
 	 * The compressor and its output buffer live as long as the store:
-	 * set up afresh for every flush, zlib's half a megabyte of tables
-	 * was mapped, faulted in and unmapped each time, which cost more
-	 * than compressing a batch's objects.
+	 * set up afresh for every flush, zlib allocated and freed a quarter
+	 * of a megabyte of tables for a handful of small objects.
 	 */
 	z_stream z;
 	int z_ready;

@@ -1161,13 +1161,20 @@ sv_audit_same_fs(struct sv_audit *a, int fd)
 int
 sv_audit_maintain(struct sv_audit *a, struct sv_err *e)
 {
-	if (!sv_odb_merge_due(a->odb))
-		return 0;	/* nothing to look at: not even the lock */
-	if (audit_lock(a, e) == -1)
-		return -1;
-	merge_packs(a);
-	audit_unlock(a);
-	return 0;
+	int rc = 0;
+
+	/* Not even the lock unless there are packs to look at. */
+	if (sv_odb_merge_due(a->odb)) {
+		if (audit_lock(a, e) == -1)
+			rc = -1;
+		else {
+			merge_packs(a);
+			audit_unlock(a);
+		}
+	}
+	/* The next batch's pack files, made while nobody waits. */
+	sv_odb_prepare(a->odb);
+	return rc;
 }
 
 /* One commit of a batch: what to change, by whom, and what became of it. */

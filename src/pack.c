@@ -40,6 +40,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,6 +432,9 @@ struct sv_odb {
 	int z_ready;
 	unsigned char *zbuf;
 	size_t zcap;
+	char *sparedir;		/* see "spare files" */
+	char *spare[SV_PACK_SPARES];
+	int nspare;
 };
 
 /* The store hangs off the memory backend, which the odb frees. */
@@ -453,6 +457,11 @@ store_free(git_odb_backend *b)
 	struct memstore *m = (struct memstore *)b;
 	struct sv_odb *o = the_store_of(m);
 
+	for (int i = 0; i < o->nspare; i++) {
+		unlink(o->spare[i]);
+		free(o->spare[i]);
+	}
+	free(o->sparedir);
 	free(o->objdir);
 	free(o->packdir);
 	if (o->z_ready)
@@ -506,6 +515,89 @@ fail_git(struct sv_err *e, int rc, const char *what, const char *path)
 	return sv_errf(e, 0, "can't %s '%s': libgit2 error %d", what, path, rc);
 }
 
+/* --- spare files ------------------------------------------------------------ */
+
+/*
+ * Files made ahead of time, while the daemon is idle (sv_odb_prepare),
+ * for the next packs and indexes to be written into.  Creating a file
+ * allocates an inode, and on ext4 without a journal the allocation walks
+ * past every inode of its group freed in the last minute or so: after
+ * a large removal anywhere near, 300 us and more per file, twice per
+ * commit, on the way from a decision to its answer.  A spare is renamed
+ * into objects/pack/ under a tmp_ name and written like a new file.
+ * Spares live in SPARE_DIR beside objects/, named spare-PID-XXXXXX: a
+ * process takes only those it made, removes them when done, and removes
+ * those of processes that no longer run when it opens the repository.
+ * Every failure here falls back to creating the file when it is needed.
+ */
+#define SPARE_DIR	"supervise-spare"
+
+static void
+drop_dead_spares(const char *dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	long pid;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (sscanf(de->d_name, "spare-%ld-", &pid) != 1 || pid <= 0 ||
+		    (kill((pid_t)pid, 0) == -1 && errno == ESRCH))
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
+void
+sv_odb_prepare(struct sv_odb *o)
+{
+	while (o->nspare < SV_PACK_SPARES) {
+		char *p = sv_xasprintf("%s/spare-%ld-XXXXXX", o->sparedir,
+		    (long)getpid());
+		int fd = mkostemp(p, O_CLOEXEC);
+
+		if (fd == -1 && errno == ENOENT && mkdir(o->sparedir, 0700) == 0) {
+			free(p);
+			continue;
+		}
+		if (fd == -1) {
+			free(p);
+			return;
+		}
+		close(fd);
+		o->spare[o->nspare++] = p;
+	}
+}
+
+/*
+ * A spare renamed to DIR/tmp_KIND_PID-XXXXXX and opened to be written;
+ * -1 when there is none.  It is empty: only we made it, only we write it.
+ */
+static int
+spare_take(struct sv_odb *o, const char *dir, const char *kind, char **tmp)
+{
+	while (o != NULL && o->nspare > 0) {
+		char *from = o->spare[--o->nspare];
+		char *to = sv_xasprintf("%s/tmp_%s_%s", dir, kind,
+		    strrchr(from, '/') + sizeof "/spare-" - 1);
+		int fd = -1;
+
+		if (sv_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) == 0 &&
+		    (fd = open(to, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+			unlink(to);
+		free(from);
+		if (fd != -1) {
+			*tmp = to;
+			return fd;
+		}
+		free(to);
+	}
+	return -1;
+}
+
 int
 sv_odb_attach(git_repository *repo, struct sv_odb **out, struct sv_err *e)
 {
@@ -548,6 +640,8 @@ sv_odb_attach(git_repository *repo, struct sv_odb **out, struct sv_err *e)
 	ms->m.parent.free = store_free;
 	ms->store.mem = &ms->m;
 	ms->store.packs = wp;
+	ms->store.sparedir = sv_xasprintf("%s%s", gitdir, SPARE_DIR);
+	drop_dead_spares(ms->store.sparedir);
 	ms->store.objdir = objdir;
 	ms->store.packdir = sv_xstrdup(wp->packdir);
 
@@ -599,14 +693,17 @@ struct out {
 };
 
 static int
-out_open(struct out *w, const char *dir, const char *kind, struct sv_err *e)
+out_open(struct out *w, struct sv_odb *o, const char *dir, const char *kind,
+    struct sv_err *e)
 {
-	w->tmp = sv_xasprintf("%s/tmp_%s_XXXXXX", dir, kind);
 	w->off = 0;
 	w->n = 0;
 	w->sha = EVP_MD_CTX_new();
 	if (w->sha == NULL || EVP_DigestInit_ex(w->sha, EVP_sha1(), NULL) != 1)
 		sv_die(111, "out of memory");
+	if ((w->fd = spare_take(o, dir, kind, &w->tmp)) != -1)
+		return 0;
+	w->tmp = sv_xasprintf("%s/tmp_%s_XXXXXX", dir, kind);
 	if ((w->fd = mkostemp(w->tmp, O_CLOEXEC)) == -1) {
 		sv_errf(e, errno, "can't create '%s'", w->tmp);
 		EVP_MD_CTX_free(w->sha);
@@ -741,8 +838,9 @@ hex(char out[2 * OID_RAW + 1], const unsigned char sum[OID_RAW])
  * whose checksum is sum, as packdir/pack-NAME.idx.
  */
 static int
-write_index(const char *packdir, const char *name, struct entry *v,
-    size_t n, const unsigned char sum[OID_RAW], struct sv_err *e)
+write_index(struct sv_odb *o, const char *packdir, const char *name,
+    struct entry *v, size_t n, const unsigned char sum[OID_RAW],
+    struct sv_err *e)
 {
 	struct out w;
 	unsigned char b[8], idxsum[OID_RAW];
@@ -757,7 +855,7 @@ write_index(const char *packdir, const char *name, struct entry *v,
 		fan[v[i].id.id[0]]++;
 	for (i = 1; i < 256; i++)
 		fan[i] += fan[i - 1];
-	if (out_open(&w, packdir, "idx", e) == -1)
+	if (out_open(&w, o, packdir, "idx", e) == -1)
 		return -1;
 	memcpy(b, "\377tOc", 4);
 	put_be32(b + 4, 2);
@@ -829,8 +927,8 @@ struct source {
 };
 
 static int
-write_pack(const char *packdir, struct source *src, char name[2 * OID_RAW + 1],
-    struct sv_err *e)
+write_pack(struct sv_odb *o, const char *packdir, struct source *src,
+    char name[2 * OID_RAW + 1], struct sv_err *e)
 {
 	struct entry *v = sv_xmalloc((src->n ? src->n : 1) * sizeof *v);
 	unsigned char hdr[12], sum[OID_RAW];
@@ -838,7 +936,7 @@ write_pack(const char *packdir, struct source *src, char name[2 * OID_RAW + 1],
 	char *final;
 	int rc = -1;
 
-	if (out_open(&w, packdir, "pack", e) == -1) {
+	if (out_open(&w, o, packdir, "pack", e) == -1) {
 		free(v);
 		return -1;
 	}
@@ -866,7 +964,7 @@ write_pack(const char *packdir, struct source *src, char name[2 * OID_RAW + 1],
 	rc = out_place(&w, final, e);
 	free(final);
 	if (rc == 0)
-		rc = write_index(packdir, name, v, src->n, sum, e);
+		rc = write_index(o, packdir, name, v, src->n, sum, e);
 	free(v);
 	return rc;
 fail:
@@ -953,7 +1051,7 @@ sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_err *e)
 	if (mkdir(o->packdir, 0755) == -1 && errno != EEXIST)
 		rc = sv_errf(e, errno, "can't create '%s'", o->packdir);
 	else
-		rc = write_pack(o->packdir, &f.s, name, e);
+		rc = write_pack(o, o->packdir, &f.s, name, e);
 	free(f.objs);
 	if (rc == -1)
 		return -1;
@@ -1375,7 +1473,7 @@ sv_odb_merge(struct sv_odb *o, int force, char ***old, struct sv_err *e)
 	m.in = in;
 	m.v = v;
 	m.dir = o->packdir;
-	if (write_pack(o->packdir, &m.s, name, e) == -1)
+	if (write_pack(o, o->packdir, &m.s, name, e) == -1)
 		goto out;
 	/* The merged pack may be one of its inputs, by content: keep it. */
 	for (size_t i = j = 0; gone[i] != NULL; i++) {

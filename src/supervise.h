@@ -410,7 +410,8 @@ int sv_audit_sync(struct sv_audit *a, struct sv_err *e);
 /* Is fd on the repository's file system (one syncfs covers both)? */
 int sv_audit_same_fs(struct sv_audit *a, int fd);
 /* Merge the repository's small packs if enough accumulated (a warning on
- * stderr if that fails: nothing is lost); -1 when the lock was not had. */
+ * stderr if that fails: nothing is lost), and make the files the next
+ * packs will be written into; -1 when the lock was not had. */
 int sv_audit_maintain(struct sv_audit *a, struct sv_err *e);
 /* Current text of SLUG/RELPATH on main; *text NULL when absent. */
 int sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,

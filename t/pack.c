@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "pack.h"
@@ -90,6 +92,22 @@ removed_still_held(void)
 	return held;
 }
 
+/* Inode numbers of the files in dir, up to max; how many. */
+static int
+inodes_in(const char *dir, ino_t *v, int max)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	while (d != NULL && (de = readdir(d)) != NULL && n < max)
+		if (de->d_name[0] != '.')
+			v[n++] = de->d_ino;
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
 static int
 flush(struct sv_odb *o, size_t *n)
 {
@@ -124,7 +142,7 @@ main(void)
 	char text[64], **old = NULL;
 	size_t n = 0;
 
-	plan(27);
+	plan(33);
 	if (mkdtemp(tmpdir) == NULL)
 		return 1;
 	snprintf(repo, sizeof repo, "%s/r.git", tmpdir);
@@ -237,6 +255,63 @@ main(void)
 		ok(removed_still_held() == 0, "and holds none of them any more "
 		    "(%d held)", removed_still_held());
 		git_repository_free(rd);
+		free(m);
+	}
+
+	/*
+	 * Spare files: made ahead, the next pack and index are written into
+	 * two of them (their inodes), and a store takes its own away.
+	 */
+	{
+		git_repository *w;
+		struct sv_odb *wo;
+		ino_t before[8], after[8], packed[2];
+		char *m = sv_xasprintf("%s/s.git", tmpdir);
+		char *spares = sv_xasprintf("%s/supervise-spare", m);
+		char *packdir = sv_xasprintf("%s/objects/pack", m);
+		char *dead;
+		int nb, na, np, reused = 0;
+		pid_t pid;
+		git_oid id;
+
+		if (git_repository_init(&w, m, 1) < 0 ||
+		    sv_odb_attach(w, &wo, &e) < 0)
+			return 1;
+		sv_odb_prepare(wo);
+		nb = inodes_in(spares, before, 8);
+		ok(nb == SV_PACK_SPARES, "prepare makes %d spare files (%d)",
+		    SV_PACK_SPARES, nb);
+		blob(w, "spare\n", &id);
+		ok(flush(wo, &n) == 0 && n == 1, "a flush after it");
+		na = inodes_in(spares, after, 8);
+		np = inodes_in(packdir, packed, 2);
+		for (int i = 0; i < np; i++)
+			for (int j = 0; j < nb; j++)
+				reused += packed[i] == before[j];
+		ok(na == nb - 2 && np == 2 && reused == 2, "writes the pack and "
+		    "its index into two of them (%d left, %d reused)", na,
+		    reused);
+		ok(sh("git -C %s verify-pack %s/pack-*.idx >/dev/null", m,
+		    packdir) == 0 && sh("git -C %s cat-file -e %s", m,
+		    git_oid_tostr_s(&id)) == 0, "and git reads it");
+		git_repository_free(w);
+		ok(inodes_in(spares, after, 8) == 0, "a store freed removes "
+		    "its spares");
+
+		if ((pid = fork()) == 0)
+			_exit(0);
+		waitpid(pid, NULL, 0);
+		dead = sv_xasprintf("%s/spare-%ld-abcdef", spares, (long)pid);
+		close(open(dead, O_CREAT | O_WRONLY, 0600));
+		if (git_repository_open_bare(&w, m) < 0 ||
+		    sv_odb_attach(w, &wo, &e) < 0)
+			return 1;
+		ok(access(dead, F_OK) == -1, "one left by a process that is "
+		    "gone is removed at the next open");
+		git_repository_free(w);
+		free(dead);
+		free(packdir);
+		free(spares);
 		free(m);
 	}
 

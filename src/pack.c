@@ -572,6 +572,23 @@ sv_odb_prepare(struct sv_odb *o)
 	}
 }
 
+char *
+sv_odb_take_spare(struct sv_odb *o)
+{
+	return o->nspare > 0 ? o->spare[--o->nspare] : NULL;
+}
+
+void
+sv_odb_return_spare(struct sv_odb *o, char *path)
+{
+	if (o->nspare < SV_PACK_SPARES)
+		o->spare[o->nspare++] = path;
+	else {
+		unlink(path);
+		free(path);
+	}
+}
+
 /*
  * A spare renamed to DIR/tmp_KIND_PID-XXXXXX and opened to be written;
  * -1 when there is none.  It is empty: only we made it, only we write it.

@@ -4,11 +4,14 @@
  * responses/new, then flushed, then archived and flagged.  The
  * daemon's view of the same, through HTTP, is in t/03xx.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <git2.h>
@@ -208,6 +211,153 @@ test_reject(const char *root)
 	free(repo);
 }
 
+static double
+now_s(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static int
+sh(const char *cmd)
+{
+	return system(cmd);
+}
+
+/* Consume one approved decision of a fresh proposal; 1 when it counted. */
+static int
+one_decision(struct sv_spool *s, struct sv_audit *a)
+{
+	char id[SV_ID_MAX + 1], *names[1];
+	struct sv_err e;
+
+	if (propose_and_decide(s, SV_APPROVED, id, sizeof id) == -1)
+		return 0;
+	names[0] = id;
+	return sv_consume_batch(s, a, names, 1, NULL, NULL, &e) == 1;
+}
+
+/*
+ * The daemon moves the branch with a file made ahead as its lock: the
+ * ref file is that file, written as git writes one; a lock held by
+ * someone else is waited for; a wanted reflog leaves it to libgit2.
+ */
+static void
+test_branch(const char *root)
+{
+	struct sv_spool s;
+	struct sv_audit *a;
+	struct sv_err e;
+	struct stat st;
+	struct dirent *de;
+	ino_t spares[16];
+	int n = 0, found = 0, lockfd;
+	char *qdir, *repo, *ref, *lock, *sparedir, *cmd, got[64] = "", want[64];
+	FILE *f;
+	double t0;
+	pid_t pid;
+
+	qdir = sv_xasprintf("%s/queue/web1", root);
+	repo = sv_xasprintf("%s/audit.git", root);
+	ref = sv_xasprintf("%s/refs/heads/main", repo);
+	lock = sv_xasprintf("%s/refs/heads/main.lock", repo);
+	sparedir = sv_xasprintf("%s/supervise-spare", repo);
+	if (sv_spool_open(&s, qdir, "web1", 1, &e) == -1 ||
+	    sv_audit_open(&a, repo, &e) == -1) {
+		diag_err(&e);
+		exit(1);
+	}
+	sv_audit_defer_merges(a);
+	sv_audit_defer_sync(a);
+	ok(sv_audit_maintain(a, &e) == 0, "spares made while idle");
+	{
+		DIR *d = opendir(sparedir);
+
+		while (d != NULL && (de = readdir(d)) != NULL && n < 16)
+			if (de->d_name[0] != '.')
+				spares[n++] = de->d_ino;
+		if (d != NULL)
+			closedir(d);
+	}
+	ok(one_decision(&s, a), "a decision with spares at hand");
+	for (int i = 0; i < n && stat(ref, &st) == 0; i++)
+		found += st.st_ino == spares[i];
+	ok(found == 1, "the branch's ref file is one of the spares (of %d)",
+	    n);
+	ok(stat(ref, &st) == 0 && (st.st_mode & 0777) == 0644,
+	    "written with git's mode under umask 022 (%o)",
+	    (unsigned)(st.st_mode & 0777));
+	if ((f = fopen(ref, "r")) != NULL) {
+		if (fgets(got, sizeof got, f) == NULL)
+			got[0] = '\0';
+		fclose(f);
+	}
+	cmd = sv_xasprintf("git --git-dir='%s' rev-parse main", repo);
+	if ((f = popen(cmd, "r")) != NULL) {
+		if (fgets(want, sizeof want, f) == NULL)
+			want[0] = '\0';
+		pclose(f);
+	}
+	free(cmd);
+	is_str(got, want, "it holds the new tip and a newline, as git's do");
+	cmd = sv_xasprintf("git --git-dir='%s' fsck --strict 2>/dev/null",
+	    repo);
+	ok(sh(cmd) == 0, "git fsck --strict");
+	free(cmd);
+
+	/* Someone else holds the lock for 0.3 s: the move waits for it. */
+	sv_audit_maintain(a, &e);
+	lockfd = open(lock, O_CREAT | O_EXCL | O_WRONLY, 0644);
+	if ((pid = fork()) == 0) {
+		usleep(300000);
+		unlink(lock);
+		_exit(0);
+	}
+	t0 = now_s();
+	{
+		int landed = lockfd != -1 && one_decision(&s, a);
+		double took = now_s() - t0;
+
+		ok(landed && took >= 0.25, "a held lock is waited for, then "
+		    "the decision lands (%.2f s)", took);
+	}
+	waitpid(pid, NULL, 0);
+	close(lockfd);
+	cmd = sv_xasprintf("test \"$(git --git-dir='%s' rev-list --count "
+	    "main)\" -eq \"$(git --git-dir='%s' rev-list --count "
+	    "--first-parent main)\" && git --git-dir='%s' fsck --strict "
+	    ">/dev/null 2>&1", repo, repo, repo);
+	ok(sh(cmd) == 0, "history still linear and whole");
+	free(cmd);
+
+	/* A reflog asked for: libgit2 moves the branch and writes it. */
+	sv_audit_close(a);
+	cmd = sv_xasprintf("git --git-dir='%s' config core.logAllRefUpdates "
+	    "true", repo);
+	sh(cmd);
+	free(cmd);
+	if (sv_audit_open(&a, repo, &e) == -1) {
+		diag_err(&e);
+		exit(1);
+	}
+	sv_audit_defer_sync(a);
+	sv_audit_maintain(a, &e);
+	ok(one_decision(&s, a), "a decision with a reflog wanted");
+	cmd = sv_xasprintf("test \"$(git --git-dir='%s' reflog show main | "
+	    "wc -l)\" -ge 1", repo);
+	ok(sh(cmd) == 0, "the reflog has the move");
+	free(cmd);
+	sv_audit_close(a);
+	sv_spool_close(&s);
+	free(qdir);
+	free(repo);
+	free(ref);
+	free(lock);
+	free(sparedir);
+}
+
 int
 main(void)
 {
@@ -221,6 +371,8 @@ main(void)
 	test_order(root, 0);
 	test_order(root, 1);
 	test_reject(root);
+	umask(022);
+	test_branch(root);
 	git_libgit2_shutdown();
 	cmd = sv_xasprintf("rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)

@@ -169,7 +169,7 @@ check-load: all $(TESTS)
 
 # --- benchmarks (bench/, BENCHMARKS.md) ---
 #
-#   make bench           build bench/*.c and run bench/run.sh (~4 min);
+#   make bench           build bench/*.c and run bench/run.sh (~2 min);
 #                        figures in bench/results/*.txt
 #   make bench BENCH_QUICK=1    the same in about a minute
 #   make bench BENCH_ONLY="latency footprint"   a subset

@@ -192,7 +192,7 @@ fig_scale() {
 	    -k "$hist_sample" -F
 	echo "## the same with a new host approved each time: routes.json grows"
 	run "$bb/audit" -r "$work/routes.git" -n "$routes_n" -s "$routes_every" -u
-	echo "## history size: $(find "$work/history.git/objects" -type f | wc -l) loose objects," \
+	echo "## history size: $(find "$work/history.git/objects" -type f | wc -l) files in objects/," \
 	    "$(du -sh "$work/history.git" | cut -f1)"
 	supervise-init listing >/dev/null || return 1
 	run "$bb/fill" -d "$SUPERVISE_ROOT/queue/listing" -n "$list_n"

@@ -196,7 +196,9 @@ bench: bench-build
 # mk/container-base.sh makes the debian:bookworm-slim base image locally
 # once (debootstrap) and the engine keeps it.  CONTAINERS_CONF defaults to
 # the test's own (see t/container/containers.conf).
-CONTAINER_PKGS = podman runc netavark aardvark-dns debootstrap curl git
+# netavark sets the bottle network up with iptables, which its package
+# does not depend on: without it every container on a network fails.
+CONTAINER_PKGS = podman runc netavark aardvark-dns iptables debootstrap curl git
 check-container: all
 	@missing=; for p in $(CONTAINER_PKGS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || \

@@ -73,6 +73,7 @@ struct sv_audit {
 	int defer_sync;		/* sv_audit_sync makes the branch durable */
 	int unsynced;		/* the branch moved; not flushed since */
 	int oldref;		/* OLDREF_NAME is ours to remove */
+	int ref_known;		/* reflog and refmode are read */
 	int reflog;		/* core.logAllRefUpdates asks for reflogs */
 	mode_t refmode;		/* a new ref file's, as git makes it */
 	char *path;
@@ -83,7 +84,6 @@ struct sv_audit {
 
 static void identify_self(struct sv_audit *a);
 static void drop_old_ref(struct sv_audit *a);
-static void ref_settings(struct sv_audit *a);
 
 /*
  * libgit2 is set up once per process and left up until exit.  Its set-up
@@ -374,8 +374,7 @@ audit_init(struct sv_audit *a, struct sv_err *e)
 		goto out;
 	}
 attach:
-	if ((rc = sv_odb_attach(a->repo, &a->odb, e)) == 0)
-		ref_settings(a);
+	rc = sv_odb_attach(a->repo, &a->odb, e);
 out:
 	free(marker);
 	return rc < 0 ? -1 : 0;
@@ -568,8 +567,8 @@ sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
  * above its leaf instead of two of up to 256, which libgit2 built entry
  * by entry and hashed, and the pack stored, for every decision.
  */
-char *
-sv_audit_record_relpath(const char *id)
+static char *
+record_relpath(const char *id)
 {
 	char hex[41];
 
@@ -592,7 +591,7 @@ record_relpath_v1(const char *id)
 static char *
 record_path(const char *slug, const char *id)
 {
-	char *rel = sv_audit_record_relpath(id), *path;
+	char *rel = record_relpath(id), *path;
 
 	path = sv_xasprintf("%s/%s", slug, rel);
 	free(rel);
@@ -627,7 +626,7 @@ static int
 record_find(struct sv_audit *a, git_tree *tree, const char *slug,
     const char *id, char **rel, struct sv_err *e)
 {
-	char *(*const layouts[])(const char *) = { sv_audit_record_relpath,
+	char *(*const layouts[])(const char *) = { record_relpath,
 	    record_relpath_v1 };
 	int rc = 0;
 
@@ -1107,6 +1106,7 @@ ref_settings(struct sv_audit *a)
 		fclose(f);
 	}
 	a->refmode = 0666 & ~(mode_t)mask;
+	a->ref_known = 1;
 }
 
 /*
@@ -1129,11 +1129,17 @@ move_branch_spare(struct sv_audit *a, const char *branch, const git_oid *old,
 	git_oid cur;
 	int rc, fd, err;
 
+	if ((spare = sv_odb_take_spare(a->odb)) == NULL)
+		return 1;	/* not the daemon, or it has none ready */
+	if (!a->ref_known)
+		ref_settings(a);
 	logs = sv_xasprintf("%s/logs/%s", a->path, branch);
 	rc = a->reflog || access(logs, F_OK) == 0;
 	free(logs);
-	if (rc || (spare = sv_odb_take_spare(a->odb)) == NULL)
+	if (rc) {
+		sv_odb_return_spare(a->odb, spare);
 		return 1;
+	}
 	lock = sv_xasprintf("%s/%s.lock", a->path, branch);
 	ref = sv_xasprintf("%s/%s", a->path, branch);
 	if (link(spare, lock) == -1) {
@@ -1174,8 +1180,6 @@ move_branch_spare(struct sv_audit *a, const char *branch, const git_oid *old,
 		rc = -1;
 		goto out;
 	}
-	if (a->defer_sync && !a->oldref)
-		keep_old_ref(a, branch);
 	if (rename(lock, ref) == -1) {
 		git_error_set_str(GIT_ERROR_OS, strerror(errno));
 		unlink(lock);
@@ -1209,12 +1213,12 @@ move_branch(struct sv_audit *a, const git_oid *old, const git_oid *id)
 		return -1;
 	}
 	branch = git_reference_symbolic_target(head);
+	if (old != NULL && a->defer_sync && !a->oldref)
+		keep_old_ref(a, branch);
 	if (old != NULL && (rc = move_branch_spare(a, branch, old, id)) != 1) {
 		git_reference_free(head);
 		return rc;
 	}
-	if (old != NULL && a->defer_sync && !a->oldref)
-		keep_old_ref(a, branch);
 	if (old != NULL)
 		rc = git_reference_create_matching(&ref, a->repo, branch, id, 1,
 		    old, "supervised: commit");

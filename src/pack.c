@@ -596,8 +596,9 @@ sv_odb_return_spare(struct sv_odb *o, char *path)
 static int
 spare_take(struct sv_odb *o, const char *dir, const char *kind, char **tmp)
 {
-	while (o != NULL && o->nspare > 0) {
-		char *from = o->spare[--o->nspare];
+	char *from;
+
+	while (o != NULL && (from = sv_odb_take_spare(o)) != NULL) {
 		char *to = sv_xasprintf("%s/tmp_%s_%s", dir, kind,
 		    strrchr(from, '/') + sizeof "/spare-" - 1);
 		int fd = -1;

@@ -416,12 +416,10 @@ int sv_audit_maintain(struct sv_audit *a, struct sv_err *e);
 /* Current text of SLUG/RELPATH on main; *text NULL when absent. */
 int sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
     char **text, size_t *len, struct sv_err *e);
-/* Where the record of the decision on proposal ID is written, relative
- * to its bottle's directory: "decisions/X/Y/Z/W/ID.json"; malloc'd. */
-char *sv_audit_record_relpath(const char *id);
-/* The record of the decision on ID on main, at that path or at the first
- * layout's "decisions/XX/YY/ID.json": *text and *rel (the path it was
- * found at) malloc'd, both NULL when there is none. */
+/* The record of the decision on ID on main, relative to its bottle's
+ * directory at "decisions/X/Y/Z/W/ID.json" or at the first layout's
+ * "decisions/XX/YY/ID.json": *text and *rel (the path it was found at)
+ * malloc'd, both NULL when there is none. */
 int sv_audit_read_record(struct sv_audit *a, const char *slug,
     const char *id, char **text, size_t *len, char **rel, struct sv_err *e);
 /* Is the decision on proposal ID recorded on main? 1/0/-1. */

@@ -69,6 +69,21 @@ on_decision(const struct sv_decision *d, void *arg)
 	w->oldref = access(name, F_OK) == 0;
 }
 
+/* web1's spool at qdir and the repository at repo, or stop: nothing
+ * after could be tested. */
+static void
+open_both(const char *qdir, const char *repo, struct sv_spool *s,
+    struct sv_audit **a)
+{
+	struct sv_err e;
+
+	if (sv_spool_open(s, qdir, "web1", 1, &e) == -1 ||
+	    sv_audit_open(a, repo, &e) == -1) {
+		diag_err(&e);
+		exit(1);
+	}
+}
+
 /* File a proposal and its response; the id into id. */
 static int
 propose_and_decide(struct sv_spool *s, enum sv_status st, char *id,
@@ -189,11 +204,7 @@ test_reject(const char *root)
 
 	qdir = sv_xasprintf("%s/queue/web1", root);
 	repo = sv_xasprintf("%s/audit.git", root);
-	if (sv_spool_open(&s, qdir, "web1", 1, &e) == -1 ||
-	    sv_audit_open(&a, repo, &e) == -1) {
-		diag_err(&e);
-		exit(1);
-	}
+	open_both(qdir, repo, &s, &a);
 	sv_audit_defer_sync(a);
 	ok(propose_and_decide(&s, SV_REJECTED, id, sizeof id) == 0,
 	    "reject: proposed and rejected");
@@ -264,11 +275,7 @@ test_branch(const char *root)
 	ref = sv_xasprintf("%s/refs/heads/main", repo);
 	lock = sv_xasprintf("%s/refs/heads/main.lock", repo);
 	sparedir = sv_xasprintf("%s/supervise-spare", repo);
-	if (sv_spool_open(&s, qdir, "web1", 1, &e) == -1 ||
-	    sv_audit_open(&a, repo, &e) == -1) {
-		diag_err(&e);
-		exit(1);
-	}
+	open_both(qdir, repo, &s, &a);
 	sv_audit_defer_merges(a);
 	sv_audit_defer_sync(a);
 	ok(sv_audit_maintain(a, &e) == 0, "spares made while idle");

@@ -22,24 +22,27 @@
 struct component {
 	const char *name;	/* on the command line */
 	const char *relpath;	/* in the bottle's tree */
-	const char *tool;	/* a tool that changes it */
 	const char *empty;	/* what an editor starts from when absent */
 };
 
 static const struct component components[] = {
-	{ "egress", "egress/routes.json", SV_TOOL_EGRESS_BLOCK,
-	  "{\n  \"routes\": []\n}\n" },
-	{ "pipelock", "pipelock/allowlist", SV_TOOL_PIPELOCK_BLOCK, "" },
-	{ "capability", "capability/Dockerfile", SV_TOOL_CAPABILITY_BLOCK, "" },
-	{ "gitleaks", "gitleaks/.gitleaksignore", SV_TOOL_GITLEAKS_ALLOW, "" },
-	{ NULL, NULL, NULL, NULL },
+	{ "egress", "egress/routes.json", "{\n  \"routes\": []\n}\n" },
+	{ "pipelock", "pipelock/allowlist", "" },
+	{ "capability", "capability/Dockerfile", "" },
+	{ "gitleaks", "gitleaks/.gitleaksignore", "" },
+	{ "policy", SV_POLICY_PATH,
+	  "# Rules that decide this bottle's proposals when they are filed;\n"
+	  "# see supervise-policy(5).  The first matching line wins.\n"
+	  "#   approve egress-block host=*.pypi.org path=/simple/\n"
+	  "#   reject capability-block\n" },
+	{ NULL, NULL, NULL },
 };
 
 static _Noreturn void
 usage(FILE *f, int status)
 {
 	fprintf(f, "usage: supervise-config [-p] [-f FILE] [-m MESSAGE] SLUG "
-	    "egress|pipelock|capability|gitleaks\n");
+	    "egress|pipelock|capability|gitleaks|policy\n");
 	exit(status);
 }
 
@@ -64,10 +67,11 @@ print_text(const char *text)
 static char *
 temp_file(const char *relpath, const char *text, struct sv_err *e)
 {
-	const char *base = strrchr(relpath, '/') + 1, *tmp = getenv("TMPDIR");
+	const char *base = strrchr(relpath, '/'), *tmp = getenv("TMPDIR");
 	char *path;
 	int fd;
 
+	base = base ? base + 1 : relpath;
 	if (*base == '.')
 		base++;
 	path = sv_xasprintf("%s/supervise-config.XXXXXX.%s",
@@ -126,6 +130,7 @@ main(int argc, char *argv[])
 	const struct component *c;
 	const char *slug, *file = NULL, *message = NULL;
 	struct sv_config_file f;
+	struct sv_policy pol = {0};
 	struct sv_audit *a = NULL;
 	struct sv_err e;
 	char *cur = NULL, *text = NULL, *norm = NULL, *tmp = NULL, *diff;
@@ -158,7 +163,7 @@ main(int argc, char *argv[])
 	if (c->name == NULL) {
 		char *q = sv_escape(argv[1], strlen(argv[1]), 0);
 		sv_warnx("unknown component '%s' (egress, pipelock, capability, "
-		    "gitleaks)", q);
+		    "gitleaks, policy)", q);
 		free(q);
 		return 2;
 	}
@@ -166,7 +171,7 @@ main(int argc, char *argv[])
 
 	if (print) {
 		/* Reading does not create the repository. */
-		if (sv_cli_config_text(slug, c->tool, &cur, &len, &e) == -1)
+		if (sv_cli_audit_text(slug, c->relpath, &cur, &len, &e) == -1)
 			sv_warn_err(&e);
 		else if (cur == NULL)
 			sv_warnx("no '%s' on main", label);
@@ -196,6 +201,13 @@ main(int argc, char *argv[])
 			goto out;
 		}
 	}
+	/* A broken rule is named where the operator can fix it. */
+	if (strcmp(c->relpath, SV_POLICY_PATH) == 0 &&
+	    sv_policy_parse(text, len, file ? file : tmp, &pol, &e) == -1) {
+		sv_warnx("%s", e.msg);
+		goto keep;
+	}
+	sv_policy_free(&pol);
 	if (sv_config_normalize(c->relpath, text, &norm, &e) == -1) {
 		sv_warnx("can't use the edit of '%s': %s", label, e.msg);
 		goto keep;

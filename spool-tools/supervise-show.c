@@ -112,6 +112,38 @@ print_diff(const char *slug, const struct sv_proposal *p, struct sv_err *e)
 	return 0;
 }
 
+/* Which rule of the bottle's policy would decide the proposal, and why
+ * each other rule of its tool does not. */
+static int
+print_policy(const char *slug, const struct sv_proposal *p, struct sv_err *e)
+{
+	struct sv_policy pol;
+	struct sv_err why;
+	char *text, *label, *explain, *esc;
+	size_t len;
+
+	if (sv_cli_audit_text(slug, SV_POLICY_PATH, &text, &len, e) < 0)
+		return -1;
+	label = sv_xasprintf("%s/%s", slug, SV_POLICY_PATH);
+	if (text == NULL) {
+		printf("Policy: none, no %s on main\n", label);
+	} else if (sv_policy_parse(text, len, label, &pol, &why) < 0) {
+		esc = sv_escape(why.msg, strlen(why.msg), 0);
+		printf("Policy: broken, no rule decides: %s\n", esc);
+		free(esc);
+	} else {
+		sv_policy_match(&pol, p->tool, p->proposed_file, &explain);
+		printf("Policy of %s:\n", label);
+		/* Rule text is the operator's, but a payload is the agent's. */
+		print_text(explain);
+		free(explain);
+		sv_policy_free(&pol);
+	}
+	free(text);
+	free(label);
+	return 0;
+}
+
 static int
 show(const char *arg, void *ctx)
 {
@@ -154,6 +186,12 @@ show(const char *arg, void *ctx)
 			printf("Diff: none, the proposal is decided\n");
 		else if (decided < 0 || print_diff(s.slug, &p, &e) < 0) {
 			sv_warnx("can't diff '%s/%s': %s", s.slug, en.id, e.msg);
+			rc = -1;
+		}
+		putchar('\n');
+		if (print_policy(s.slug, &p, &e) < 0) {
+			sv_warnx("can't read the policy of '%s': %s", s.slug,
+			    e.msg);
 			rc = -1;
 		}
 		if (fflush(stdout) == EOF) {

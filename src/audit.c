@@ -1782,10 +1782,12 @@ plan_config(struct sv_audit *a, git_tree *tip, void *arg, struct plan *pl,
 	return rc;
 }
 
-/* Is relpath the config file of some tool? */
+/* Is relpath the config file of some tool, or the bottle's policy? */
 static int
 config_known(const char *relpath)
 {
+	if (strcmp(relpath, SV_POLICY_PATH) == 0)
+		return 1;
 	for (const struct sv_tool *t = sv_tools; t->name != NULL; t++)
 		if (t->config != NULL && strcmp(t->config, relpath) == 0)
 			return 1;

@@ -459,10 +459,9 @@ sv_cli_read_file(const char *path, size_t max, char **text, size_t *len,
 }
 
 int
-sv_cli_config_text(const char *slug, const char *tool, char **text,
+sv_cli_audit_text(const char *slug, const char *relpath, char **text,
     size_t *len, struct sv_err *e)
 {
-	const struct sv_tool *t = sv_tool_find(tool);
 	struct sv_audit *a;
 	struct stat st;
 	char *dir;
@@ -470,8 +469,6 @@ sv_cli_config_text(const char *slug, const char *tool, char **text,
 
 	*text = NULL;
 	*len = 0;
-	if (!t || !t->config)
-		return 0;
 	dir = sv_audit_dir();
 	/* Reading must not create the repository as opening it would. */
 	if (stat(dir, &st) < 0) {
@@ -483,9 +480,22 @@ sv_cli_config_text(const char *slug, const char *tool, char **text,
 	free(dir);
 	if (rc < 0)
 		return -1;
-	rc = sv_audit_read(a, slug, t->config, text, len, e);
+	rc = sv_audit_read(a, slug, relpath, text, len, e);
 	sv_audit_close(a);
 	return rc;
+}
+
+int
+sv_cli_config_text(const char *slug, const char *tool, char **text,
+    size_t *len, struct sv_err *e)
+{
+	const struct sv_tool *t = sv_tool_find(tool);
+
+	*text = NULL;
+	*len = 0;
+	if (!t || !t->config)
+		return 0;
+	return sv_cli_audit_text(slug, t->config, text, len, e);
 }
 
 const char *

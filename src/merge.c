@@ -555,7 +555,17 @@ sv_config_normalize(const char *relpath, const char *text, char **out,
 		*out = sv_xstrdup(text);
 		return 0;
 	}
+	if (strcmp(relpath, SV_POLICY_PATH) == 0) {
+		/* Kept as written (comments are the operator's); checked. */
+		struct sv_policy pol;
+
+		if (sv_policy_parse(text, strlen(text), relpath, &pol, e) == -1)
+			return -1;
+		sv_policy_free(&pol);
+		*out = sv_xstrdup(text);
+		return 0;
+	}
 	return sv_errf(e, 0, "'%s' is not a config file of a bottle (egress/"
 	    "routes.json, pipelock/allowlist, capability/Dockerfile, gitleaks/"
-	    ".gitleaksignore)", relpath);
+	    ".gitleaksignore, policy)", relpath);
 }

@@ -62,6 +62,7 @@ _Noreturn void sv_die(int status, const char *fmt, ...)
 void *sv_xmalloc(size_t n);
 void *sv_xrealloc(void *p, size_t n);
 char *sv_xstrdup(const char *s);
+char *sv_xstrndup(const char *s, size_t n);	/* at most n bytes of s */
 char *sv_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define SV_ESC_NL	1	/* keep newlines (multi-line display) */
@@ -316,6 +317,51 @@ char *sv_payload_summary(const char *tool, const char *payload);
 int sv_url_host(const char *url, char **host, struct sv_err *e);
 int sv_valid_host(const char *host, struct sv_err *e);
 
+/* policy.c: the operator's rules that decide proposals when filed */
+#define SV_POLICY_PATH		"policy"	/* SLUG/policy on main */
+#define SV_POLICY_LINE_MAX	4096		/* bytes in one line */
+#define SV_POLICY_LINE_MAX_S	"4096"
+#define SV_POLICY_AUTHOR	"policy"	/* decided_by of a rule */
+struct sv_rule_cond {
+	int field;		/* host, path, auth, fingerprint */
+	char *pattern;		/* canonical: a host pattern in lower case */
+};
+struct sv_rule {
+	unsigned line;		/* 1-based, in the file */
+	enum sv_status action;	/* SV_APPROVED or SV_REJECTED */
+	const char *tool;	/* a name from sv_tools */
+	char *text;		/* the rule as written, without its comment */
+	struct sv_rule_cond *conds;
+	size_t nconds;
+};
+struct sv_policy {
+	struct sv_rule *rules;
+	size_t n;
+};
+/*
+ * Parse a policy file: one rule a line, `ACTION TOOL [FIELD=PATTERN]...`,
+ * `#` comments (supervise-policy(5)).  All or nothing: the first bad line
+ * fails the parse with "FILE:LINE: reason".  text NULL: no rules.
+ */
+int sv_policy_parse(const char *text, size_t len, const char *file,
+    struct sv_policy *pol, struct sv_err *e);
+void sv_policy_free(struct sv_policy *pol);
+/*
+ * The first rule of pol that matches a proposal of `tool` with the
+ * canonical payload `payload` (as sv_tool_args makes it): its index, or
+ * -1 when none does (or the payload is not valid for the tool).  With
+ * explain, *explain receives (malloc'd) one line per rule of the tool
+ * tried, "line N: RULE: matches" or "...: why not", and a last line
+ * when none matched.
+ */
+int sv_policy_match(const struct sv_policy *pol, const char *tool,
+    const char *payload, char **explain);
+/* "*.example.org" (names under it), "*", or a name (case-insensitive). */
+int sv_policy_host_match(const char *pattern, const char *host);
+/* A path prefix on segment boundaries: "/simple" holds "/simple/x", not
+ * "/simpler". */
+int sv_policy_path_match(const char *pattern, const char *path);
+
 /* mcp.c: JSON-RPC 2.0 and the MCP methods that answer at once */
 #define SV_RPC_PARSE_ERROR	-32700
 #define SV_RPC_INVALID_REQUEST	-32600
@@ -554,6 +600,9 @@ int sv_cli_read_file(const char *path, size_t max, char **text, size_t *len,
  * repository.
  */
 int sv_cli_config_text(const char *slug, const char *tool, char **text,
+    size_t *len, struct sv_err *e);
+/* The same for any file of the bottle's tree ("policy"). */
+int sv_cli_audit_text(const char *slug, const char *relpath, char **text,
     size_t *len, struct sv_err *e);
 /* "new", "seen", "withdrawn" (flag T) or "decided" (flag R). */
 const char *sv_cli_state(const struct sv_entry *en);

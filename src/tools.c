@@ -267,16 +267,6 @@ string_value(json_t *j)
 	return s;
 }
 
-static char *
-xstrndup(const char *s, size_t n)
-{
-	char *d = sv_xmalloc(n + 1);
-
-	memcpy(d, s, n);
-	d[n] = '\0';
-	return d;
-}
-
 static int
 all_space(const char *s)
 {
@@ -297,7 +287,7 @@ strip_dup(const char *s)
 	n = strlen(s);
 	while (n > 0 && isspace((unsigned char)s[n - 1]))
 		n--;
-	return xstrndup(s, n);
+	return sv_xstrndup(s, n);
 }
 
 /* "0x" or "0X" and hex digits only (none at all counts: "0x" is 0). */
@@ -809,5 +799,5 @@ sv_payload_summary(const char *tool, const char *payload)
 	n = strcspn(payload, "\n");
 	while (n > 0 && isspace((unsigned char)payload[n - 1]))
 		n--;
-	return xstrndup(payload, n);
+	return sv_xstrndup(payload, n);
 }

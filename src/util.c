@@ -116,6 +116,16 @@ sv_xstrdup(const char *s)
 }
 
 char *
+sv_xstrndup(const char *s, size_t n)
+{
+	char *d = strndup(s, n);
+
+	if (d == NULL)
+		sv_die(111, "out of memory");
+	return d;
+}
+
+char *
 sv_xasprintf(const char *fmt, ...)
 {
 	va_list ap;

@@ -115,7 +115,7 @@ check_match "show: nothing to change" "$(supervise-show "$id")" \
     '^Diff: none, web1/pipelock/allowlist already allows this$'
 id=$(supervise-propose -s web1 -t capability-block -j why 'FROM alpine')
 check_same "show: a replaced Dockerfile, git's own marker kept" \
-    "$(supervise-show "$id" | sed -n '/^@@/,$p')" \
+    "$(supervise-show "$id" | sed -n '/^@@/,/^$/p' | sed '$d')" \
     '@@ -1,2 +1 @@
 -FROM debian:12
 -RUN apt-get update

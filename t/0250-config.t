@@ -122,7 +122,7 @@ rm -f "$kept"
 # Usage.
 run supervise-config web1 nosuch
 check_same "unknown component: exit 2" "$rc:$err" \
-    "2:supervise-config: unknown component 'nosuch' (egress, pipelock, capability, gitleaks)"
+    "2:supervise-config: unknown component 'nosuch' (egress, pipelock, capability, gitleaks, policy)"
 run supervise-config ../x egress
 check_same "bad slug: exit 2" "$rc" 2
 run supervise-config web1

@@ -1,0 +1,2 @@
+#!/bin/sh
+exec "${SUPERVISE_BUILD:-$(dirname "$0")/../build}/t/policy"

@@ -134,7 +134,7 @@ main(int argc, char *argv[])
 	struct sv_audit *a = NULL;
 	struct sv_err e;
 	char *cur = NULL, *text = NULL, *norm = NULL, *tmp = NULL, *diff;
-	char *author, *subject, *body, *label, base[41];
+	char *author, *subject, *body, *label, *dir, base[41];
 	size_t len;
 	int ch, print = 0, status = 1;
 
@@ -231,6 +231,7 @@ main(int argc, char *argv[])
 		status = 0;
 	else
 		sv_warn_err(&e);
+
 	free(author);
 	free(subject);
 	free(body);
@@ -243,6 +244,13 @@ main(int argc, char *argv[])
 		status = 1;
 	}
 	free(diff);
+	/* Committed: the proxies read the live directory, not git. */
+	dir = sv_state_dir(slug);
+	if (sv_live_publish(a, slug, dir, NULL, &e) == -1) {
+		sv_warnx("committed, but %s", e.msg);
+		status = 1;
+	}
+	free(dir);
 	goto out;
 keep:
 	if (tmp != NULL) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "supervise.h"
@@ -70,7 +71,18 @@ normalise(struct component *c, struct sv_err *e)
 	return rc;
 }
 
-/* Commit the files not yet on main; refuse to overwrite different ones. */
+static int
+publish_live(struct sv_audit *a, const char *slug, struct sv_err *e)
+{
+	char *dir = sv_state_dir(slug);
+	int rc = sv_live_publish(a, slug, dir, NULL, e);
+
+	free(dir);
+	return rc;
+}
+
+/* Commit the files not yet on main; refuse to overwrite different ones;
+ * bring the live directory up to date. */
 static int
 commit_config(const char *slug, struct sv_err *e)
 {
@@ -130,7 +142,38 @@ commit_config(const char *slug, struct sv_err *e)
 	free(body);
 out:
 	free(components_lines);
+	if (rc == 0)
+		rc = publish_live(a, slug, e);
 	sv_audit_close(a);
+	return rc;
+}
+
+/*
+ * The live directory, which the proxies' containers bind-mount, exists
+ * from init on: as main has it when there is a repository, else empty.
+ */
+static int
+init_live(const char *slug, int have_files, struct sv_err *e)
+{
+	struct sv_audit *a;
+	struct stat st;
+	char *dir, *audit = sv_audit_dir();
+	int rc;
+
+	if (have_files || stat(audit, &st) == 0) {
+		free(audit);
+		if (have_files)
+			return 0;	/* commit_config published */
+		if (sv_audit_open(&a, NULL, e) == -1)
+			return -1;
+		rc = publish_live(a, slug, e);
+		sv_audit_close(a);
+		return rc;
+	}
+	free(audit);
+	dir = sv_state_dir(slug);
+	rc = sv_live_create(dir, e);
+	free(dir);
 	return rc;
 }
 
@@ -192,6 +235,9 @@ main(int argc, char *argv[])
 	}
 	if (have_files && commit_config(slug, &e) < 0) {
 		sv_warnx("can't init config of '%s': %s", eslug, e.msg);
+		status = 1;
+	} else if (init_live(slug, have_files, &e) < 0) {
+		sv_warnx("can't init '%s': %s", eslug, e.msg);
 		status = 1;
 	} else {
 		printf("%s\n", s.path);

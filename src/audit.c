@@ -1939,3 +1939,17 @@ sv_operator(void)
 		return sv_xasprintf("uid%ld@%s", (long)geteuid(), host);
 	return sv_xasprintf("%s@%s", login, host);
 }
+
+/* --- the committers' lock, for those who act on main (live.c) ----------- */
+
+int
+sv_audit_lock(struct sv_audit *a, struct sv_err *e)
+{
+	return audit_lock(a, e);
+}
+
+void
+sv_audit_unlock(struct sv_audit *a)
+{
+	audit_unlock(a);
+}

@@ -520,6 +520,29 @@ void sv_blob_hash(const char *text, size_t len, char hex[41]);
 /* $SUPERVISE_OPERATOR, git user.name <user.email>, or login@host. */
 char *sv_operator(void);
 
+/* Serialise with the committers (the repository's flock, waited for a
+ * bounded time): what reads main and acts on it, as live.c does. */
+int sv_audit_lock(struct sv_audit *a, struct sv_err *e);
+void sv_audit_unlock(struct sv_audit *a);
+
+/* live.c: the bottle's live config directory, as main has it */
+/* $SUPERVISE_STATE_DIR or ROOT/state/SLUG, malloc'd. */
+char *sv_state_dir(const char *slug);
+/* The config files' paths in a bottle's tree ("egress/routes.json", ...),
+ * from the tool table, each once; returns how many (at most max). */
+size_t sv_config_files(const char **v, size_t max);
+/*
+ * Make directory `dir` hold the config files of bottle `slug` as they
+ * stand on main, each published atomically (dot file, fsync, rename,
+ * directory fsync), files that are already so left alone, files absent
+ * from main removed; under sv_audit_lock.  *changed (may be NULL) gets
+ * bit i set for each sv_config_files()[i] written or removed.
+ */
+int sv_live_publish(struct sv_audit *a, const char *slug, const char *dir,
+    unsigned *changed, struct sv_err *e);
+/* Create the live directory (and parents, 0755) when missing. */
+int sv_live_create(const char *dir, struct sv_err *e);
+
 /* consume.c: turning responses into commits and answers */
 struct sv_decision {
 	char id[SV_ID_MAX + 1];

@@ -83,6 +83,7 @@ struct config {
 	const char *audit_dir;
 	const char *bind;
 	const char *port_file;
+	char *state_dir;	/* the bottle's live config directory */
 	char *token;		/* required bearer token, or NULL */
 	long port;
 	long max_wait;		/* seconds; 0: wait for ever */
@@ -509,6 +510,17 @@ log_decision(const struct sv_decision *d, int answered)
 	    sv_status_name(d->status), answered, answered == 1 ? "" : "s");
 }
 
+/* Bring the live directory up to date with main. */
+static void
+publish_live(void)
+{
+	struct sv_err e;
+
+	if (sv_live_publish(sc.audit, sc.cfg.slug, sc.cfg.state_dir, NULL,
+	    &e) == -1)
+		sv_warn_err(&e);
+}
+
 /* sv_consume_batch's callback: a decision has landed, or was refused. */
 static void
 on_decision(const struct sv_decision *d, void *arg)
@@ -516,6 +528,9 @@ on_decision(const struct sv_decision *d, void *arg)
 	int n = 0;
 
 	(void)arg;
+	/* On main: the live files first, then the answer. */
+	if (d->status == SV_APPROVED || d->status == SV_MODIFIED)
+		publish_live();
 	if (d->status != SV_NONE)
 		n = answer_decision(d->id, d->status, d->notes, d->final_file);
 	log_decision(d, n);
@@ -1600,9 +1615,10 @@ usage(FILE *f)
 	    "[--max-wait SEC]\n"
 	    "                  [--progress SEC] [--rescan SEC] "
 	    "[--idle-timeout SEC]\n"
-	    "                  [--port-file FILE]\n"
+	    "                  [--port-file FILE] [--state-dir DIR]\n"
 	    "       supervised --drain [-s SLUG] [-q QUEUE_DIR] [-a AUDIT_DIR] "
 	    "[-r ROOT]\n"
+	    "                  [--state-dir DIR]\n"
 	    "       supervised -h\n"
 	    "Serve the MCP tools of one bottle on http://ADDR:PORT/mcp; each "
 	    "call files a\nproposal and waits for the operator's decision.\n");
@@ -1673,6 +1689,7 @@ parse_config(int argc, char **argv, struct config *cfg)
 		{ "progress", required_argument, NULL, 'P' },
 		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "port-file", required_argument, NULL, 'F' },
+		{ "state-dir", required_argument, NULL, 'S' },
 		{ "drain", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1720,6 +1737,11 @@ parse_config(int argc, char **argv, struct config *cfg)
 			    optarg, 1, 86400);
 			break;
 		case 'F': cfg->port_file = optarg; break;
+		case 'S':
+			if (optarg[0] == '\0')
+				config_error("invalid state directory ''");
+			cfg->state_dir = sv_xstrdup(optarg);
+			break;
 		case 'D': cfg->drain = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -1739,6 +1761,8 @@ parse_config(int argc, char **argv, struct config *cfg)
 		cfg->audit_dir = NULL;
 	if (cfg->bind == NULL || cfg->bind[0] == '\0')
 		cfg->bind = "127.0.0.1";
+	if (cfg->state_dir == NULL)
+		cfg->state_dir = sv_state_dir(cfg->slug);
 	cfg->port = parse_seconds("port", port && *port ? port : "9100", 0,
 	    65535);
 	if (token_file != NULL)
@@ -1796,6 +1820,7 @@ drain(void)
 		sv_warn_err(&e);
 	else if (sv_audit_maintain(sc.audit, &e) == -1)
 		sv_warn_err(&e);
+	publish_live();
 	sv_audit_close(sc.audit);
 	sv_spool_close(&sc.spool);
 	return n == -1 ? 1 : 0;
@@ -2028,6 +2053,8 @@ serve(void)
 	if (sv_consume_all(&sc.spool, sc.audit, log_recovered, NULL, &e) == -1 ||
 	    sv_audit_maintain(sc.audit, &e) == -1)
 		sv_warn_err(&e);
+	/* Whatever landed before a crash reaches the live files now. */
+	publish_live();
 	load_pending();
 	if (sv_clean_tmp(&sc.spool, SV_TMP_MAX_AGE, &e) == -1)
 		sv_warn_err(&e);
@@ -2137,6 +2164,7 @@ serve(void)
 	sv_spool_close(&sc.spool);
 	pthread_mutex_destroy(&sc.lock);
 	free(sc.cfg.token);
+	free(sc.cfg.state_dir);
 	return 0;
 }
 
@@ -2150,6 +2178,7 @@ main(int argc, char **argv)
 	if (sc.cfg.drain) {
 		rc = drain();
 		free(sc.cfg.token);
+		free(sc.cfg.state_dir);
 		return rc;
 	}
 	return serve();

@@ -91,7 +91,8 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 export SUPERVISE_ROOT="$T_DIR/root"
 export SUPERVISE_OPERATOR="Test Operator <op@example.org>"
-unset SUPERVISE_AUDIT_DIR SUPERVISE_QUEUE_DIR SUPERVISE_BOTTLE_SLUG SUPERVISE_TOKEN
+unset SUPERVISE_AUDIT_DIR SUPERVISE_QUEUE_DIR SUPERVISE_BOTTLE_SLUG SUPERVISE_TOKEN \
+    SUPERVISE_STATE_DIR SUPERVISE_APPLY_HOOK SUPERVISE_APPLY_TIMEOUT
 cd "$T_DIR" || exit 1
 
 # --- supervised on a loopback port (the 03xx tests) -------------------------

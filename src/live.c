@@ -1,0 +1,260 @@
+/*
+ * live.c: the bottle's live config directory.
+ *
+ * The proxies of a bottle read their config from files, not from git:
+ * ROOT/state/SLUG/ (or SUPERVISE_STATE_DIR) holds each config file as it
+ * stands on main, at the same relative path as in the audit tree
+ * (egress/routes.json, pipelock/allowlist, ...), bind-mounted where the
+ * proxies and the agent read them.
+ *
+ *  - Each file is published on its own, atomically in its own directory:
+ *    written to a dot file beside it, fsync'd, renamed over the old one,
+ *    the directory fsync'd.  A proxy that reloads at any instant reads
+ *    the old file or the new one, never a part of one.
+ *  - A file whose text is already the same is not touched, so its mtime
+ *    and inode say when it last changed; a file absent from main is
+ *    removed.
+ *  - Publishing reads main and writes under the audit repository's lock
+ *    (the committers' flock): two publishers (the daemon, an operator's
+ *    supervise-config) never interleave, and whoever publishes last read
+ *    the newest main, so the directory never goes back in time.
+ *  - Files are 0644 and directories 0755: the proxies that read them run
+ *    as other users, in containers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "supervise.h"
+
+char *
+sv_state_dir(const char *slug)
+{
+	const char *dir = getenv("SUPERVISE_STATE_DIR");
+
+	if (dir != NULL && *dir != '\0')
+		return sv_xstrdup(dir);
+	return sv_xasprintf("%s/state/%s", sv_root(), slug);
+}
+
+size_t
+sv_config_files(const char **v, size_t max)
+{
+	size_t n = 0, i;
+
+	for (const struct sv_tool *t = sv_tools; t->name != NULL; t++) {
+		if (t->config == NULL)
+			continue;
+		for (i = 0; i < n; i++)
+			if (strcmp(v[i], t->config) == 0)
+				break;
+		if (i == n && n < max)
+			v[n++] = t->config;
+	}
+	return n;
+}
+
+static int
+fsync_dir(int dirfd, const char *path, struct sv_err *e)
+{
+	if (fsync(dirfd) == -1 && errno != EINVAL)
+		return sv_errf(e, errno, "can't flush directory '%s'", path);
+	return 0;
+}
+
+/*
+ * Open directory `path`, creating it and its parents (0755) when
+ * missing; each directory made is flushed into its parent.
+ */
+static int
+open_dirs(const char *path, struct sv_err *e)
+{
+	char *p = sv_xstrdup(path), *s;
+	int fd = -1, made;
+
+	for (s = p + 1; ; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+
+		*s = '\0';
+		made = mkdir(p, 0755) == 0;
+		if (!made && errno != EEXIST) {
+			sv_errf(e, errno, "can't create '%s'", p);
+			break;
+		}
+		if (made) {
+			char *slash = strrchr(p, '/');
+			char *parent = slash == p ? sv_xstrdup("/") :
+			    sv_xasprintf("%.*s", (int)(slash - p), p);
+			int pfd = open(parent, O_RDONLY | O_DIRECTORY |
+			    O_CLOEXEC);
+			int rc = pfd == -1 ? sv_errf(e, errno, "can't open '%s'",
+			    parent) : fsync_dir(pfd, parent, e);
+
+			if (pfd != -1)
+				close(pfd);
+			free(parent);
+			if (rc == -1)
+				break;
+		}
+		*s = c;
+		if (c == '\0') {
+			fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			    O_CLOEXEC);
+			if (fd == -1)
+				sv_errf(e, errno, "can't open '%s'", p);
+			break;
+		}
+	}
+	free(p);
+	return fd;
+}
+
+/* Is dirfd/name a regular file holding exactly text? */
+static int
+same_text(int dirfd, const char *name, const char *text, size_t len)
+{
+	struct sv_err e;
+	struct stat st;
+	char *buf;
+	size_t n;
+	int fd, same;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return 0;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (size_t)st.st_size != len || (st.st_mode & 07777) != 0644) {
+		close(fd);
+		return 0;
+	}
+	same = 0;
+	if (sv_read_sized(fd, name, len + 1, len, &buf, &n, &e) == 0) {
+		same = n == len && memcmp(buf, text, len) == 0;
+		free(buf);
+	}
+	close(fd);
+	return same;
+}
+
+/*
+ * Make DIR/REL hold text (NULL: be absent).  1 when the file changed,
+ * 0 when it already was so, -1 on error.
+ */
+static int
+publish_file(const char *dir, const char *rel, const char *text,
+    struct sv_err *e)
+{
+	const char *slash = strrchr(rel, '/'), *name = slash ? slash + 1 : rel;
+	char *sub = slash ? sv_xasprintf("%s/%.*s", dir, (int)(slash - rel),
+	    rel) : sv_xstrdup(dir);
+	char *tmp = sv_xasprintf(".%s.tmp", name);
+	size_t len = text ? strlen(text) : 0;
+	int dfd, fd = -1, rc = -1;
+
+	if (text == NULL) {
+		dfd = open(sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd == -1) {
+			rc = errno == ENOENT ? 0 :
+			    sv_errf(e, errno, "can't open '%s'", sub);
+			goto out;
+		}
+		if (unlinkat(dfd, name, 0) == -1)
+			rc = errno == ENOENT ? 0 :
+			    sv_errf(e, errno, "can't remove '%s/%s'", sub, name);
+		else
+			rc = fsync_dir(dfd, sub, e) == -1 ? -1 : 1;
+		close(dfd);
+		goto out;
+	}
+	if ((dfd = open_dirs(sub, e)) == -1)
+		goto out;
+	if (same_text(dfd, name, text, len)) {
+		rc = 0;
+		goto close_dir;
+	}
+	/* Ours to overwrite: publishers hold the audit lock. */
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0644);
+	if (fd == -1) {
+		sv_errf(e, errno, "can't create '%s/%s'", sub, tmp);
+		goto close_dir;
+	}
+	if (fchmod(fd, 0644) == -1 || sv_write_all(fd, text, len) == -1 ||
+	    fsync(fd) == -1) {
+		sv_errf(e, errno, "can't write '%s/%s'", sub, tmp);
+		close(fd);
+		unlinkat(dfd, tmp, 0);
+		goto close_dir;
+	}
+	if (close(fd) == -1) {
+		sv_errf(e, errno, "can't write '%s/%s'", sub, tmp);
+		unlinkat(dfd, tmp, 0);
+		goto close_dir;
+	}
+	if (renameat(dfd, tmp, dfd, name) == -1) {
+		sv_errf(e, errno, "can't rename '%s/%s' to '%s/%s'", sub, tmp,
+		    sub, name);
+		unlinkat(dfd, tmp, 0);
+		goto close_dir;
+	}
+	rc = fsync_dir(dfd, sub, e) == -1 ? -1 : 1;
+close_dir:
+	close(dfd);
+out:
+	free(sub);
+	free(tmp);
+	return rc;
+}
+
+int
+sv_live_publish(struct sv_audit *a, const char *slug, const char *dir,
+    unsigned *changed, struct sv_err *e)
+{
+	const char *files[16];
+	size_t n = sv_config_files(files, 16), i;
+	char *text;
+	int rc = 0, r;
+
+	if (changed != NULL)
+		*changed = 0;
+	if (sv_audit_lock(a, e) == -1)
+		return -1;
+	for (i = 0; i < n && rc == 0; i++) {
+		if (sv_audit_read(a, slug, files[i], &text, NULL, e) == -1) {
+			rc = -1;
+			break;
+		}
+		r = publish_file(dir, files[i], text, e);
+		free(text);
+		if (r == -1)
+			rc = -1;
+		else if (r == 1 && changed != NULL)
+			*changed |= 1u << i;
+	}
+	sv_audit_unlock(a);
+	if (rc == -1) {
+		char msg[sizeof e->msg];
+
+		memcpy(msg, e->msg, sizeof msg);
+		sv_errf(e, 0, "can't bring the live directory '%s' up to date "
+		    "with main: %s", dir, msg);
+	}
+	return rc;
+}
+
+int
+sv_live_create(const char *dir, struct sv_err *e)
+{
+	int fd = open_dirs(dir, e);
+
+	if (fd == -1)
+		return -1;
+	close(fd);
+	return 0;
+}

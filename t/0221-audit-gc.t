@@ -33,17 +33,33 @@ while [ "$i" -le "$N" ]; do
 	i=$((i + 1))
 done
 
-# gc over and over, each run under the committers' lock, until they are done.
+# gc over and over, each run under the committers' lock, until they are
+# done (at most 1000 runs or 150 s).  The first run takes the lock before
+# the consumers start and holds it until they all have (gc.go): however
+# fast they commit, at least that gc lands while they do.
 gcloop() {
-	while [ ! -e gc.stop ]; do
+	flock "$A/supervise.lock" sh -c '
+		: >gc.locked
+		n=0
+		while [ ! -e gc.go ] && [ "$n" -lt 600 ]; do
+			sleep 0.05
+			n=$((n + 1))
+		done
+		git -C "$1" gc --quiet' sh "$A" 2>>gc.err && echo >>gc.runs
+	n=1 end=$(($(date +%s) + 150))
+	while [ ! -e gc.stop ] && [ "$n" -lt 1000 ] &&
+	    [ "$(date +%s)" -lt "$end" ]; do
 		flock "$A/supervise.lock" git -C "$A" gc --quiet 2>>gc.err &&
 		    echo >>gc.runs
+		n=$((n + 1))
 		sleep 0.01
 	done
+	[ -e gc.stop ] || echo "gcloop: stopped after $n runs" >>gc.err
 }
 : >gc.runs
 gcloop &
 echo $! >gcloop.pid
+wait_for "$T_WAIT" test -e gc.locked || diag "git gc did not take the lock"
 i=1
 while [ "$i" -le "$N" ]; do
 	SUPERVISE_BOTTLE_SLUG=b$i timeout 120 supervised --drain \
@@ -51,6 +67,7 @@ while [ "$i" -le "$N" ]; do
 	echo $! >"drain$i.pid"
 	i=$((i + 1))
 done
+touch gc.go
 fails=0
 i=1
 while [ "$i" -le "$N" ]; do

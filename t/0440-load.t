@@ -22,8 +22,13 @@ client=$!
 # operator VERB: decide what is pending, in batches, until the agents are
 # done.  Two operators race for the same proposals: one wins each, the
 # other is told "already decided" (not a failure of the test).
+# Like the client (timeout LIMIT), they stop after LIMIT seconds at most.
 operator() {
-	while kill -0 "$client" 2>/dev/null; do
+	_op_end=$(($(date +%s) + LIMIT + 10)) _op_n=0
+	while kill -0 "$client" 2>/dev/null &&
+	    [ "$(date +%s)" -lt "$_op_end" ] &&
+	    [ "$_op_n" -lt $(((LIMIT + 10) * 20)) ]; do
+		_op_n=$((_op_n + 1))
 		supervise-list 2>/dev/null | cut -f1 | awk 'NR % 2 == '"$2" |
 		    head -n 200 | supervise-"$1" -n "load" >>"$1.out" 2>>"$1.err"
 		sleep 0.05

@@ -91,8 +91,21 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 export SUPERVISE_ROOT="$T_DIR/root"
 export SUPERVISE_OPERATOR="Test Operator <op@example.org>"
+# git as on a fresh clone on a fresh machine: no system or global config
+# (no identity of this machine's, none of the developer's), and the
+# identity our own git commands (commit-tree, commit) need, set here.
+# Our programs read ~/.gitconfig (through libgit2) only when
+# SUPERVISE_OPERATOR, above, is unset.
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+export GIT_AUTHOR_NAME="Test Git" GIT_AUTHOR_EMAIL=git@example.org
+export GIT_COMMITTER_NAME="Test Git" GIT_COMMITTER_EMAIL=git@example.org
+unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY \
+    GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_CONFIG GIT_CONFIG_PARAMETERS \
+    GIT_CONFIG_COUNT EMAIL
 unset SUPERVISE_AUDIT_DIR SUPERVISE_QUEUE_DIR SUPERVISE_BOTTLE_SLUG SUPERVISE_TOKEN \
     SUPERVISE_STATE_DIR SUPERVISE_APPLY_HOOK SUPERVISE_APPLY_TIMEOUT
+# Nor a repository around the test's directory (TMPDIR may be in a clone).
+export GIT_CEILING_DIRECTORIES="${T_DIR%/*}"
 cd "$T_DIR" || exit 1
 
 # --- supervised on a loopback port (the 03xx tests) -------------------------

@@ -72,14 +72,19 @@ t/node_modules/.stamp: t/package.json t/package-lock.json | $(O)/.deps
 	cd t && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Each test file runs under t/limit.sh: a hang fails the file that hung,
+# after TEST_LIMIT seconds, instead of holding the suite.
+TEST_LIMIT ?= 300
+PROVE = SUPERVISE_TEST_LIMIT=$(TEST_LIMIT) \
+    prove --exec 'sh $(CURDIR)/t/limit.sh' $(PROVEFLAGS)
+
 check: all $(TESTS) t/node_modules/.stamp
-	PATH="$(OABS)/bin:$$PATH" SUPERVISE_BUILD="$(OABS)" \
-	    prove $(PROVEFLAGS) t/
+	PATH="$(OABS)/bin:$$PATH" SUPERVISE_BUILD="$(OABS)" $(PROVE) t/
 
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 check-asan:
 	$(MAKE) O=build-asan CC=clang CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" \
-	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    TEST_LIMIT=900 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 check
 
 run: all
@@ -146,11 +151,12 @@ VALGRIND_LOGS = $(OABS)/valgrind
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
     --log-file=$(VALGRIND_LOGS)/supervised.%p.log
+check-valgrind: TEST_LIMIT = 1200
 check-valgrind: all $(TESTS) t/node_modules/.stamp
 	rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
 	@PATH="$(OABS)/bin:$$PATH" SUPERVISE_BUILD="$(OABS)" \
 	    SUPERVISE_TEST_WAIT=120 SUPERVISED_WRAPPER="$(VALGRIND)" \
-	    prove $(PROVEFLAGS) $(VALGRIND_TESTS); status=$$?; \
+	    $(PROVE) $(VALGRIND_TESTS); status=$$?; \
 	n=$$(ls $(VALGRIND_LOGS) | wc -l); \
 	if [ "$$n" -eq 0 ]; then \
 	    echo "check-valgrind: no supervised ran under valgrind" >&2; exit 1; fi; \
@@ -161,9 +167,10 @@ check-valgrind: all $(TESTS) t/node_modules/.stamp
 	exit $$status
 
 LOAD_N ?= 10000
+check-load: TEST_LIMIT = 3600
 check-load: all $(TESTS)
 	PATH="$(OABS)/bin:$$PATH" SUPERVISE_BUILD="$(OABS)" \
-	    LOAD_N=$(LOAD_N) prove -v t/0440-load.t
+	    LOAD_N=$(LOAD_N) $(PROVE) -v t/0440-load.t
 
 .PHONY: fuzz fuzz-build fuzz-smoke check-valgrind check-load
 
@@ -199,6 +206,7 @@ bench: bench-build
 # netavark sets the bottle network up with iptables, which its package
 # does not depend on: without it every container on a network fails.
 CONTAINER_PKGS = podman runc netavark aardvark-dns iptables debootstrap curl git
+check-container: TEST_LIMIT = 900
 check-container: all
 	@missing=; for p in $(CONTAINER_PKGS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || \
@@ -218,6 +226,6 @@ check-container: all
 	    SUPERVISE_CONTAINER_CLI=podman sh mk/container-base.sh
 	CONTAINERS_CONF="$${CONTAINERS_CONF:-$(CURDIR)/t/container/containers.conf}" \
 	    PATH="$(OABS)/bin:$$PATH" SUPERVISE_BUILD="$(OABS)" \
-	    prove $(PROVEFLAGS) t/container/
+	    $(PROVE) t/container/
 
 .PHONY: check-container

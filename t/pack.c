@@ -227,14 +227,16 @@ main(void)
 	 * their blocks on the way to a commit.
 	 */
 	{
-		git_repository *w, *rd;
-		struct sv_odb *wo, *ro;
+		git_repository *w = NULL, *rd;
+		struct sv_odb *wo = NULL, *ro;
 		git_oid ids[8];
 		char *m = sv_xasprintf("%s/m.git", tmpdir);
 		int read = 1;
 
 		ok(git_repository_init(&w, m, 1) == 0 &&
 		    sv_odb_attach(w, &wo, &e) == 0, "another repository");
+		if (wo == NULL)
+			return 1;
 		one_pack_each(w, wo, "mapped", 8, ids);
 		git_repository_free(w);
 		if (git_repository_open_bare(&rd, m) < 0 ||

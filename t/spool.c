@@ -461,7 +461,7 @@ test_respond(struct sv_spool *s)
 			ok(renameat(s->rcur, archived(id, old), s->rcur,
 			    archived(id, counted[i])) == 0 &&
 			    sv_decided(s, id, &e) == 1,
-			    q("decided: archived as ID:2,%s", counted[i]));
+			    "decided: archived as ID:2,%s", counted[i]);
 			old = counted[i];
 		}
 		for (size_t i = 0; i < sizeof not_counted / sizeof *not_counted;
@@ -469,7 +469,7 @@ test_respond(struct sv_spool *s)
 			ok(renameat(s->rcur, archived(id, old), s->rcur,
 			    archived(id, not_counted[i])) == 0 &&
 			    sv_decided(s, id, &e) == 0,
-			    q("not an archived name: ID:2,%s", not_counted[i]));
+			    "not an archived name: ID:2,%s", not_counted[i]);
 			old = not_counted[i];
 		}
 		ok(renameat(s->rcur, archived(id, old), s->rcur, id) == 0 &&

@@ -83,11 +83,13 @@ check: all $(TESTS) t/node_modules/.stamp
 
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 check-asan:
+	@sh mk/deps.sh clang
 	$(MAKE) O=build-asan CC=clang CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" \
 	    TEST_LIMIT=900 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 check
 
 run: all
+	@sh mk/deps.sh run
 	@sh mk/run.sh "$(OABS)/bin"
 
 install: all
@@ -129,6 +131,7 @@ $(FUZZ_NAMES:%=$(O)/t/replay-%): $(O)/t/replay-%: fuzz/%.c fuzz/fuzz.h \
     fuzz/replay.h
 
 fuzz-build:
+	@sh mk/deps.sh clang
 	$(MAKE) O=$(FUZZ_O) CC=clang LDFLAGS="$(FUZZ_SAN)" \
 	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
 	    $(FUZZ_NAMES:%=$(FUZZ_O)/fuzz/%)
@@ -153,6 +156,7 @@ VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
     --log-file=$(VALGRIND_LOGS)/supervised.%p.log
 check-valgrind: TEST_LIMIT = 1200
 check-valgrind: all $(TESTS) t/node_modules/.stamp
+	@sh mk/deps.sh valgrind
 	rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
 	@PATH="$(OABS)/bin:$$PATH" SUPERVISE_BUILD="$(OABS)" \
 	    SUPERVISE_TEST_WAIT=120 SUPERVISED_WRAPPER="$(VALGRIND)" \

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "supervise.h"
@@ -90,40 +89,6 @@ temp_file(const char *relpath, const char *text, struct sv_err *e)
 	return path;
 }
 
-/* $VISUAL, $EDITOR or vi on path, through the shell as git does. */
-static int
-run_editor(const char *path, struct sv_err *e)
-{
-	const char *ed = getenv("VISUAL");
-	char *cmd;
-	pid_t pid;
-	int status;
-
-	if (ed == NULL || *ed == '\0')
-		ed = getenv("EDITOR");
-	if (ed == NULL || *ed == '\0')
-		ed = "vi";
-	cmd = sv_xasprintf("%s \"$@\"", ed);
-	fflush(NULL);
-	if ((pid = fork()) == -1) {
-		free(cmd);
-		return sv_errf(e, errno, "can't run the editor");
-	}
-	if (pid == 0) {
-		execl("/bin/sh", "sh", "-c", cmd, ed, path, (char *)NULL);
-		_exit(127);
-	}
-	free(cmd);
-	while (waitpid(pid, &status, 0) == -1)
-		if (errno != EINTR)
-			return sv_errf(e, errno, "can't wait for the editor");
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return sv_errf(e, 0, "the editor '%s' failed (status %d); "
-		    "nothing committed", ed, WIFEXITED(status) ?
-		    WEXITSTATUS(status) : 128 + WTERMSIG(status));
-	return 0;
-}
-
 int
 main(int argc, char *argv[])
 {
@@ -195,7 +160,7 @@ main(int argc, char *argv[])
 		}
 	} else {
 		if ((tmp = temp_file(c->relpath, cur ? cur : c->empty, &e)) ==
-		    NULL || run_editor(tmp, &e) == -1 ||
+		    NULL || sv_cli_edit(tmp, "nothing committed", &e) == -1 ||
 		    sv_cli_read_file(tmp, SV_FILE_MAX, &text, &len, &e) == -1) {
 			sv_warn_err(&e);
 			goto out;

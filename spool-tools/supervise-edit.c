@@ -8,11 +8,9 @@
  * written to the spool unless the edit is good.
  */
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,55 +23,6 @@ usage(FILE *f, int status)
 {
 	fprintf(f, "usage: supervise-edit [-n NOTES] ID\n");
 	exit(status);
-}
-
-/* Run $VISUAL or $EDITOR on path through the shell, as git does. */
-static int
-run_editor(const char *path, struct sv_err *e)
-{
-	const char *editor = getenv("VISUAL");
-	struct sigaction ign, oldint, oldquit;
-	char *cmd;
-	pid_t pid;
-	int wstatus;
-
-	if (!editor || !*editor)
-		editor = getenv("EDITOR");
-	if (!editor || !*editor)
-		editor = "vi";
-	/* "$@" keeps the path one word; the editor may carry arguments. */
-	cmd = sv_xasprintf("%s \"$@\"", editor);
-	/* The editor, not us, handles ^C while it runs. */
-	memset(&ign, 0, sizeof ign);
-	ign.sa_handler = SIG_IGN;
-	sigaction(SIGINT, &ign, &oldint);
-	sigaction(SIGQUIT, &ign, &oldquit);
-	pid = fork();
-	if (pid == 0) {
-		sigaction(SIGINT, &oldint, NULL);
-		sigaction(SIGQUIT, &oldquit, NULL);
-		execl("/bin/sh", "sh", "-c", cmd, "sh", path, (char *)NULL);
-		_exit(127);
-	}
-	free(cmd);
-	if (pid < 0) {
-		sigaction(SIGINT, &oldint, NULL);
-		sigaction(SIGQUIT, &oldquit, NULL);
-		return sv_errf(e, errno, "can't run the editor");
-	}
-	while (waitpid(pid, &wstatus, 0) < 0) {
-		if (errno != EINTR) {
-			sigaction(SIGINT, &oldint, NULL);
-			sigaction(SIGQUIT, &oldquit, NULL);
-			return sv_errf(e, errno, "can't wait for the editor");
-		}
-	}
-	sigaction(SIGINT, &oldint, NULL);
-	sigaction(SIGQUIT, &oldquit, NULL);
-	if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
-		return sv_errf(e, 0, "the editor '%s' failed; nothing written",
-		    editor);
-	return 0;
 }
 
 int
@@ -124,7 +73,7 @@ main(int argc, char *argv[])
 		sv_warnx("can't write '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
-	if (run_editor(tmp, &e) < 0) {
+	if (sv_cli_edit(tmp, "nothing written", &e) < 0) {
 		sv_warnx("can't edit '%s': %s", earg, e.msg);
 		goto out;
 	}

@@ -171,15 +171,6 @@ sleep_us(long us)
 		;
 }
 
-static long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* Our hostname, as a mail domain: bytes outside [A-Za-z0-9.-] become '-'. */
 static void
 host_name(char *buf, size_t n)
@@ -202,7 +193,8 @@ host_name(char *buf, size_t n)
 static int
 audit_lock(struct sv_audit *a, struct sv_err *e)
 {
-	long start = now_ms(), delay = 100;
+	int64_t start = sv_now_ms();
+	long delay = 100;
 
 	for (;;) {
 		if (flock(a->lockfd, LOCK_EX | LOCK_NB) == 0)
@@ -210,7 +202,7 @@ audit_lock(struct sv_audit *a, struct sv_err *e)
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			return sv_errf(e, errno, "can't lock '%s/%s'", a->path,
 			    LOCK_NAME);
-		if (now_ms() - start > LOCK_WAIT_MS)
+		if (sv_now_ms() - start > LOCK_WAIT_MS)
 			return sv_errf(e, 0, "can't lock '%s/%s': another "
 			    "committer has held it for %d s", a->path, LOCK_NAME,
 			    LOCK_WAIT_MS / 1000);
@@ -224,29 +216,6 @@ static void
 audit_unlock(struct sv_audit *a)
 {
 	flock(a->lockfd, LOCK_UN);
-}
-
-static int
-mkdirs(const char *path, struct sv_err *e)
-{
-	char *p = sv_xstrdup(path);
-	int rc = 0;
-
-	for (char *s = p + 1; ; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-		*s = '\0';
-		if (mkdir(p, 0700) == -1 && errno != EEXIST) {
-			rc = sv_errf(e, errno, "can't create '%s'", p);
-			break;
-		}
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	free(p);
-	return rc;
 }
 
 /*
@@ -396,7 +365,7 @@ sv_audit_open(struct sv_audit **out, const char *path, struct sv_err *e)
 	a->path = path ? sv_xstrdup(path) : sv_audit_dir();
 	host_name(a->host, sizeof a->host);
 	identify_self(a);
-	if (mkdirs(a->path, e) == -1)
+	if (sv_mkdirs(a->path, e) == -1)
 		goto fail;
 	lockpath = sv_xasprintf("%s/%s", a->path, LOCK_NAME);
 	a->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,

@@ -2,17 +2,20 @@
  * cli.c: what the operator tools in spool-tools/ share.
  *
  * Reading operands (arguments, or ids piped in one per line), finding the
- * bottle that holds a proposal, the supervise-list line format, and the
- * one routine that turns an operator's decision into a response file.
+ * bottle that holds a proposal, the supervise-list line format, the
+ * operator's editor, and the one routine that turns an operator's
+ * decision into a response file.
  * Everything here returns errors as values; the programs print them.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -889,3 +892,45 @@ sv_cli_decide_many(struct sv_cli_decision *d, size_t n, enum sv_status status,
 	free(ok);
 }
 
+
+int
+sv_cli_edit(const char *path, const char *nothing, struct sv_err *e)
+{
+	const char *editor = getenv("VISUAL");
+	struct sigaction ign, oldint, oldquit;
+	char *cmd;
+	pid_t pid;
+	int wstatus, rc = 0;
+
+	if (editor == NULL || *editor == '\0')
+		editor = getenv("EDITOR");
+	if (editor == NULL || *editor == '\0')
+		editor = "vi";
+	/* "$@" keeps the path one word; the editor may carry arguments. */
+	cmd = sv_xasprintf("%s \"$@\"", editor);
+	fflush(NULL);
+	/* The editor, not us, handles ^C while it runs. */
+	memset(&ign, 0, sizeof ign);
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &ign, &oldint);
+	sigaction(SIGQUIT, &ign, &oldquit);
+	pid = fork();
+	if (pid == 0) {
+		sigaction(SIGINT, &oldint, NULL);
+		sigaction(SIGQUIT, &oldquit, NULL);
+		execl("/bin/sh", "sh", "-c", cmd, "sh", path, (char *)NULL);
+		_exit(127);
+	}
+	free(cmd);
+	if (pid == -1)
+		rc = sv_errf(e, errno, "can't run the editor");
+	while (rc == 0 && waitpid(pid, &wstatus, 0) == -1)
+		if (errno != EINTR)
+			rc = sv_errf(e, errno, "can't wait for the editor");
+	sigaction(SIGINT, &oldint, NULL);
+	sigaction(SIGQUIT, &oldquit, NULL);
+	if (rc == 0 && (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0))
+		rc = sv_errf(e, 0, "the editor '%s' failed; %s", editor,
+		    nothing);
+	return rc;
+}

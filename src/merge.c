@@ -145,15 +145,6 @@ sort_routes(json_t *routes)
 	free(v);
 }
 
-static int
-all_space(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if (!isspace((unsigned char)*s))
-			return 0;
-	return 1;
-}
-
 /*
  * Load a routes document ({"routes": [route, ...]}) into a sorted array
  * of canonical routes.  NULL or blank text is a bottle without routes.  A
@@ -171,7 +162,7 @@ routes_load(const char *text, const char *path, json_t **out,
 
 	*out = NULL;
 	routes = json_array();
-	if (text == NULL || all_space(text)) {
+	if (text == NULL || sv_all_space(text)) {
 		*out = routes;
 		return 0;
 	}
@@ -397,23 +388,6 @@ sv_lines_add(const char *list, const char *line, char **out,
 	return 0;
 }
 
-/* Copy of s without surrounding white space. */
-static char *
-strip_dup(const char *s)
-{
-	size_t n;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	n = strlen(s);
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		n--;
-	char *d = sv_xmalloc(n + 1);
-	memcpy(d, s, n);
-	d[n] = '\0';
-	return d;
-}
-
 int
 sv_apply(const char *tool, const char *current, const char *payload,
     char **out, struct sv_err *e)
@@ -433,7 +407,7 @@ sv_apply(const char *tool, const char *current, const char *payload,
 		return sv_routes_merge(current, payload, out, e);
 	if (strcmp(tool, SV_TOOL_PIPELOCK_BLOCK) == 0) {
 		/* The host is what pipelock matches; the path was context. */
-		url = strip_dup(payload);
+		url = sv_strip_dup(payload);
 		rc = sv_url_host(url, &host, e);
 		free(url);
 		if (rc == -1)
@@ -476,7 +450,7 @@ lines_normalize(const char *text, const char *path, int lower,
 		if (lower)
 			for (char *c = s; *c != '\0'; c++)
 				*c = (char)tolower((unsigned char)*c);
-		char *stripped = strip_dup(s);
+		char *stripped = sv_strip_dup(s);
 		free(s);
 		if (*stripped == '\0') {
 			free(stripped);
@@ -509,19 +483,6 @@ check_host(const char *entry, struct sv_err *e)
 	return sv_valid_host(entry, e);
 }
 
-static int
-check_fingerprint(const char *entry, struct sv_err *e)
-{
-	const char *prefix = SV_TOOL_GITLEAKS_ALLOW ": ";
-	char msg[sizeof e->msg];
-
-	if (sv_payload_check(SV_TOOL_GITLEAKS_ALLOW, entry, e) == 0)
-		return 0;
-	memcpy(msg, e->msg, sizeof msg);
-	return sv_errf(e, 0, "%s", strncmp(msg, prefix, strlen(prefix)) == 0 ?
-	    msg + strlen(prefix) : msg);
-}
-
 int
 sv_config_normalize(const char *relpath, const char *text, char **out,
     struct sv_err *e)
@@ -535,7 +496,7 @@ sv_config_normalize(const char *relpath, const char *text, char **out,
 		return sv_errf(e, 0, "%s: larger than %d bytes", relpath,
 		    SV_FILE_MAX);
 	if (strcmp(relpath, ROUTES_PATH) == 0) {
-		if (all_space(text))
+		if (sv_all_space(text))
 			return sv_errf(e, 0, "%s: empty; a bottle without routes "
 			    "has {\"routes\": []}", relpath);
 		if (routes_load(text, relpath, &routes, e) == -1)
@@ -547,10 +508,10 @@ sv_config_normalize(const char *relpath, const char *text, char **out,
 	if (strcmp(relpath, ALLOWLIST_PATH) == 0)
 		return lines_normalize(text, relpath, 1, check_host, out, e);
 	if (strcmp(relpath, GITLEAKS_PATH) == 0)
-		return lines_normalize(text, relpath, 0, check_fingerprint,
+		return lines_normalize(text, relpath, 0, sv_fingerprint_check,
 		    out, e);
 	if (strcmp(relpath, DOCKERFILE_PATH) == 0) {
-		if (all_space(text))
+		if (sv_all_space(text))
 			return sv_errf(e, 0, "%s: empty", relpath);
 		*out = sv_xstrdup(text);
 		return 0;

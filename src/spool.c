@@ -157,31 +157,6 @@ subdir_fd(struct sv_spool *s, size_t i)
 	return fds[i];
 }
 
-/* mkdir -p with mode 0700 for the directories we create. */
-static int
-mkdirs(const char *path, struct sv_err *e)
-{
-	char *p = sv_xstrdup(path), *q;
-
-	for (q = p + 1; ; q++) {
-		if (*q == '/' || *q == '\0') {
-			char c = *q;
-
-			*q = '\0';
-			if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-				sv_errf(e, errno, "can't create '%s'", p);
-				free(p);
-				return -1;
-			}
-			*q = c;
-			if (c == '\0')
-				break;
-		}
-	}
-	free(p);
-	return 0;
-}
-
 void
 sv_spool_close(struct sv_spool *s)
 {
@@ -214,7 +189,7 @@ sv_spool_open(struct sv_spool *s, const char *path, const char *slug,
 		*subdir_fd(s, i) = -1;
 	if (sv_valid_slug(slug, e) < 0)
 		return -1;
-	if (create && mkdirs(path, e) < 0)
+	if (create && sv_mkdirs(path, e) < 0)
 		return -1;
 	/* The queue path may come through a symlinked root; inside it, no. */
 	s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -87,6 +87,12 @@ int sv_read_all(int fd, const char *path, size_t max, char **buf, size_t *len, s
 int sv_read_sized(int fd, const char *path, size_t max, size_t size,
     char **buf, size_t *len, struct sv_err *e);
 int sv_write_all(int fd, const char *buf, size_t len);
+int64_t sv_now_ms(void);		/* CLOCK_MONOTONIC in milliseconds */
+/* mkdir -p, each directory made 0700; "can't create 'DIR'" names the one
+ * that failed. */
+int sv_mkdirs(const char *path, struct sv_err *e);
+int sv_all_space(const char *s);	/* nothing but ASCII white space? */
+char *sv_strip_dup(const char *s);	/* malloc'd copy, white space trimmed (Python's str.strip) */
 
 /* record.c: the one loader and dumper of proposal and response records */
 enum sv_status { SV_NONE = 0, SV_APPROVED, SV_MODIFIED, SV_REJECTED };
@@ -311,6 +317,9 @@ int sv_tool_args(const char *tool, json_t *args, char **payload,
     char **justification, struct sv_err *e);
 /* Validate a payload text (proposed_file or final_file) for `tool`. */
 int sv_payload_check(const char *tool, const char *payload, struct sv_err *e);
+/* The fingerprint of a gitleaks finding: one line of visible text, not
+ * starting or ending with white space (the gitleaks-allow payload). */
+int sv_fingerprint_check(const char *fp, struct sv_err *e);
 /* One-line summary of a payload for lists and commit subjects, malloc'd. */
 char *sv_payload_summary(const char *tool, const char *payload);
 /* Hostname from an http(s) URL (uriparser); refuses userinfo. */
@@ -613,6 +622,12 @@ int sv_cli_open_proposal(const char *arg, struct sv_spool *s,
 /* Read proposal ID of spool s, wherever it is now (new/ or cur/). */
 int sv_cli_read_proposal(struct sv_spool *s, const char *id,
     struct sv_entry *en, struct sv_proposal *p, struct sv_err *e);
+/*
+ * Run $VISUAL, $EDITOR or vi on path through the shell, as git does,
+ * ignoring SIGINT and SIGQUIT meanwhile (the editor handles ^C).  When
+ * it fails: "the editor 'ED' failed; NOTHING" (NOTHING: "nothing written").
+ */
+int sv_cli_edit(const char *path, const char *nothing, struct sv_err *e);
 /* Read an operator's file: at most max bytes, no NUL byte; "-" is stdin. */
 int sv_cli_read_file(const char *path, size_t max, char **text, size_t *len,
     struct sv_err *e);

@@ -160,15 +160,6 @@ static struct sidecar sc;
 
 /* --- small helpers ------------------------------------------------------- */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 lock(void)
 {
@@ -1099,7 +1090,7 @@ tick(void)
 {
 	struct resume_list rl = {0};
 	struct request *r, *next;
-	int64_t now = now_ms();
+	int64_t now = sv_now_ms();
 	char age[32], *line, *text;
 	json_t *note;
 
@@ -1382,7 +1373,7 @@ start_call(struct MHD_Connection *c, struct request *r)
 		    SV_RPC_INTERNAL_ERROR, "supervised is shutting down; "
 		    "nothing was proposed"), NULL, NULL);
 	}
-	r->start_ms = now_ms();
+	r->start_ms = sv_now_ms();
 	r->next_progress_ms = r->start_ms + sc.cfg.progress * 1000;
 	if (kind == JOB_PROPOSE && sc.cfg.max_wait > 0)
 		r->deadline_ms = r->start_ms + sc.cfg.max_wait * 1000;
@@ -1994,12 +1985,12 @@ shutdown_calls(void)
 	}
 	unlock();
 	resume_all(&rl);
-	until = now_ms() + STOP_DRAIN_MS;
+	until = sv_now_ms() + STOP_DRAIN_MS;
 	for (;;) {
 		lock();
 		left = sc.ncalls;
 		unlock();
-		if (left == 0 || now_ms() >= until)
+		if (left == 0 || sv_now_ms() >= until)
 			break;
 		usleep(10000);
 	}
@@ -2095,8 +2086,8 @@ serve(void)
 
 	start_http();
 	batch.n = 0;
-	next_rescan = now_ms() + sc.cfg.rescan * 1000;
-	next_clean = now_ms() + CLEAN_EVERY_MS;
+	next_rescan = sv_now_ms() + sc.cfg.rescan * 1000;
+	next_clean = sv_now_ms() + CLEAN_EVERY_MS;
 	while (!stop) {
 		n = epoll_wait(ep, evs, 8, -1);
 		if (n == -1) {
@@ -2139,7 +2130,7 @@ serve(void)
 				    errno != EAGAIN)
 					sv_warnx("timerfd: %s", strerror(errno));
 				tick();
-				now = now_ms();
+				now = sv_now_ms();
 				if (now >= next_rescan) {
 					rescan(2);
 					next_rescan = now + sc.cfg.rescan * 1000;

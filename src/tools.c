@@ -267,29 +267,6 @@ string_value(json_t *j)
 	return s;
 }
 
-static int
-all_space(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if (!isspace((unsigned char)*s))
-			return 0;
-	return 1;
-}
-
-/* Copy of s without surrounding ASCII white space (Python's str.strip). */
-static char *
-strip_dup(const char *s)
-{
-	size_t n;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	n = strlen(s);
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		n--;
-	return sv_xstrndup(s, n);
-}
-
 /* "0x" or "0X" and hex digits only (none at all counts: "0x" is 0). */
 static int
 hex_number(const char *label)
@@ -503,7 +480,7 @@ route_from_json(const char *tool, json_t *src, int strict, struct sv_err *e)
 	}
 	host_j = json_object_get(src, "host");
 	host = string_value(host_j);
-	if (host == NULL || all_space(host)) {
+	if (host == NULL || sv_all_space(host)) {
 		sv_errf(e, 0, "%s: 'host' is required and must be a non-empty "
 		    "string", tool);
 		return NULL;
@@ -627,20 +604,19 @@ route_dump(json_t *route)
 	return out;
 }
 
-/* The fingerprint of a gitleaks finding: one line of visible text. */
-static int
-check_fingerprint(const char *tool, const char *fp, struct sv_err *e)
+int
+sv_fingerprint_check(const char *fp, struct sv_err *e)
 {
 	const unsigned char *p;
 
 	for (p = (const unsigned char *)fp; *p != '\0'; p++)
 		if (*p < 0x20 || *p == 0x7f)
-			return sv_errf(e, 0, "%s: fingerprint must be one line "
-			    "without control characters", tool);
+			return sv_errf(e, 0, "fingerprint must be one line "
+			    "without control characters");
 	if (isspace((unsigned char)fp[0]) ||
 	    isspace((unsigned char)fp[strlen(fp) - 1]))
-		return sv_errf(e, 0, "%s: fingerprint must not start or end "
-		    "with white space", tool);
+		return sv_errf(e, 0, "fingerprint must not start or end "
+		    "with white space");
 	return 0;
 }
 
@@ -662,7 +638,7 @@ sv_payload_check(const char *tool, const char *payload, struct sv_err *e)
 	if (strlen(payload) > SV_FILE_MAX)
 		return sv_errf(e, 0, "%s: proposed file is larger than %d bytes",
 		    tool, SV_FILE_MAX);
-	if (all_space(payload))
+	if (sv_all_space(payload))
 		return sv_errf(e, 0, "%s: proposed file is empty", tool);
 	if (is_egress(tool)) {
 		j = json_loads(payload, JSON_REJECT_DUPLICATES, &jerr);
@@ -682,7 +658,7 @@ sv_payload_check(const char *tool, const char *payload, struct sv_err *e)
 		return 0;
 	}
 	if (strcmp(tool, SV_TOOL_PIPELOCK_BLOCK) == 0) {
-		url = strip_dup(payload);
+		url = sv_strip_dup(payload);
 		rc = url_host(url, "failed_url", &host, e);
 		free(url);
 		if (rc == -1)
@@ -691,7 +667,8 @@ sv_payload_check(const char *tool, const char *payload, struct sv_err *e)
 		return 0;
 	}
 	if (strcmp(tool, SV_TOOL_GITLEAKS_ALLOW) == 0)
-		return check_fingerprint(tool, payload, e);
+		return sv_fingerprint_check(payload, e) == -1 ?
+		    prefix_err(e, tool) : 0;
 	/* capability-block, egress-token-allow: any non-empty text. */
 	return 0;
 }
@@ -731,7 +708,7 @@ sv_tool_args(const char *tool, json_t *args, char **payload,
 	if (!json_is_object(args))
 		return sv_errf(e, 0, "tools/call 'arguments' must be an object");
 	just = string_value(json_object_get(args, "justification"));
-	if (just == NULL || all_space(just))
+	if (just == NULL || sv_all_space(just))
 		return sv_errf(e, 0, "%s: 'justification' is required and must "
 		    "be a non-empty string", tool);
 	if (strlen(just) > SV_TEXT_MAX)
@@ -752,7 +729,7 @@ sv_tool_args(const char *tool, json_t *args, char **payload,
 			    "a string", tool, field);
 		/* The seed checks the stripped URL; keep what it checked. */
 		if (strcmp(tool, SV_TOOL_PIPELOCK_BLOCK) == 0)
-			text = strip_dup(value);
+			text = sv_strip_dup(value);
 		else
 			text = sv_xstrdup(value);
 	}
@@ -782,7 +759,7 @@ sv_payload_summary(const char *tool, const char *payload)
 		if (s != NULL)
 			return s;
 	} else if (tool != NULL && strcmp(tool, SV_TOOL_PIPELOCK_BLOCK) == 0) {
-		url = strip_dup(payload);
+		url = sv_strip_dup(payload);
 		if (url_host(url, "URL", &host, &e) == 0) {
 			free(url);
 			return host;

@@ -3,15 +3,19 @@
  *
  * Error values (struct sv_err) and the one place that prints them,
  * allocation that dies instead of returning NULL, the terminal-safe
- * escaping of agent-supplied text, UTC timestamps, where the spool lives,
- * and read/write loops that survive EINTR and refuse unbounded input.
+ * escaping of agent-supplied text, UTC timestamps and a monotonic clock,
+ * where the spool lives, mkdir -p, white space trimming, and read/write
+ * loops that survive EINTR and refuse unbounded input.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "supervise.h"
@@ -410,4 +414,62 @@ sv_write_all(int fd, const char *buf, size_t len)
 		len -= (size_t)r;
 	}
 	return 0;
+}
+
+int64_t
+sv_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+sv_mkdirs(const char *path, struct sv_err *e)
+{
+	char *p = sv_xstrdup(path);
+	int rc = 0;
+
+	for (char *s = p + 1; ; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, 0700) == -1 && errno != EEXIST) {
+			rc = sv_errf(e, errno, "can't create '%s'", p);
+			break;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(p);
+	return rc;
+}
+
+int
+sv_all_space(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!isspace((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+char *
+sv_strip_dup(const char *s)
+{
+	size_t n;
+	char *d;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		n--;
+	d = sv_xmalloc(n + 1);
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
 }

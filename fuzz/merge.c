@@ -257,10 +257,10 @@ check_payload(const char *tool, const char *payload)
 	 * An approved payload applies (else its decision could never be
 	 * committed), and applying it again changes nothing.
 	 */
-	FUZZ_ASSERT(sv_apply(tool, NULL, payload, &out, &e) == 0,
+	FUZZ_ASSERT(sv_config_update(tool, NULL, payload, &out, &e) == 0,
 	    "%s: accepted payload does not apply: %s", tool, e.msg);
 	if (out != NULL) {
-		FUZZ_ASSERT(sv_apply(tool, out, payload, &again, &e) == 0,
+		FUZZ_ASSERT(sv_config_update(tool, out, payload, &again, &e) == 0,
 		    "%s: applying to own output failed: %s", tool, e.msg);
 		if (strcmp(tool, SV_TOOL_CAPABILITY_BLOCK) != 0)
 			FUZZ_ASSERT(again && strcmp(out, again) == 0,
@@ -302,7 +302,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 2:		/* PAYLOAD, or CURRENT @@ PAYLOAD, for tool sel/6 */
 		if (n == 2 && a && b) {
-			if (sv_apply(tools[sel / 6 % NTOOLS], a, b, &out, &e) == 0)
+			if (sv_config_update(tools[sel / 6 % NTOOLS], a, b, &out, &e) == 0)
 				free(out);
 		} else if (a) {
 			check_payload(tools[sel / 6 % NTOOLS], a);

@@ -85,7 +85,8 @@ print_diff(const char *slug, const struct sv_proposal *p, struct sv_err *e)
 	sv_blob_hash(current ? current : "", current ? len : 0, hash);
 	if (strcmp(hash, p->current_file_hash) != 0)
 		printf("Note: %s changed since the proposal was made\n", label);
-	if (sv_apply(p->tool, current, p->proposed_file, &changed, e) < 0) {
+	if (sv_config_update(p->tool, current, p->proposed_file, &changed,
+	    e) < 0) {
 		free(current);
 		free(label);
 		return -1;

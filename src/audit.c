@@ -1528,7 +1528,7 @@ plan_decision(struct sv_audit *a, git_tree *tip, void *arg, struct plan *pl,
 	if (c->config != NULL && c->r->status != SV_REJECTED) {
 		path = sv_xasprintf("%s/%s", c->p->bottle_slug, c->config);
 		rc = tree_text(a, tip, path, &cur, NULL, e);
-		if (rc == 0 && sv_apply(c->p->tool, cur, c->r->final_file,
+		if (rc == 0 && sv_config_update(c->p->tool, cur, c->r->final_file,
 		    &next, e) == -1) {
 			memcpy(msg, e->msg, sizeof msg);
 			sv_errf(e, 0, "can't apply the decision on '%s' to '%s': "

@@ -422,7 +422,8 @@ char *sv_mcp_pending_text(const char *id);
 /* Compact one-line JSON with a trailing newline; malloc'd. */
 char *sv_mcp_dumps(const json_t *j);
 
-/* merge.c: how an approved payload changes a bottle's config file */
+/* confupdate.c: the config update, how an approved payload changes a
+ * bottle's config file */
 /* Merge one route into routes.json text (NULL: no routes yet). */
 int sv_routes_merge(const char *routes, const char *route, char **out,
     struct sv_err *e);
@@ -431,8 +432,8 @@ int sv_lines_add(const char *list, const char *line, char **out,
     struct sv_err *e);
 /* New config text for `tool` given the current text and final payload;
  * *out NULL when the tool changes no config. */
-int sv_apply(const char *tool, const char *current, const char *payload,
-    char **out, struct sv_err *e);
+int sv_config_update(const char *tool, const char *current,
+    const char *payload, char **out, struct sv_err *e);
 /*
  * Check a whole config file (an operator's edit, a starting config) and
  * put it in canonical form: routes.json a routes document (each route as

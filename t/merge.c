@@ -153,34 +153,36 @@ test_apply(void)
 	struct sv_err e;
 	char *out;
 
-	ok(sv_apply(SV_TOOL_PIPELOCK_BLOCK, "a.example\nz.example\n",
+	ok(sv_config_update(SV_TOOL_PIPELOCK_BLOCK, "a.example\nz.example\n",
 	    "https://Files.Example.ORG/some/path?q=1", &out, &e) == 0,
 	    "pipelock-block applies");
 	is_str(out, "a.example\nfiles.example.org\nz.example\n",
 	    "the URL's host, lowercased, is added to the allowlist");
 	free(out);
-	ok(sv_apply(SV_TOOL_PIPELOCK_BLOCK, NULL, "https://u:p@x.example/",
-	    &out, &e) == -1, "a URL with user info is refused: %s", e.msg);
-	ok(sv_apply(SV_TOOL_GITLEAKS_ALLOW, "b:f:r:2\n", "a:f:r:1", &out,
+	ok(sv_config_update(SV_TOOL_PIPELOCK_BLOCK, NULL,
+	    "https://u:p@x.example/", &out, &e) == -1, "a URL with user info is refused: %s", e.msg);
+	ok(sv_config_update(SV_TOOL_GITLEAKS_ALLOW, "b:f:r:2\n", "a:f:r:1", &out,
 	    &e) == 0, "gitleaks-allow applies");
 	is_str(out, "a:f:r:1\nb:f:r:2\n", "fingerprint added, sorted");
 	free(out);
-	ok(sv_apply(SV_TOOL_CAPABILITY_BLOCK, "FROM old\n", "FROM new\n",
+	ok(sv_config_update(SV_TOOL_CAPABILITY_BLOCK, "FROM old\n", "FROM new\n",
 	    &out, &e) == 0, "capability-block applies");
 	is_str(out, "FROM new\n", "the Dockerfile is replaced");
 	free(out);
-	ok(sv_apply(SV_TOOL_EGRESS_ALLOW, NULL, R1("x.example"), &out, &e) == 0
-	    && out != NULL && strstr(out, "x.example") != NULL,
+	ok(sv_config_update(SV_TOOL_EGRESS_ALLOW, NULL, R1("x.example"), &out,
+	    &e) == 0 && out != NULL && strstr(out, "x.example") != NULL,
 	    "egress-allow merges a route too");
 	free(out);
 	out = (char *)"unchanged";
-	ok(sv_apply(SV_TOOL_EGRESS_TOKEN_ALLOW, "x", "token please", &out,
+	ok(sv_config_update(SV_TOOL_EGRESS_TOKEN_ALLOW, "x", "token please", &out,
 	    &e) == 0 && out == NULL, "egress-token-allow changes no file");
-	ok(sv_apply(SV_TOOL_LIST_EGRESS_ROUTES, NULL, "x", &out, &e) == -1,
+	ok(sv_config_update(SV_TOOL_LIST_EGRESS_ROUTES, NULL, "x", &out,
+	    &e) == -1,
 	    "a read-only tool has nothing to apply");
-	ok(sv_apply("no-such-tool", NULL, "x", &out, &e) == -1,
+	ok(sv_config_update("no-such-tool", NULL, "x", &out, &e) == -1,
 	    "an unknown tool is refused");
-	ok(sv_apply(SV_TOOL_CAPABILITY_BLOCK, NULL, "  \n", &out, &e) == -1,
+	ok(sv_config_update(SV_TOOL_CAPABILITY_BLOCK, NULL, "  \n", &out,
+	    &e) == -1,
 	    "an empty Dockerfile is refused: %s", e.msg);
 }
 

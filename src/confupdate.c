@@ -1,5 +1,6 @@
 /*
- * merge.c: how an approved payload changes a bottle's config file.
+ * confupdate.c: the config update, how an approved payload changes a
+ * bottle's config file.
  *
  * Pure functions from text to text: the current file (NULL when absent)
  * and an approved payload go in, the new file comes out.  Every output is
@@ -389,7 +390,7 @@ sv_lines_add(const char *list, const char *line, char **out,
 }
 
 int
-sv_apply(const char *tool, const char *current, const char *payload,
+sv_config_update(const char *tool, const char *current, const char *payload,
     char **out, struct sv_err *e)
 {
 	const struct sv_tool *t = sv_tool_find(tool);

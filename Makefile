@@ -34,6 +34,7 @@ SCRIPTS := $(patsubst spool-tools/%.sh,$(O)/bin/%,$(wildcard spool-tools/*.sh))
 PROGS := $(O)/bin/supervised $(TOOLS) $(SCRIPTS)
 TESTS := $(patsubst t/%.c,$(O)/t/%,$(wildcard t/*.c))
 MANS := $(wildcard man/*.[1-8])
+HDRS := $(wildcard src/*.h)
 
 all: $(PROGS)
 
@@ -41,7 +42,7 @@ $(O)/.deps: mk/deps.sh
 	@sh mk/deps.sh build
 	@mkdir -p $(O) && touch $@
 
-$(O)/src/%.o: src/%.c src/supervise.h src/pack.h | $(O)/.deps
+$(O)/src/%.o: src/%.c $(HDRS) | $(O)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -c -o $@ $<
 
@@ -53,7 +54,7 @@ $(O)/bin/supervised: $(O)/src/supervised.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
 
-$(O)/bin/%: spool-tools/%.c $(LIB) src/supervise.h | $(O)/.deps
+$(O)/bin/%: spool-tools/%.c $(LIB) $(HDRS) | $(O)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
 
@@ -61,7 +62,7 @@ $(O)/bin/%: spool-tools/%.sh
 	@mkdir -p $(@D)
 	cp $< $@ && chmod 755 $@
 
-$(O)/t/%: t/%.c t/tap.h $(LIB) src/supervise.h src/pack.h | $(O)/.deps
+$(O)/t/%: t/%.c t/tap.h $(LIB) $(HDRS) | $(O)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -It $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
 
@@ -121,7 +122,7 @@ FUZZ_NAMES := $(patsubst fuzz/%.c,%,$(wildcard fuzz/*.c))
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \
     -fno-omit-frame-pointer
 
-$(O)/fuzz/%: fuzz/%.c fuzz/fuzz.h $(LIB) src/supervise.h | $(O)/.deps
+$(O)/fuzz/%: fuzz/%.c fuzz/fuzz.h $(LIB) $(HDRS) | $(O)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -fsanitize=fuzzer $(LDFLAGS) \
 	    -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
@@ -188,7 +189,7 @@ BENCH_LIBSRC := bench/benchlib.c bench/benchsv.c
 BENCH_PROGS := $(patsubst bench/%.c,$(O)/bench/%,\
     $(filter-out $(BENCH_LIBSRC),$(wildcard bench/*.c)))
 
-$(O)/bench/%: bench/%.c $(BENCH_LIBSRC) bench/bench.h $(LIB) src/supervise.h \
+$(O)/bench/%: bench/%.c $(BENCH_LIBSRC) bench/bench.h $(LIB) $(HDRS) \
     | $(O)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Ibench $(LDFLAGS) -o $@ $< \

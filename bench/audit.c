@@ -36,7 +36,7 @@
 #include <jansson.h>
 
 #include "bench.h"
-#include "supervise.h"
+#include "daemon.h"
 
 static const char *prog = "audit";
 static int unique_hosts;

@@ -18,7 +18,7 @@
  *
  * Input: the request body, as it came over HTTP.
  */
-#include "../src/supervise.h"
+#include "../src/daemon.h"
 #include "fuzz.h"
 
 static void

@@ -54,7 +54,7 @@
 
 #include <git2.h>
 
-#include "supervise.h"
+#include "daemon.h"
 #include "pack.h"
 
 #define LOCK_NAME	"supervise.lock"

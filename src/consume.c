@@ -48,7 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "supervise.h"
+#include "daemon.h"
 
 void
 sv_decision_free(struct sv_decision *d)

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervise.h"
+#include "daemon.h"
 
 /* Newest first: the answer when a client asks for one we do not know. */
 const char *const sv_mcp_versions[] = {

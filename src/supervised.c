@@ -57,7 +57,7 @@
 #include <microhttpd.h>
 #include <uriparser/Uri.h>
 
-#include "supervise.h"
+#include "daemon.h"
 
 #define TICK_MS		250		/* timer resolution for progress/max-wait */
 #define CLEAN_EVERY_MS	(3600 * 1000)	/* tmp/ cleaning */

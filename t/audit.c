@@ -16,7 +16,7 @@
 
 #include <git2.h>
 
-#include "supervise.h"
+#include "daemon.h"
 #include "tap.h"
 
 static char tmpdir[] = "/tmp/supervise-audit.XXXXXX";

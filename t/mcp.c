@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervise.h"
+#include "daemon.h"
 #include "tap.h"
 
 static struct sv_mcp_msg m;

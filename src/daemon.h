@@ -1,0 +1,140 @@
+/*
+ * daemon.h: what only the daemon (supervised) and its tests use of
+ * libsupervise: the MCP protocol, the consumer of responses, and the
+ * audit repository's batch commits and the controls the daemon takes
+ * over (when to merge packs, when to flush).  The operator tools include
+ * supervise.h alone.
+ */
+#ifndef SUPERVISE_DAEMON_H
+#define SUPERVISE_DAEMON_H
+
+#include "supervise.h"
+
+/* mcp.c: JSON-RPC 2.0 and the MCP methods that answer at once */
+#define SV_RPC_PARSE_ERROR	-32700
+#define SV_RPC_INVALID_REQUEST	-32600
+#define SV_RPC_METHOD_NOT_FOUND	-32601
+#define SV_RPC_INVALID_PARAMS	-32602
+#define SV_RPC_INTERNAL_ERROR	-32603
+#define SV_MCP_BODY_MAX		(1 << 20)	/* bytes in a request body */
+/* Protocol versions, newest first, NULL-terminated. */
+extern const char *const sv_mcp_versions[];
+int sv_mcp_version_ok(const char *v);
+enum sv_mcp_kind {
+	SV_MCP_REPLY,		/* send `reply` now */
+	SV_MCP_ACCEPTED,	/* a notification (or a response): 202 */
+	SV_MCP_CANCEL,		/* notifications/cancelled of `cancel_id`; 202 */
+	SV_MCP_CALL,		/* a tools/call for the daemon to carry out */
+};
+struct sv_mcp_msg {
+	enum sv_mcp_kind kind;
+	json_t *id;		/* the request's id; NULL in a notification */
+	json_t *reply;		/* SV_MCP_REPLY: the whole JSON-RPC answer */
+	int initialize;		/* the reply answers initialize */
+	json_t *cancel_id;	/* SV_MCP_CANCEL: params.requestId */
+	const struct sv_tool *tool;	/* SV_MCP_CALL */
+	json_t *progress_token;	/* params._meta.progressToken, or NULL */
+	char *payload;		/* proposing tools: from sv_tool_args */
+	char *justification;
+	char *proposal_id;	/* proposal-status */
+	long wait_seconds;	/* proposal-status; -1 when not given */
+};
+/*
+ * Parse one request body and answer what can be answered without I/O:
+ * initialize (echoes a supported protocolVersion, else the newest), ping,
+ * tools/list, every error (-32700 ... -32603 with the seed's messages),
+ * and tools/call arguments (validated with sv_tool_args).  Never fails;
+ * free with sv_mcp_msg_free.
+ */
+void sv_mcp_handle(const char *body, size_t len, struct sv_mcp_msg *m);
+void sv_mcp_msg_free(struct sv_mcp_msg *m);
+json_t *sv_mcp_result(json_t *id, json_t *result);	/* steals result */
+json_t *sv_mcp_error(json_t *id, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* {"content": [{"type": "text", "text": TEXT}], "isError": is_error} */
+json_t *sv_mcp_text_result(const char *text, int is_error);
+/* The seed's format_response_text: "status: approved\nnotes: ...". */
+char *sv_mcp_decision_text(enum sv_status status, const char *notes,
+    const char *final_file);
+/* The answer of a call that stopped waiting: names the proposal. */
+char *sv_mcp_pending_text(const char *id);
+/* Compact one-line JSON with a trailing newline; malloc'd. */
+char *sv_mcp_dumps(const json_t *j);
+
+/* audit.c, for the daemon */
+/* Commits leave the merging of packs to sv_audit_maintain (the daemon
+ * merges after it has answered, not before). */
+void sv_audit_defer_merges(struct sv_audit *a);
+/*
+ * Commits stop once the branch has moved, before the flush that makes
+ * the move durable: the caller answers, then calls sv_audit_sync, and
+ * only then treats the decisions as done for good (archives them).
+ * sv_audit_close syncs what is left.
+ */
+void sv_audit_defer_sync(struct sv_audit *a);
+/* The flush a deferred commit left to do, if any. */
+int sv_audit_sync(struct sv_audit *a, struct sv_err *e);
+/* Is fd on the repository's file system (one syncfs covers both)? */
+int sv_audit_same_fs(struct sv_audit *a, int fd);
+/* Merge the repository's small packs if enough accumulated (a warning on
+ * stderr if that fails: nothing is lost), and make the files the next
+ * packs will be written into; -1 when the lock was not had. */
+int sv_audit_maintain(struct sv_audit *a, struct sv_err *e);
+/* One decision of a batch, and what became of it. */
+struct sv_audit_decision {
+	const struct sv_proposal *p;
+	const struct sv_response *r;
+	int committed;		/* out: 1 committed now, 0 already recorded */
+	int failed;		/* out: not committed; err says why */
+	struct sv_err err;
+};
+/*
+ * Commit v[0..n) as a chain of commits, one a decision, in order, with one
+ * move of the branch and two flushes of the repository for the batch (a
+ * decision already recorded is skipped, so is one that can't be applied:
+ * its failed and err say why).  -1 with e set when the repository failed:
+ * then every decision has failed set and none counts.
+ */
+int sv_audit_commit_decisions(struct sv_audit *a, struct sv_audit_decision *v,
+    size_t n, struct sv_err *e);
+/* consume.c: turning responses into commits and answers */
+struct sv_decision {
+	char id[SV_ID_MAX + 1];
+	enum sv_status status;	/* SV_NONE: the response was refused */
+	char *notes;
+	char *final_file;
+	char *error;		/* why a response was refused, or NULL */
+};
+void sv_decision_free(struct sv_decision *d);
+#define SV_CONSUME_BATCH 256	/* responses committed as one chain at most */
+/*
+ * Consume responses/new/NAME for each of names[0..n): load each and
+ * resolve it against its proposal, commit them all as one chain of
+ * commits (idempotent: a decision already on main is not committed
+ * again), call cb (may be NULL), which answers, for each; then, once
+ * the repository is flushed (sv_audit_sync), archive each to
+ * responses/cur/ID:2,S and flag its proposal R, without syncing the
+ * spool's directories: recovery redoes either rename.  A malformed response (or one
+ * for an unknown or already decided proposal) is moved aside
+ * (sv_refuse_response) and cb gets d->status SV_NONE with d->error set;
+ * that is not a failure.  A response that vanished meanwhile is skipped.
+ * Returns the number of decisions and refusals reported, or -1 when any
+ * response failed (e: the first reason, and how many more): one whose
+ * commit or archive failed stays in new/ and is retried later; one whose
+ * R flag failed is still answered (the decision stands) and recovery
+ * adds the flag.
+ */
+int sv_consume_batch(struct sv_spool *s, struct sv_audit *a,
+    char *const *names, size_t n,
+    void (*cb)(const struct sv_decision *, void *), void *arg,
+    struct sv_err *e);
+/*
+ * Recovery and drain: finish half-done archives (response in cur/ whose
+ * proposal lacks R), then consume every response in new/.  `cb` is called
+ * for each decision (may be NULL).  Returns the number consumed or -1.
+ */
+int sv_consume_all(struct sv_spool *s, struct sv_audit *a,
+    void (*cb)(const struct sv_decision *, void *), void *arg,
+    struct sv_err *e);
+
+#endif

@@ -61,7 +61,7 @@ char *sv_mcp_pending_text(const char *id);
 /* Compact one-line JSON with a trailing newline; malloc'd. */
 char *sv_mcp_dumps(const json_t *j);
 
-/* audit.c, for the daemon */
+/* audit.c, commit.c, durable.c: the audit repository, for the daemon */
 /* Commits leave the merging of packs to sv_audit_maintain (the daemon
  * merges after it has answered, not before). */
 void sv_audit_defer_merges(struct sv_audit *a);

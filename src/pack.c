@@ -26,7 +26,7 @@
  * git's formats (pack version 2, index version 2), named by the pack's
  * checksum like every git pack: the pack is renamed into place before its
  * index, so a reader that sees the index finds the pack.  The caller then
- * flushes the disk before any ref names these objects (see audit.c).
+ * flushes the disk before any ref names these objects (see commit.c).
  *
  * Packs accumulate, one a batch, so sv_odb_merge() merges them by size
  * class: when SV_PACK_TIER packs share a class, they and every smaller

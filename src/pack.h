@@ -39,7 +39,7 @@ int sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_err *e);
  * optimisation only: any failure leaves the flush to create its files.
  */
 void sv_odb_prepare(struct sv_odb *o);
-/* One of those files, for another use (the branch's lock file, audit.c):
+/* One of those files, for another use (the branch's lock file, ref.c):
  * its path, malloc'd, or NULL when there is none; or give it back. */
 char *sv_odb_take_spare(struct sv_odb *o);
 void sv_odb_return_spare(struct sv_odb *o, char *path);

@@ -88,6 +88,7 @@ int sv_read_sized(int fd, const char *path, size_t max, size_t size,
     char **buf, size_t *len, struct sv_err *e);
 int sv_write_all(int fd, const char *buf, size_t len);
 int64_t sv_now_ms(void);		/* CLOCK_MONOTONIC in milliseconds */
+void sv_sleep_us(long us);		/* the whole time, despite signals */
 /* mkdir -p, each directory made 0700; "can't create 'DIR'" names the one
  * that failed. */
 int sv_mkdirs(const char *path, struct sv_err *e);
@@ -394,7 +395,8 @@ int sv_config_update(const char *tool, const char *current,
 int sv_config_normalize(const char *relpath, const char *text, char **out,
     struct sv_err *e);
 
-/* audit.c: the bare git repository, one commit per decision */
+/* audit.c and the files of audit.h: the bare git repository, one commit
+ * per decision */
 struct sv_audit;
 /* Open (create on first use: bare, branch main) the repository at path
  * (NULL: sv_audit_dir()).  One handle is used by one thread at a time. */

@@ -1,0 +1,120 @@
+/*
+ * audit.h: what the parts of the audit repository share: audit.c (open,
+ * read, decisions and config edits), commit.c (the commit loop), ref.c
+ * (moving the branch), auditlock.c (our lock, and locks left by the
+ * dead), durable.c (flushing), message.c (commit messages and
+ * identities), auditrecord.c (a decision's record), git.c (libgit2's
+ * set-up) and operator.c.  Programs use supervise.h and daemon.h.
+ */
+#ifndef SUPERVISE_AUDIT_H
+#define SUPERVISE_AUDIT_H
+
+#include <git2.h>
+
+#include "daemon.h"
+#include "pack.h"
+
+#define LOCK_NAME	"supervise.lock"
+
+struct sv_audit {
+	git_repository *repo;
+	struct sv_odb *odb;	/* the repository's objects: see pack.c */
+	int defer_merges;	/* sv_audit_maintain merges, not commits */
+	int defer_sync;		/* sv_audit_sync makes the branch durable */
+	int unsynced;		/* the branch moved; not flushed since */
+	int oldref;		/* OLDREF_NAME is ours to remove */
+	int ref_known;		/* reflog and refmode are read */
+	int reflog;		/* core.logAllRefUpdates asks for reflogs */
+	mode_t refmode;		/* a new ref file's, as git makes it */
+	char *path;
+	int lockfd;
+	char host[256];
+	char self[128];		/* "PID START BOOT": this process, for mark_moving */
+};
+
+/* git.c */
+int sv_git_ready(void);		/* libgit2 set up, once per process */
+/* "MESSAGE: libgit2's reason", or the error code when it gave none. */
+int sv_git_fail(struct sv_err *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* operator.c */
+void host_name(char *buf, size_t n);
+
+/* auditlock.c */
+void identify_self(struct sv_audit *a);
+void mark_moving(struct sv_audit *a, int moving);
+void read_mark(struct sv_audit *a, char *mark, size_t n);
+int left_by_dead_committer(const char *mark);
+int oldest_lock(struct sv_audit *a, char **path, long *age,
+    int *branch_lock);
+
+/* durable.c */
+int barrier(struct sv_audit *a, struct sv_err *e);
+
+/* ref.c */
+void drop_old_ref(struct sv_audit *a);
+int move_branch(struct sv_audit *a, const git_oid *old, const git_oid *id);
+
+/* message.c */
+struct ident {
+	char *name;
+	char *email;
+};
+
+void ident_parse(const char *who, struct ident *id);
+void ident_free(struct ident *id);
+void signature_at(git_signature *sig, struct ident *id, time_t when);
+char *subject_line(const char *raw);
+char *decision_message(const struct sv_proposal *p,
+    const struct sv_response *r);
+char *config_message(const char *subject, const char *body);
+
+/* auditrecord.c */
+char *record_path(const char *slug, const char *id);
+int record_find(struct sv_audit *a, git_tree *tree, const char *slug,
+    const char *id, char **rel, struct sv_err *e);
+char *record_text(const struct sv_proposal *p, const struct sv_response *r);
+
+/* commit.c */
+#define PLAN_MAX 8
+
+/* What one commit changes, built afresh on the tip of each attempt. */
+struct plan {
+	git_tree_update up[PLAN_MAX];
+	char *paths[PLAN_MAX];
+	size_t n;
+	int nothing;		/* already done: no commit */
+	int store_failed;	/* the repository failed, not the plan */
+};
+
+typedef int (*plan_fn)(struct sv_audit *a, git_tree *tip, void *ctx,
+    struct plan *pl, struct sv_err *e);
+
+/* One commit of a batch: what to change, by whom, and what became of it. */
+enum { ITEM_TODO, ITEM_NEW, ITEM_DONE, ITEM_FAILED };
+struct item {
+	plan_fn build;
+	void *ctx;
+	const git_signature *author;
+	const char *message;
+	int state;		/* NEW: committed now; DONE: it already was */
+	struct sv_err err;	/* ITEM_FAILED: why */
+};
+
+void plan_free(struct plan *pl);
+int plan_put(struct sv_audit *a, struct plan *pl, const char *path,
+    const char *text, struct sv_err *e);
+int audit_commit(struct sv_audit *a, struct item *items, size_t n,
+    struct sv_err *e);
+void merge_packs(struct sv_audit *a);
+
+/* audit.c */
+int tree_entry(struct sv_audit *a, git_tree *tree, const char *path,
+    git_tree_entry **ent, struct sv_err *e);
+int audit_tip(struct sv_audit *a, git_commit **commit, git_tree **tree,
+    struct sv_err *e);
+int tree_text(struct sv_audit *a, git_tree *tree, const char *path,
+    char **text, size_t *len, struct sv_err *e);
+
+#endif

@@ -12,13 +12,14 @@
 #include <git2.h>
 
 #include "daemon.h"
-#include "pack.h"
+#include "git.h"
+#include "odb.h"
 
 #define LOCK_NAME	"supervise.lock"
 
 struct sv_audit {
 	git_repository *repo;
-	struct sv_odb *odb;	/* the repository's objects: see pack.c */
+	struct sv_odb *odb;	/* the repository's objects: see odb.c */
 	int defer_merges;	/* sv_audit_maintain merges, not commits */
 	int defer_sync;		/* sv_audit_sync makes the branch durable */
 	int unsynced;		/* the branch moved; not flushed since */
@@ -31,12 +32,6 @@ struct sv_audit {
 	char host[256];
 	char self[128];		/* "PID START BOOT": this process, for mark_moving */
 };
-
-/* git.c */
-int sv_git_ready(void);		/* libgit2 set up, once per process */
-/* "MESSAGE: libgit2's reason", or the error code when it gave none. */
-int sv_git_fail(struct sv_err *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* operator.c */
 void host_name(char *buf, size_t n);

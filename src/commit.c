@@ -24,7 +24,7 @@
  *    writer that holds it.
  *  - Durability: a decision counts once its commit landed, and it must
  *    still be there after a power cut.  A batch of decisions is written
- *    as a chain of commits, its objects as one pack (pack.c), then
+ *    as a chain of commits, its objects as one pack (packwrite.c), then
  *    flushed (syncfs), then the branch moves once, then flushed again:
  *    see barrier().  The daemon takes the second flush out of the
  *    commit (sv_audit_defer_sync) to answer the agents first: see
@@ -299,7 +299,7 @@ out:
 }
 
 /*
- * Keep the number of packs down (pack.c), under our lock: merge, flush
+ * Keep the number of packs down (repack.c), under our lock: merge, flush
  * the merged pack to disk, and only then remove what it replaces.  A
  * failure here loses nothing (the packs stay as they were), so it is
  * reported and the commit stands.

@@ -54,7 +54,7 @@ git_init_once(void)
 	    (size_t)SV_FILE_MAX);
 	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)4 * 1024 * 1024);
 	/*
-	 * The objects are in packs (pack.c), which libgit2 reads through
+	 * The objects are in packs (odb.c), which libgit2 reads through
 	 * mmap windows of up to 1 GiB, kept up to 8 GiB mapped: a daemon
 	 * that had drained 10,000 decisions held 60 MiB of pack pages.
 	 * Small windows, a small total, a bounded number of open packs.

@@ -86,7 +86,7 @@ ref_settings(struct sv_audit *a)
  * The compare-and-swap of git_reference_create_matching, done the way
  * git and libgit2 do it (take BRANCH.lock, check the branch still names
  * `old`, write the new id into the lock, rename it over the branch), but
- * with a file made ahead of time (pack.c's spares) as the lock.  Taking
+ * with a file made ahead of time (odb.c's spares) as the lock.  Taking
  * the lock is link(2) of that file to BRANCH.lock, which fails with
  * EEXIST when someone holds it, as the O_EXCL creation it stands for
  * does.  The difference is that no inode is allocated on the way to the

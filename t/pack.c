@@ -13,7 +13,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include "pack.h"
+#include "odb.h"
 #include "tap.h"
 
 static char tmpdir[] = "/tmp/supervise-pack.XXXXXX";

@@ -1,9 +1,10 @@
 /*
- * pack.h: the audit repository's object store (pack.c), shared by
- * audit.c and its unit test only; programs use supervise.h.
+ * odb.h: the audit repository's object store (odb.c, packwrite.c,
+ * repack.c), for the audit code (audit.h) and its unit test only;
+ * programs use supervise.h.
  */
-#ifndef SUPERVISE_PACK_H
-#define SUPERVISE_PACK_H
+#ifndef SUPERVISE_ODB_H
+#define SUPERVISE_ODB_H
 
 #include <git2.h>
 

@@ -1,0 +1,406 @@
+/*
+ * packwrite.c: writing packs.
+ *
+ * sv_odb_flush() writes what memory holds as one pack and its index, in
+ * git's formats (pack version 2, index version 2), named by the pack's
+ * checksum like every git pack: the pack is renamed into place before its
+ * index, so a reader that sees the index finds the pack.  The caller then
+ * flushes the disk before any ref names these objects (see commit.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include "odbimpl.h"
+
+#define KEEP_MAX	((size_t)4 << 20)	/* flushed bytes kept to be read */
+
+struct entry {
+	git_oid id;
+	uint32_t crc;
+	uint64_t off;
+};
+
+struct out {
+	int fd;
+	char *tmp;		/* its name until renamed */
+	EVP_MD_CTX *sha;
+	uint64_t off;		/* bytes written so far */
+	size_t n;
+	unsigned char buf[1 << 16];
+};
+
+static int
+out_open(struct out *w, struct sv_odb *o, const char *dir, const char *kind,
+    struct sv_err *e)
+{
+	w->off = 0;
+	w->n = 0;
+	w->sha = EVP_MD_CTX_new();
+	if (w->sha == NULL || EVP_DigestInit_ex(w->sha, EVP_sha1(), NULL) != 1)
+		sv_die(111, "out of memory");
+	if ((w->fd = spare_take(o, dir, kind, &w->tmp)) != -1)
+		return 0;
+	w->tmp = sv_xasprintf("%s/tmp_%s_XXXXXX", dir, kind);
+	if ((w->fd = mkostemp(w->tmp, O_CLOEXEC)) == -1) {
+		sv_errf(e, errno, "can't create '%s'", w->tmp);
+		EVP_MD_CTX_free(w->sha);
+		free(w->tmp);
+		w->tmp = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+out_drain(struct out *w, struct sv_err *e)
+{
+	if (w->n > 0 && sv_write_all(w->fd, (char *)w->buf, w->n) == -1)
+		return sv_errf(e, errno, "can't write '%s'", w->tmp);
+	w->n = 0;
+	return 0;
+}
+
+/* Append to the file and to its checksum. */
+static int
+out_put(struct out *w, const void *p, size_t len, struct sv_err *e)
+{
+	const unsigned char *s = p;
+
+	EVP_DigestUpdate(w->sha, p, len);
+	w->off += len;
+	while (len > 0) {
+		size_t k = sizeof w->buf - w->n;
+
+		if (k > len)
+			k = len;
+		memcpy(w->buf + w->n, s, k);
+		w->n += k;
+		s += k;
+		len -= k;
+		if (w->n == sizeof w->buf && out_drain(w, e) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Write the checksum, make the file read-only and close it. */
+static int
+out_finish(struct out *w, unsigned char sum[OID_RAW], struct sv_err *e)
+{
+	unsigned int len = 0;
+	int rc = 0;
+
+	EVP_DigestFinal_ex(w->sha, sum, &len);
+	if (w->n + OID_RAW > sizeof w->buf)
+		rc = out_drain(w, e);
+	if (rc == 0) {
+		memcpy(w->buf + w->n, sum, OID_RAW);
+		w->n += OID_RAW;
+		rc = out_drain(w, e);
+	}
+	if (rc == 0 && fchmod(w->fd, 0444) == -1)
+		rc = sv_errf(e, errno, "can't make '%s' read-only", w->tmp);
+	if (close(w->fd) == -1 && rc == 0)
+		rc = sv_errf(e, errno, "can't write '%s'", w->tmp);
+	w->fd = -1;
+	return rc;
+}
+
+/* Rename the finished file into place (or remove it: the caller failed). */
+static int
+out_place(struct out *w, const char *final, struct sv_err *e)
+{
+	int rc = 0;
+
+	if (rename(w->tmp, final) == -1) {
+		rc = sv_errf(e, errno, "can't rename '%s' to '%s'", w->tmp, final);
+		unlink(w->tmp);
+	}
+	EVP_MD_CTX_free(w->sha);
+	free(w->tmp);
+	w->tmp = NULL;
+	return rc;
+}
+
+static void
+out_abort(struct out *w)
+{
+	if (w->tmp == NULL)
+		return;
+	if (w->fd != -1)
+		close(w->fd);
+	unlink(w->tmp);
+	EVP_MD_CTX_free(w->sha);
+	free(w->tmp);
+	w->tmp = NULL;
+}
+
+static void
+put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+uint32_t
+get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	return git_oid_cmp(&((const struct entry *)a)->id,
+	    &((const struct entry *)b)->id);
+}
+
+static void
+hex(char out[2 * OID_RAW + 1], const unsigned char sum[OID_RAW])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 0; i < OID_RAW; i++) {
+		out[2 * i] = digits[sum[i] >> 4];
+		out[2 * i + 1] = digits[sum[i] & 15];
+	}
+	out[2 * OID_RAW] = '\0';
+}
+
+/*
+ * The index of a pack whose entries are v[0..n) (sorted here by id) and
+ * whose checksum is sum, as packdir/pack-NAME.idx.
+ */
+static int
+write_index(struct sv_odb *o, const char *packdir, const char *name,
+    struct entry *v, size_t n, const unsigned char sum[OID_RAW],
+    struct sv_err *e)
+{
+	struct out w;
+	unsigned char b[8], idxsum[OID_RAW];
+	uint32_t fan[256], nlarge = 0;
+	char *final;
+	size_t i;
+	int rc = -1;
+
+	qsort(v, n, sizeof *v, entry_cmp);
+	memset(fan, 0, sizeof fan);
+	for (i = 0; i < n; i++)
+		fan[v[i].id.id[0]]++;
+	for (i = 1; i < 256; i++)
+		fan[i] += fan[i - 1];
+	if (out_open(&w, o, packdir, "idx", e) == -1)
+		return -1;
+	memcpy(b, "\377tOc", 4);
+	put_be32(b + 4, 2);
+	if (out_put(&w, b, 8, e) == -1)
+		goto out;
+	for (i = 0; i < 256; i++) {
+		put_be32(b, fan[i]);
+		if (out_put(&w, b, 4, e) == -1)
+			goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (out_put(&w, v[i].id.id, OID_RAW, e) == -1)
+			goto out;
+	for (i = 0; i < n; i++) {
+		put_be32(b, v[i].crc);
+		if (out_put(&w, b, 4, e) == -1)
+			goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (v[i].off < 0x80000000u)
+			put_be32(b, (uint32_t)v[i].off);
+		else
+			put_be32(b, 0x80000000u | nlarge++);
+		if (out_put(&w, b, 4, e) == -1)
+			goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (v[i].off < 0x80000000u)
+			continue;
+		put_be32(b, (uint32_t)(v[i].off >> 32));
+		put_be32(b + 4, (uint32_t)v[i].off);
+		if (out_put(&w, b, 8, e) == -1)
+			goto out;
+	}
+	if (out_put(&w, sum, OID_RAW, e) == -1)
+		goto out;
+	if (out_finish(&w, idxsum, e) == -1)
+		goto out;
+	final = sv_xasprintf("%s/pack-%s.idx", packdir, name);
+	rc = out_place(&w, final, e);
+	free(final);
+	return rc;
+out:
+	out_abort(&w);
+	return rc;
+}
+
+/* A pack entry's header: type and inflated size, 4 then 7 bits a byte. */
+static size_t
+entry_header(unsigned char *h, git_object_t type, size_t len)
+{
+	size_t n = 0;
+	unsigned c = (unsigned)type << 4 | (len & 15);
+
+	for (len >>= 4; len != 0; len >>= 7) {
+		h[n++] = (unsigned char)(c | 0x80);
+		c = len & 0x7f;
+	}
+	h[n++] = (unsigned char)c;
+	return n;
+}
+
+int
+write_pack(struct sv_odb *o, const char *packdir, struct source *src,
+    char name[2 * OID_RAW + 1], struct sv_err *e)
+{
+	struct entry *v = sv_xmalloc((src->n ? src->n : 1) * sizeof *v);
+	unsigned char hdr[12], sum[OID_RAW];
+	struct out w;
+	char *final;
+	int rc = -1;
+
+	if (out_open(&w, o, packdir, "pack", e) == -1) {
+		free(v);
+		return -1;
+	}
+	memcpy(hdr, "PACK", 4);
+	put_be32(hdr + 4, 2);
+	put_be32(hdr + 8, (uint32_t)src->n);
+	if (out_put(&w, hdr, sizeof hdr, e) == -1)
+		goto fail;
+	for (size_t i = 0; i < src->n; i++) {
+		const unsigned char *bytes;
+		size_t len;
+
+		if (src->get(src, i, &v[i].id, &bytes, &len, e) == -1)
+			goto fail;
+		v[i].off = w.off;
+		v[i].crc = (uint32_t)crc32(crc32(0, Z_NULL, 0), bytes, len);
+		if (out_put(&w, bytes, len, e) == -1)
+			goto fail;
+	}
+	/* Named by its checksum, like every git pack. */
+	if (out_finish(&w, sum, e) == -1)
+		goto fail;
+	hex(name, sum);
+	final = sv_xasprintf("%s/pack-%s.pack", packdir, name);
+	rc = out_place(&w, final, e);
+	free(final);
+	if (rc == 0)
+		rc = write_index(o, packdir, name, v, src->n, sum, e);
+	free(v);
+	return rc;
+fail:
+	out_abort(&w);
+	free(v);
+	return -1;
+}
+
+/* --- flushing memory ------------------------------------------------------ */
+
+struct fresh {
+	struct source s;
+	struct mobj **objs;
+	struct sv_odb *o;	/* its compressor and buffer */
+};
+
+static int
+fresh_get(struct source *s, size_t i, git_oid *id, const unsigned char **bytes,
+    size_t *len, struct sv_err *e)
+{
+	struct fresh *f = (struct fresh *)s;
+	struct sv_odb *st = f->o;
+	struct mobj *o = f->objs[i];
+	size_t need = 16 + deflateBound(&st->z, o->len), h;
+
+	if (need > st->zcap) {
+		st->zcap = need;
+		free(st->zbuf);
+		st->zbuf = sv_xmalloc(st->zcap);
+	}
+	h = entry_header(st->zbuf, o->type, o->len);
+	/*
+	 * Trees are stored, not compressed: a tree is mostly object ids,
+	 * which do not compress, and deflating the few trees of a commit
+	 * took most of the time of writing its objects (a 256-entry tree:
+	 * 54 us at level 1, 3 us stored, 18% smaller).  git gc compresses
+	 * and deltifies them later anyway.
+	 */
+	if (deflateReset(&st->z) != Z_OK ||
+	    deflateParams(&st->z, o->type == GIT_OBJECT_TREE ?
+	    Z_NO_COMPRESSION : Z_BEST_SPEED, Z_DEFAULT_STRATEGY) != Z_OK)
+		return sv_errf(e, 0, "can't compress an object: %s",
+		    st->z.msg ? st->z.msg : "zlib error");
+	st->z.next_in = o->data;
+	st->z.avail_in = (uInt)o->len;
+	st->z.next_out = st->zbuf + h;
+	st->z.avail_out = (uInt)(st->zcap - h);
+	if (deflate(&st->z, Z_FINISH) != Z_STREAM_END)
+		return sv_errf(e, 0, "can't compress an object: %s",
+		    st->z.msg ? st->z.msg : "zlib error");
+	git_oid_cpy(id, &o->id);
+	*bytes = st->zbuf;
+	*len = h + st->z.total_out;
+	return 0;
+}
+
+int
+sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_err *e)
+{
+	struct memstore *m = o->mem;
+	struct fresh f;
+	char name[2 * OID_RAW + 1];
+	size_t n = 0, kept = 0;
+	int rc;
+
+	*wrote = 0;
+	memset(&f, 0, sizeof f);
+	f.objs = sv_xmalloc((m->n ? m->n : 1) * sizeof *f.objs);
+	for (size_t k = 0; k < m->n; k++)
+		if (!m->v[k].flushed)
+			f.objs[n++] = &m->v[k];
+	if (n == 0) {
+		free(f.objs);
+		return 0;
+	}
+	if (!o->z_ready) {
+		if (deflateInit(&o->z, Z_BEST_SPEED) != Z_OK)
+			sv_die(111, "out of memory");
+		o->z_ready = 1;
+	}
+	f.o = o;
+	f.s.n = n;
+	f.s.get = fresh_get;
+	if (mkdir(o->packdir, 0755) == -1 && errno != EEXIST)
+		rc = sv_errf(e, errno, "can't create '%s'", o->packdir);
+	else
+		rc = write_pack(o, o->packdir, &f.s, name, e);
+	free(f.objs);
+	if (rc == -1)
+		return -1;
+	*wrote = n;
+	o->flushes++;
+	/* Keep this batch to be read back by the next, if it is small. */
+	mem_filter(m, is_pending);
+	for (size_t k = 0; k < m->n; k++)
+		kept += m->v[k].len;
+	if (kept > KEEP_MAX)
+		mem_filter(m, is_flushed);	/* none are flushed: all go */
+	for (size_t k = 0; k < m->n; k++)
+		m->v[k].flushed = 1;
+	return 0;
+}

@@ -470,15 +470,11 @@ char *
 sv_strip_dup(const char *s)
 {
 	size_t n;
-	char *d;
 
 	while (isspace((unsigned char)*s))
 		s++;
 	n = strlen(s);
 	while (n > 0 && isspace((unsigned char)s[n - 1]))
 		n--;
-	d = sv_xmalloc(n + 1);
-	memcpy(d, s, n);
-	d[n] = '\0';
-	return d;
+	return sv_xstrndup(s, n);
 }

@@ -463,7 +463,7 @@ decision_prepare(struct decision_ctx *c, const struct sv_proposal *p,
 	c->message = decision_message(p, r);
 	ident_parse(r->decided_by, &c->who);
 	/* The author date is when the operator decided, not when we commit. */
-	if (sv_parse_iso8601(r->decided_at, &decided) == -1)
+	if (sv_time_utc(r->decided_at, &decided, NULL) == -1)
 		decided = time(NULL);
 	signature_at(&c->author, &c->who, decided);
 	return 0;

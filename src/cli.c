@@ -536,7 +536,7 @@ sv_cli_list_line(const char *slug, const struct sv_entry *en,
 	char *summary, *esummary, *etool, *line;
 	time_t arrived;
 
-	if (sv_parse_iso8601(p->arrival_timestamp, &arrived) == 0)
+	if (sv_time_utc(p->arrival_timestamp, &arrived, NULL) == 0)
 		sv_cli_age(now - arrived, age, sizeof age);
 	summary = sv_payload_summary(p->tool, p->proposed_file);
 	esummary = sv_escape(summary ? summary : "",

@@ -252,7 +252,7 @@ static const struct field response_fields[] = {
 	{"decided_by", R(decided_by), SV_SHORT_MAX, 0, CK_NONE},
 	{"decided_at", R(decided_at), SV_SHORT_MAX, 0, CK_TIME},
 	/* A hand-edited copy of the proposal; compared in resolve. */
-	{"arrival_timestamp", R(copy.arrival_timestamp), SV_SHORT_MAX, 0, CK_NONE},
+	{"arrival_timestamp", R(copy.arrival_timestamp), SV_SHORT_MAX, 0, CK_TIME},
 	{"bottle_slug", R(copy.bottle_slug), SV_SLUG_MAX, 0, CK_NONE},
 	{"current_file_hash", R(copy.current_file_hash), SV_SHORT_MAX, 0, CK_NONE},
 	{"id", R(copy.id), SV_ID_MAX, 0, CK_NONE},
@@ -263,20 +263,26 @@ static const struct field response_fields[] = {
 };
 #undef R
 
+/*
+ * A hash: 40 lowercase hex digits (the git blob id our writers give) or
+ * 64 (the sha256 the egress proxy's writer gives).
+ */
 static int
-is_hex40(const char *s)
+is_hash(const char *s)
 {
-	size_t i;
+	size_t n = strspn(s, "0123456789abcdef");
 
-	for (i = 0; i < 40; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return s[40] == '\0';
+	return s[n] == '\0' && (n == 40 || n == 64);
 }
 
+/*
+ * Check a value's meaning.  A time is rewritten in UTC into `norm`, which
+ * the caller stores instead of the value when it is not empty.
+ */
 static int
 check_value(const struct field *f, const char *v, const char *path,
-    const char *text, enum sv_status *status, struct sv_err *e)
+    const char *text, enum sv_status *status, char norm[SV_TIME_MAX],
+    struct sv_err *e)
 {
 	struct sv_err why;
 	char *ev;
@@ -297,13 +303,14 @@ check_value(const struct field *f, const char *v, const char *path,
 		break;
 	}
 	ev = sv_escape(v, strlen(v), 0);
-	if (f->check == CK_TIME && sv_parse_iso8601(v, NULL) < 0)
+	if (f->check == CK_TIME && sv_time_utc(v, NULL, norm) < 0)
 		r = shape_err(e, path, text, f->key,
-		    "'%s' must be a UTC time like 2026-11-22T18:00:00.123456Z, not '%s'",
+		    "'%s' must be an RFC 3339 time like 2026-11-22T18:00:00.123456Z "
+		    "or 2026-11-22T19:00:00+01:00, not '%s'", f->key, ev);
+	else if (f->check == CK_HASH && !is_hash(v))
+		r = shape_err(e, path, text, f->key,
+		    "'%s' must be 40 or 64 lowercase hex digits, not '%s'",
 		    f->key, ev);
-	else if (f->check == CK_HASH && !is_hex40(v))
-		r = shape_err(e, path, text, f->key,
-		    "'%s' must be 40 lowercase hex digits, not '%s'", f->key, ev);
 	else if (f->check == CK_STATUS && sv_status_parse(v, status) < 0)
 		r = shape_err(e, path, text, f->key,
 		    "'%s' must be approved, modified or rejected, not '%s'",
@@ -323,7 +330,7 @@ from_json(const struct field *table, json_t *j, const char *path,
 	const struct field *f;
 	const char *key;
 	json_t *v;
-	char *ek;
+	char *ek, norm[SV_TIME_MAX];
 
 	if (!json_is_object(j))
 		return shape_err(e, path, text, NULL,
@@ -354,11 +361,13 @@ from_json(const struct field *table, json_t *j, const char *path,
 			    "'%s' is longer than %s bytes", key, max);
 			goto fail;
 		}
-		if (check_value(f, json_string_value(v), path, text, status, e) < 0)
+		norm[0] = '\0';
+		if (check_value(f, json_string_value(v), path, text, status,
+		    norm, e) < 0)
 			goto fail;
 		if (f->off >= 0)
 			*(char **)((char *)base + f->off) =
-			    sv_xstrdup(json_string_value(v));
+			    sv_xstrdup(*norm ? norm : json_string_value(v));
 	}
 	for (f = table; f->key; f++) {
 		if ((f->flags & F_REQUIRED) && json_object_get(j, f->key) == NULL) {

@@ -453,13 +453,15 @@ propose_text(struct sv_spool *s, struct sv_proposal *p, struct sv_err *e)
 	json_decref(j);
 	if (r < 0)
 		return NULL;
-	sv_proposal_free(&check);
 	if (strcmp(p->bottle_slug, s->slug) != 0) {
 		sv_errf(e, 0, "can't propose: bottle_slug '%s' is not "
 		    "this spool's '%s'", p->bottle_slug, s->slug);
+		sv_proposal_free(&check);
 		return NULL;
 	}
-	text = sv_proposal_dump(p);
+	/* What the loader made of it: a time in UTC, whatever was given. */
+	text = sv_proposal_dump(&check);
+	sv_proposal_free(&check);
 	if (text == NULL)
 		sv_errf(e, ENOMEM, "can't write proposal '%s'", p->id);
 	return text;

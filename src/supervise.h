@@ -77,7 +77,10 @@ char *sv_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *sv_escape(const char *s, size_t len, int flags);
 
 char *sv_iso8601(const struct timespec *ts, char *buf, size_t n);	/* 2026-11-22T18:00:00.123456Z */
-int sv_parse_iso8601(const char *s, time_t *out);			/* 0 or -1 */
+/* An RFC 3339 time (Z or +HH:MM) as time_t and, when utc is not NULL,
+ * rewritten in UTC with Z, its fraction kept: 0 or -1. */
+#define SV_TIME_MAX	40
+int sv_time_utc(const char *s, time_t *out, char utc[SV_TIME_MAX]);
 const char *sv_root(void);		/* $SUPERVISE_ROOT or ~/.bot-bottle */
 char *sv_audit_dir(void);		/* $SUPERVISE_AUDIT_DIR or ROOT/audit.git, malloc'd */
 char *sv_queue_dir(const char *slug);	/* ROOT/queue/SLUG, malloc'd */

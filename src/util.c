@@ -266,33 +266,48 @@ digits(const char **s, int n, int *out)
 }
 
 /*
- * YYYY-MM-DDTHH:MM:SS[.fraction]Z, UTC only: the form sv_iso8601 writes
- * and the one the records document.  A date that does not exist
- * (2026-02-30) is refused by converting back and comparing.
+ * An RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.fraction] then Z or a
+ * numeric offset +HH:MM / -HH:MM ('T' and 'Z' in either case, up to nine
+ * fraction digits).  The egress proxy's writer uses an offset
+ * (2026-12-04T15:40:37.188892+00:00); ours write Z.  A date that does not
+ * exist (2026-02-30) is refused by converting back and comparing; second
+ * 60 only where a leap second can be, 23:59:60 in UTC.  `utc`, when not
+ * NULL, gets the same instant written in UTC with Z and the fraction as
+ * given, so every record says a time one way.
  */
 int
-sv_parse_iso8601(const char *s, time_t *out)
+sv_time_utc(const char *s, time_t *out, char utc[SV_TIME_MAX])
 {
 	struct tm tm, back;
-	int y, mo, d, h, mi, sec, nfrac = 0;
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0, nfrac = 0;
+	const char *frac = NULL;
 	time_t t;
 
 	if (s == NULL || digits(&s, 4, &y) || *s++ != '-' ||
 	    digits(&s, 2, &mo) || *s++ != '-' || digits(&s, 2, &d) ||
-	    *s++ != 'T' || digits(&s, 2, &h) || *s++ != ':' ||
-	    digits(&s, 2, &mi) || *s++ != ':' || digits(&s, 2, &sec))
+	    (*s != 'T' && *s != 't') || (s++, digits(&s, 2, &h)) ||
+	    *s++ != ':' || digits(&s, 2, &mi) || *s++ != ':' ||
+	    digits(&s, 2, &sec))
 		return -1;
 	if (*s == '.') {
-		s++;
+		frac = ++s;
 		while (*s >= '0' && *s <= '9' && nfrac < 9)
 			s++, nfrac++;
 		if (nfrac == 0)
 			return -1;
 	}
-	if (*s++ != 'Z' || *s != '\0')
+	if (*s == 'Z' || *s == 'z') {
+		s++;
+	} else if (*s == '+' || *s == '-') {
+		sign = *s++ == '+' ? 1 : -1;
+		if (digits(&s, 2, &oh) || *s++ != ':' || digits(&s, 2, &om) ||
+		    oh > 23 || om > 59)
+			return -1;
+	} else {
 		return -1;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 59)
+	}
+	if (*s != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+	    mi > 59 || sec > 60)
 		return -1;
 	memset(&tm, 0, sizeof tm);
 	tm.tm_year = y - 1900;
@@ -300,11 +315,22 @@ sv_parse_iso8601(const char *s, time_t *out)
 	tm.tm_mday = d;
 	tm.tm_hour = h;
 	tm.tm_min = mi;
-	tm.tm_sec = sec;
+	tm.tm_sec = sec == 60 ? 59 : sec;
 	t = timegm(&tm);
 	if (gmtime_r(&t, &back) == NULL || back.tm_mday != d ||
 	    back.tm_mon != mo - 1 || back.tm_year != y - 1900)
 		return -1;
+	t -= sign * (oh * 3600 + om * 60);
+	if (gmtime_r(&t, &back) == NULL || back.tm_year + 1900 < 0 ||
+	    back.tm_year + 1900 > 9999)
+		return -1;
+	if (sec == 60 && (back.tm_hour != 23 || back.tm_min != 59))
+		return -1;
+	if (utc)
+		snprintf(utc, SV_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02d%s%.*sZ",
+		    back.tm_year + 1900, back.tm_mon + 1, back.tm_mday,
+		    back.tm_hour, back.tm_min, sec == 60 ? 60 : back.tm_sec,
+		    frac ? "." : "", nfrac, frac ? frac : "");
 	if (out)
 		*out = t;
 	return 0;

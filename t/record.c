@@ -230,11 +230,12 @@ test_bad_inputs(void)
 	    "p.json:3:3: invalid bottle slug '.hidden': must start with a letter "
 	    "or digit", "hidden slug");
 	bad_edit("2026-11-22T18:00:00.123456Z", "yesterday",
-	    "p.json:2:3: 'arrival_timestamp' must be a UTC time like "
-	    "2026-11-22T18:00:00.123456Z, not 'yesterday'", "bad timestamp");
+	    "p.json:2:3: 'arrival_timestamp' must be an RFC 3339 time like "
+	    "2026-11-22T18:00:00.123456Z or 2026-11-22T19:00:00+01:00, not "
+	    "'yesterday'", "bad timestamp");
 	bad_edit(HASH, "E69DE29BB2D1D6434B8B29AE775AD8C2E48C5391",
-	    "p.json:4:3: 'current_file_hash' must be 40 lowercase hex digits, "
-	    "not 'E69DE29BB2D1D6434B8B29AE775AD8C2E48C5391'", "bad hash");
+	    "p.json:4:3: 'current_file_hash' must be 40 or 64 lowercase hex "
+	    "digits, not 'E69DE29BB2D1D6434B8B29AE775AD8C2E48C5391'", "bad hash");
 }
 
 static void
@@ -477,8 +478,9 @@ test_responses(void)
 	refused("{\"status\": \"approved\",\n \"notes\": null}",
 	    "r.json:2:2: 'notes' must be a string", "notes null");
 	refused("{\"status\": \"approved\", \"decided_at\": \"now\"}",
-	    "r.json:1:24: 'decided_at' must be a UTC time like "
-	    "2026-11-22T18:00:00.123456Z, not 'now'", "decided_at not a time");
+	    "r.json:1:24: 'decided_at' must be an RFC 3339 time like "
+	    "2026-11-22T18:00:00.123456Z or 2026-11-22T19:00:00+01:00, not "
+	    "'now'", "decided_at not a time");
 	refused("{\"status\": \"approved\", \"Status\": \"approved\"}",
 	    "r.json:1:24: unknown key 'Status'", "unknown key (case matters)");
 	refused("{\"status\": \"approved\", \"status\": \"rejected\"}",
@@ -487,6 +489,102 @@ test_responses(void)
 	refused("{\"status\": \"approved\", \"proposal_id\": \"../../etc\"}",
 	    "r.json:1:24: invalid proposal id '../../etc': must start with a "
 	    "letter or digit", "proposal_id with path traversal");
+}
+
+/*
+ * The egress proxy's writer (its egress-token-allow proposals) gives the
+ * time with a numeric offset and a sha256 hash; both load, the time
+ * rewritten in UTC.  A malformed offset is refused where it stands.
+ */
+#define SHA256 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define PROXY_TIME "2026-12-04T15:40:37.188892+00:00"
+
+static void
+test_proxy_writer(void)
+{
+	static const struct {
+		const char *given, *utc;
+	} times[] = {
+		{PROXY_TIME, "2026-12-04T15:40:37.188892Z"},
+		{"2026-12-04T21:10:37.5+05:30", "2026-12-04T15:40:37.5Z"},
+		{"2026-01-01T00:30:00-01:00", "2026-01-01T01:30:00Z"},
+		{"2026-01-01T00:30:00+01:00", "2025-12-31T23:30:00Z"},
+		{"2024-03-01T00:00:00.000000001+00:01", "2024-02-29T23:59:00.000000001Z"},
+		{"2026-12-04t15:40:37z", "2026-12-04T15:40:37Z"},
+		{"2016-12-31T23:59:60Z", "2016-12-31T23:59:60Z"},
+		{"2017-01-01T00:59:60+01:00", "2016-12-31T23:59:60Z"},
+		{"2026-11-22T18:00:00.123456-00:00", "2026-11-22T18:00:00.123456Z"},
+	};
+	static const char *bad[] = {
+		"2026-12-04T15:40:37.188892+0000", "2026-12-04T15:40:37+5:00",
+		"2026-12-04T15:40:37+24:00", "2026-12-04T15:40:37+01:60",
+		"2026-12-04T15:40:37+01", "2026-12-04T15:40:37 +01:00",
+		"2026-12-04T15:40:37+01:00Z", "2026-12-04 15:40:37+01:00",
+		"2026-12-04T15:40:60+01:00", "2026-12-04T15:40:37.+01:00",
+		"0000-01-01T00:30:00+01:00",
+	};
+	struct sv_proposal p;
+	struct sv_response r;
+	struct sv_err e;
+	char *s, *t, *want, *copy, *dump;
+	size_t i;
+
+	for (i = 0; i < sizeof times / sizeof times[0]; i++) {
+		s = edit("2026-11-22T18:00:00.123456Z", times[i].given);
+		put("o.json", s, strlen(s));
+		memset(&p, 0, sizeof p);
+		if (sv_proposal_read(dirfd_, "o.json", "o.json", &p, &e) < 0)
+			is_str(e.msg, "ok", "%s loads", times[i].given);
+		else
+			is_str(p.arrival_timestamp, times[i].utc,
+			    "%s is stored as %s", times[i].given, times[i].utc);
+		sv_proposal_free(&p);
+		free(s);
+	}
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		s = edit("2026-11-22T18:00:00.123456Z", bad[i]);
+		want = sv_xasprintf("p.json:2:3: 'arrival_timestamp' must be an "
+		    "RFC 3339 time like 2026-11-22T18:00:00.123456Z or "
+		    "2026-11-22T19:00:00+01:00, not '%s'", bad[i]);
+		is_str(load_proposal("p.json", s, strlen(s)), want,
+		    "refused: malformed time %s", bad[i]);
+		free(want);
+		free(s);
+	}
+
+	/* The whole record as the egress proxy writes it. */
+	t = edit("2026-11-22T18:00:00.123456Z", PROXY_TIME);
+	s = sv_xasprintf("%.*s%s%s", (int)(strstr(t, HASH) - t), t, SHA256,
+	    strstr(t, HASH) + strlen(HASH));
+	free(t);
+	is_str(load_proposal("o.json", s, strlen(s)), "ok",
+	    "offset time and sha256 hash load together");
+	memset(&p, 0, sizeof p);
+	sv_proposal_read(dirfd_, "o.json", "o.json", &p, &e);
+	is_str(p.current_file_hash, SHA256, "the sha256 is kept as given");
+	dump = sv_proposal_dump(&p);
+	ok(dump && strstr(dump, "\"2026-12-04T15:40:37.188892Z\"") &&
+	    !strstr(dump, "+00:00"), "the record is written back in UTC");
+	free(dump);
+
+	/* An operator's edited copy of that file still matches it. */
+	copy = sv_xasprintf("{\n  \"status\": \"approved\",%s", s + 1);
+	memset(&r, 0, sizeof r);
+	if (parse_response(copy, &r, &e) == 0 &&
+	    sv_response_resolve(&r, &p, "alice", NULL, "r.json", &e) == 0)
+		strcpy(e.msg, "ok");
+	is_str(e.msg, "ok", "a copy of it with a status resolves against it");
+	sv_response_free(&r);
+	sv_proposal_free(&p);
+	free(copy);
+	free(s);
+
+	s = edit(HASH, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0");
+	bad_proposal(s, strlen(s), "p.json:4:3: 'current_file_hash' must be "
+	    "40 or 64 lowercase hex digits, not "
+	    "'9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0'",
+	    "a hash of 63 digits");
+	free(s);
 }
 
 static void
@@ -526,11 +624,12 @@ main(void)
 		perror(dir);
 		return 1;
 	}
-	plan(93);
+	plan(118);
 	test_bad_inputs();
 	test_files();
 	test_responses();
 	test_dump();
+	test_proxy_writer();
 	/* Everything was made inside dir; remove it the simple way. */
 	char *cmd = sv_xasprintf("rm -rf '%s'", dir);
 	if (system(cmd) != 0)

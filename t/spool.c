@@ -288,7 +288,7 @@ test_deliver(struct sv_spool *s)
 	ok(count_files(s->ptmp) == 0, "tmp/ left empty");
 	ok(sv_proposal_read(s->pnew, id, "p", &p, &e) == 0 &&
 	    strcmp(p.id, id) == 0 && strcmp(p.bottle_slug, "web1") == 0 &&
-	    sv_parse_iso8601(p.arrival_timestamp, NULL) == 0,
+	    sv_time_utc(p.arrival_timestamp, NULL, NULL) == 0,
 	    "proposal reads back with id, slug and arrival filled in");
 	sv_proposal_free(&p);
 

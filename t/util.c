@@ -114,21 +114,23 @@ test_time(void)
 	is_str(sv_iso8601(&ts, buf, sizeof buf), "2026-11-22T18:00:00.000005Z",
 	    "iso8601 pads microseconds");
 	ok(sv_iso8601(&ts, buf, 20) == NULL, "iso8601 refuses a short buffer");
-	ok(sv_parse_iso8601("2026-11-22T18:00:00.000005Z", &t) == 0 &&
+	ok(sv_time_utc("2026-11-22T18:00:00.000005Z", &t, NULL) == 0 &&
 	    t == 1795370400, "parse round trip");
-	ok(sv_parse_iso8601("2026-11-22T18:00:00Z", &t) == 0 && t == 1795370400,
+	ok(sv_time_utc("2026-11-22T18:00:00Z", &t, NULL) == 0 && t == 1795370400,
 	    "parse without fraction");
-	ok(sv_parse_iso8601("2024-02-29T00:00:00Z", &t) == 0, "leap day");
+	ok(sv_time_utc("2024-02-29T00:00:00Z", &t, NULL) == 0, "leap day");
+	ok(sv_time_utc("2026-11-22T19:00:00+01:00", &t, NULL) == 0 &&
+	    t == 1795370400, "parse with an offset");
 	const char *bad[] = {
 		"", "2026-11-22", "2026-11-22 18:00:00Z", "2026-11-22T18:00:00",
-		"2026-11-22T18:00:00+01:00", "2026-11-22T18:00:00.Z",
+		"2026-11-22T18:00:00+1:00", "2026-11-22T18:00:00.Z",
 		"2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z",
 		"2026-13-01T00:00:00Z", "2026-11-22T24:00:00Z",
 		"2026-11-22T18:60:00Z", "2026-11-22T18:00:00Zjunk",
 		"2026-1-22T18:00:00Z", "x026-11-22T18:00:00Z",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		ok(sv_parse_iso8601(bad[i], &t) == -1, "parse refuses '%s'",
+		ok(sv_time_utc(bad[i], &t, NULL) == -1, "parse refuses '%s'",
 		    bad[i]);
 }
 
@@ -226,7 +228,7 @@ test_io(void)
 int
 main(void)
 {
-	plan(77);
+	plan(78);
 	test_errors();
 	test_escape();
 	test_time();

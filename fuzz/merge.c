@@ -268,6 +268,23 @@ check_payload(const char *tool, const char *payload)
 		free(again);
 	}
 	free(out);
+	/* Its mirror applies too, and again changes nothing: an approved
+	 * route's host is always a valid allowlist line. */
+	FUZZ_ASSERT(sv_config_mirror(tool, NULL, payload, &out, &e) == 0,
+	    "%s: accepted payload does not mirror: %s", tool, e.msg);
+	if (out != NULL) {
+		char *norm;
+
+		FUZZ_ASSERT(sv_config_mirror(tool, out, payload, &again, &e) == 0 &&
+		    strcmp(out, again) == 0, "%s: mirroring twice changed the "
+		    "allowlist", tool);
+		FUZZ_ASSERT(sv_config_normalize("pipelock/allowlist", out, &norm,
+		    &e) == 0 && strcmp(norm, out) == 0, "%s: mirrored allowlist "
+		    "'%s' is not canonical", tool, out);
+		free(norm);
+		free(again);
+	}
+	free(out);
 }
 
 int

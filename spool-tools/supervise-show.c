@@ -65,31 +65,32 @@ print_diff_text(const char *diff)
 	}
 }
 
-/* The change approving the proposal as it stands would make. */
+/*
+ * The diff approving the proposal would make to the config file `relpath`
+ * (the tool's own, then its mirror): printed, and *changed set when it is
+ * not empty.
+ */
 static int
-print_diff(const char *slug, const struct sv_proposal *p, struct sv_err *e)
+print_file_diff(const char *slug, const struct sv_proposal *p,
+    const char *relpath, int mirror, int *changed_any, struct sv_err *e)
 {
-	const struct sv_tool *t = sv_tool_find(p->tool);
 	char *current, *changed, *label, *diff;
 	char hash[41];
 	size_t len;
+	int rc;
 
-	if (!t || !t->config) {
-		printf("Diff: none, %s changes no config\n",
-		    t ? t->name : "this tool");
-		return 0;
-	}
-	if (sv_cli_config_text(slug, p->tool, &current, &len, e) < 0)
+	if (sv_cli_audit_text(slug, relpath, &current, &len, e) < 0)
 		return -1;
-	label = sv_xasprintf("%s/%s", slug, t->config);
-	sv_blob_hash(current ? current : "", current ? len : 0, hash);
+	label = sv_xasprintf("%s/%s", slug, relpath);
 	/* A 64-digit sha256 (the egress proxy's writer) says nothing we can
 	 * compare; a blob id says which config the agent saw. */
-	if (strlen(p->current_file_hash) == 40 &&
+	sv_blob_hash(current ? current : "", current ? len : 0, hash);
+	if (!mirror && strlen(p->current_file_hash) == 40 &&
 	    strcmp(hash, p->current_file_hash) != 0)
 		printf("Note: %s changed since the proposal was made\n", label);
-	if (sv_config_update(p->tool, current, p->proposed_file, &changed,
-	    e) < 0) {
+	rc = (mirror ? sv_config_mirror : sv_config_update)(p->tool, current,
+	    p->proposed_file, &changed, e);
+	if (rc < 0) {
 		free(current);
 		free(label);
 		return -1;
@@ -106,13 +107,35 @@ print_diff(const char *slug, const struct sv_proposal *p, struct sv_err *e)
 	if (*diff) {
 		printf("Diff of %s:\n", label);
 		print_diff_text(diff);
-	} else {
-		printf("Diff: none, %s already allows this\n", label);
+		*changed_any = 1;
 	}
 	free(diff);
 	free(changed);
 	free(current);
 	free(label);
+	return 0;
+}
+
+/* The change approving the proposal as it stands would make. */
+static int
+print_diff(const char *slug, const struct sv_proposal *p, struct sv_err *e)
+{
+	const struct sv_tool *t = sv_tool_find(p->tool);
+	int changed = 0;
+
+	if (!t || !t->config) {
+		printf("Diff: none, %s changes no config\n",
+		    t ? t->name : "this tool");
+		return 0;
+	}
+	if (print_file_diff(slug, p, t->config, 0, &changed, e) < 0)
+		return -1;
+	if (t->mirror && print_file_diff(slug, p, t->mirror, 1, &changed,
+	    e) < 0)
+		return -1;
+	if (!changed)
+		printf("Diff: none, %s/%s already allows this\n", slug,
+		    t->config);
 	return 0;
 }
 

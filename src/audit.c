@@ -382,7 +382,7 @@ sv_audit_read_record(struct sv_audit *a, const char *slug, const char *id,
 struct decision_ctx {
 	const struct sv_proposal *p;
 	const struct sv_response *r;
-	const char *config;	/* the tool's config file, or NULL */
+	const struct sv_tool *tool;	/* its config files, if any */
 	char *record_path;
 	char *record;
 	char *message;
@@ -390,12 +390,40 @@ struct decision_ctx {
 	git_signature author;
 };
 
+/*
+ * Put the new text of one config file of the decision's bottle into the
+ * plan: `file` is the tool's config or its mirror, `apply` the merge.
+ */
+static int
+plan_config_file(struct sv_audit *a, git_tree *tip, struct decision_ctx *c,
+    const char *file, int (*apply)(const char *, const char *, const char *,
+    char **, struct sv_err *), struct plan *pl, struct sv_err *e)
+{
+	char *path, *cur = NULL, *next = NULL, msg[sizeof e->msg];
+	int rc;
+
+	path = sv_xasprintf("%s/%s", c->p->bottle_slug, file);
+	rc = tree_text(a, tip, path, &cur, NULL, e);
+	if (rc == 0 && apply(c->p->tool, cur, c->r->final_file, &next,
+	    e) == -1) {
+		memcpy(msg, e->msg, sizeof msg);
+		sv_errf(e, 0, "can't apply the decision on '%s' to '%s': %s",
+		    c->p->id, path, msg);
+		rc = -1;
+	}
+	if (rc == 0 && next != NULL && (cur == NULL || strcmp(cur, next) != 0))
+		rc = plan_put(a, pl, path, next, e);
+	free(path);
+	free(cur);
+	free(next);
+	return rc;
+}
+
 static int
 plan_decision(struct sv_audit *a, git_tree *tip, void *arg, struct plan *pl,
     struct sv_err *e)
 {
 	struct decision_ctx *c = arg;
-	char *path, *cur = NULL, *next = NULL, msg[sizeof e->msg];
 	int rc;
 
 	if ((rc = record_find(a, tip, c->p->bottle_slug, c->p->id, NULL,
@@ -403,23 +431,13 @@ plan_decision(struct sv_audit *a, git_tree *tip, void *arg, struct plan *pl,
 		pl->nothing = rc == 1;
 		return rc == 1 ? 0 : -1;
 	}
-	if (c->config != NULL && c->r->status != SV_REJECTED) {
-		path = sv_xasprintf("%s/%s", c->p->bottle_slug, c->config);
-		rc = tree_text(a, tip, path, &cur, NULL, e);
-		if (rc == 0 && sv_config_update(c->p->tool, cur, c->r->final_file,
-		    &next, e) == -1) {
-			memcpy(msg, e->msg, sizeof msg);
-			sv_errf(e, 0, "can't apply the decision on '%s' to '%s': "
-			    "%s", c->p->id, path, msg);
-			rc = -1;
-		}
-		if (rc == 0 && next != NULL &&
-		    (cur == NULL || strcmp(cur, next) != 0))
-			rc = plan_put(a, pl, path, next, e);
-		free(path);
-		free(cur);
-		free(next);
-		if (rc == -1)
+	if (c->r->status != SV_REJECTED) {
+		/* The route and its host on pipelock's allowlist: one commit. */
+		if (c->tool->config != NULL && plan_config_file(a, tip, c,
+		    c->tool->config, sv_config_update, pl, e) == -1)
+			return -1;
+		if (c->tool->mirror != NULL && plan_config_file(a, tip, c,
+		    c->tool->mirror, sv_config_mirror, pl, e) == -1)
 			return -1;
 	}
 	return plan_put(a, pl, c->record_path, c->record, e);
@@ -458,7 +476,7 @@ decision_prepare(struct decision_ctx *c, const struct sv_proposal *p,
 		    "a field is not valid UTF-8", p->id);
 	c->p = p;
 	c->r = r;
-	c->config = t->config;
+	c->tool = t;
 	c->record_path = record_path(p->bottle_slug, p->id);
 	c->message = decision_message(p, r);
 	ident_parse(r->decided_by, &c->who);

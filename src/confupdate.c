@@ -9,6 +9,10 @@
  * approval twice gives the same bytes, and `git log -p` on a config file
  * shows exactly what each decision changed and nothing else.
  *
+ * An approved egress route changes two files: the route is merged into
+ * routes.json and its host added to pipelock's allowlist (the tool's
+ * mirror), so the downstream gate never refuses what egress allows.
+ *
  * Payloads are judged by tools.c (sv_payload_check), the one validator;
  * this file only decides how a valid payload combines with what is there.
  */
@@ -425,6 +429,30 @@ sv_config_update(const char *tool, const char *current, const char *payload,
 		return sv_lines_add(current, payload, out, e);
 	/* egress-token-allow and any later tool without a file: recorded. */
 	return 0;
+}
+
+int
+sv_config_mirror(const char *tool, const char *current, const char *payload,
+    char **out, struct sv_err *e)
+{
+	const struct sv_tool *t = sv_tool_find(tool);
+	json_t *route;
+	char *host;
+	int rc;
+
+	*out = NULL;
+	if (t == NULL || t->mirror == NULL)
+		return 0;
+	if (sv_payload_check(tool, payload, e) == -1)
+		return -1;
+	/* Checked: an object with a valid host.  Hosts match in lower case. */
+	if (sv_record_loadb(payload, strlen(payload), "route", &route, e) == -1)
+		return -1;
+	host = lower_dup(json_string_value(json_object_get(route, "host")));
+	json_decref(route);
+	rc = sv_lines_add(current, host, out, e);
+	free(host);
+	return rc;
 }
 
 /*

@@ -306,6 +306,9 @@ struct sv_tool {
 	const char *config;	/* "egress/routes.json", ... or NULL */
 	int proposes;		/* 0 for read-only tools */
 	int offered;		/* offered to agents in tools/list */
+	/* A second file an approval changes, in the same commit: an egress
+	 * route's host goes onto pipelock's allowlist too.  Or NULL. */
+	const char *mirror;
 };
 const struct sv_tool *sv_tool_find(const char *name);
 extern const struct sv_tool sv_tools[];	/* terminated by {NULL} */
@@ -386,6 +389,11 @@ int sv_lines_add(const char *list, const char *line, char **out,
 /* New config text for `tool` given the current text and final payload;
  * *out NULL when the tool changes no config. */
 int sv_config_update(const char *tool, const char *current,
+    const char *payload, char **out, struct sv_err *e);
+/* New text of the tool's mirror file (sv_tool.mirror) given its current
+ * text and the final payload: the route's host added to pipelock's
+ * allowlist.  *out NULL when the tool has no mirror. */
+int sv_config_mirror(const char *tool, const char *current,
     const char *payload, char **out, struct sv_err *e);
 /*
  * Check a whole config file (an operator's edit, a starting config) and

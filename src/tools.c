@@ -17,16 +17,18 @@
 #include "supervise.h"
 
 const struct sv_tool sv_tools[] = {
-	{ SV_TOOL_EGRESS_BLOCK, "egress/routes.json", 1, 1 },
-	{ SV_TOOL_EGRESS_ALLOW, "egress/routes.json", 1, 1 },
-	{ SV_TOOL_LIST_EGRESS_ROUTES, NULL, 0, 1 },
-	{ SV_TOOL_PIPELOCK_BLOCK, "pipelock/allowlist", 1, 1 },
-	{ SV_TOOL_CAPABILITY_BLOCK, "capability/Dockerfile", 1, 1 },
-	{ SV_TOOL_GITLEAKS_ALLOW, "gitleaks/.gitleaksignore", 1, 1 },
-	{ SV_TOOL_PROPOSAL_STATUS, NULL, 0, 1 },
+	/* pipelock is the downstream gate: it must not refuse a host that
+	 * egress now allows. */
+	{ SV_TOOL_EGRESS_BLOCK, "egress/routes.json", 1, 1, "pipelock/allowlist" },
+	{ SV_TOOL_EGRESS_ALLOW, "egress/routes.json", 1, 1, "pipelock/allowlist" },
+	{ SV_TOOL_LIST_EGRESS_ROUTES, NULL, 0, 1, NULL },
+	{ SV_TOOL_PIPELOCK_BLOCK, "pipelock/allowlist", 1, 1, NULL },
+	{ SV_TOOL_CAPABILITY_BLOCK, "capability/Dockerfile", 1, 1, NULL },
+	{ SV_TOOL_GITLEAKS_ALLOW, "gitleaks/.gitleaksignore", 1, 1, NULL },
+	{ SV_TOOL_PROPOSAL_STATUS, NULL, 0, 1, NULL },
 	/* Enqueued by the egress proxy through the spool, never by agents. */
-	{ SV_TOOL_EGRESS_TOKEN_ALLOW, NULL, 1, 0 },
-	{ NULL, NULL, 0, 0 },
+	{ SV_TOOL_EGRESS_TOKEN_ALLOW, NULL, 1, 0, NULL },
+	{ NULL, NULL, 0, 0, NULL },
 };
 
 static const char *const auth_schemes[] = { "Bearer", "token", NULL };

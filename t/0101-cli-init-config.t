@@ -109,7 +109,12 @@ check_same "show: the diff of the merge" \
 --- a/web1/egress/routes.json
 +++ b/web1/egress/routes.json
 @@ -3,6 +3,7 @@
-+        \"/orgs/\","
++        \"/orgs/\",
+Diff of web1/pipelock/allowlist:
+--- a/web1/pipelock/allowlist
++++ b/web1/pipelock/allowlist
+@@ -1,2 +1,3 @@
++api.github.com"
 id=$(supervise-propose -s web1 -t pipelock-block -j why 'https://b.example.com/x')
 check_match "show: nothing to change" "$(supervise-show "$id")" \
     '^Diff: none, web1/pipelock/allowlist already allows this$'

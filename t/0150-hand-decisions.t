@@ -93,8 +93,12 @@ check_same "the routes: the approved host and the edited route" \
     }
   ]
 }'
+# The approved routes' hosts are mirrored onto pipelock's allowlist; the
+# rejected pipelock-block's host is not there.
 check_same "the rejection changed no config" \
-    "$(g show main:web1/pipelock/allowlist 2>/dev/null)" ""
+    "$(g show main:web1/pipelock/allowlist 2>/dev/null)" \
+    "edit.example.com
+write.example.com"
 check_same "decided_by defaults to the file owner: the commit author" \
     "$(g log -1 --format=%an --grep="^Proposal-Id: $w\$" main)" "$(id -un)"
 check_match "the notes are in the commit body" \

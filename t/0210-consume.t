@@ -51,9 +51,10 @@ check_match "trailer Decided" "$(trailer Decided)" \
     '^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{6}Z$'
 h=$(printf %s "$a" | git hash-object --stdin)
 rec=web1/decisions/$(echo "$h" | sed 's,^\(.\)\(.\)\(.\)\(.\).*,\1/\2/\3/\4,')/$a.json
-check_same "the commit touches the routes and the record" \
+check_same "the commit touches the routes, the allowlist and the record" \
     "$(g show --format= --name-only main | sort)" \
-    "$(printf '%s\n%s' "$rec" web1/egress/routes.json | sort)"
+    "$(printf '%s\n%s\n%s' "$rec" web1/egress/routes.json \
+    web1/pipelock/allowlist | sort)"
 check "the record holds proposal and response" sh -c \
     "git -C '$A' show 'main:$rec' | grep -q '\"proposal\": {' &&
      git -C '$A' show 'main:$rec' | grep -q '\"status\": \"approved\"'"
@@ -102,7 +103,8 @@ check_same "reject: subject" "$(g log -1 --format=%s)" \
 check_same "reject: only the record changed" \
     "$(g show --format= --name-only main | sed 's,/decisions/.*,/decisions,')" \
     web1/decisions
-check_fail "reject: no allowlist" g cat-file -e main:web1/pipelock/allowlist 2>/dev/null
+check_same "reject: the allowlist holds only the routes' host" \
+    "$(g show main:web1/pipelock/allowlist)" api.github.com
 
 # The other tools.
 p=$(propose pipelock-block 'downloads' 'https://Dl.Example.NET/a/b?c=d')
@@ -114,7 +116,8 @@ before=$(ncommits)
 drain >out 2>err
 check_same "four decisions, four commits" "$(ncommits)" $((before + 4))
 check_same "pipelock: the URL's host, lowercased" \
-    "$(g show main:web1/pipelock/allowlist)" dl.example.net
+    "$(g show main:web1/pipelock/allowlist)" "api.github.com
+dl.example.net"
 check_same "capability: the Dockerfile" \
     "$(g show main:web1/capability/Dockerfile)" \
     "$(printf 'FROM debian:12\nRUN apt-get install -y jq\n')"

@@ -193,6 +193,11 @@ test_commits(const char *repo)
 	    && text && strstr(text, "\"api.github.com\"") && len == strlen(text),
 	    "routes.json holds the approved host");
 	free(text);
+	ok(sv_audit_read(a, "web1", "pipelock/allowlist", &text, &len, &e) == 0
+	    && text && strcmp(text, "api.github.com\n") == 0 &&
+	    count_commits(repo) == 1, "the route's host is on pipelock's "
+	    "allowlist, in the same commit");
+	free(text);
 	msg = tip_info(repo, author, sizeof author, &parents);
 	ok(msg && strncmp(msg, "web1: approve egress-block api.github.com\n\n",
 	    43) == 0, "subject");
@@ -223,6 +228,9 @@ test_commits(const char *repo)
 	ok(sv_audit_read(a, "web1", "egress/routes.json", &text, &len, &e) == 0
 	    && text && !strstr(text, "evil"), "rejection left routes alone");
 	free(text);
+	ok(sv_audit_read(a, "web1", "pipelock/allowlist", &text, &len, &e) == 0
+	    && text && !strstr(text, "evil"), "and pipelock's allowlist");
+	free(text);
 	msg = tip_info(repo, author, sizeof author, &parents);
 	ok(msg && strncmp(msg, "web1: reject egress-block evil.example\n", 39)
 	    == 0 && strstr(msg, "\nStatus: rejected\n"), "reject subject");
@@ -239,13 +247,31 @@ test_commits(const char *repo)
 	ok(sv_audit_commit_decision(a, &p, &r, &committed, &e) == 0 &&
 	    committed == 1, "modified committed");
 	ok(sv_audit_read(a, "web1", "pipelock/allowlist", &text, &len, &e) == 0
-	    && text && strcmp(text, "narrow.example\n") == 0,
+	    && text && strcmp(text, "api.github.com\nnarrow.example\n") == 0,
 	    "the final file's host went in, not the proposal's");
 	free(text);
 	msg = tip_info(repo, author, sizeof author, &parents);
 	ok(msg && strncmp(msg, "web1: modify pipelock-block narrow.example\n",
 	    43) == 0, "modify subject names the final host");
 	free(msg);
+	sv_proposal_free(&p);
+	sv_response_free(&r);
+
+	/* A modified route: the final host is mirrored, not the proposal's. */
+	proposal(&p, "3.M1P1Q1R05.h", "web1", SV_TOOL_EGRESS_ALLOW,
+	    "{\n  \"host\": \"wide.example\"\n}\n");
+	response(&r, p.id, SV_MODIFIED, "{\"host\": \"Narrow.Example\", "
+	    "\"path_allowlist\": [\"/v1/\"]}", "bob <b@x>");
+	ok(sv_audit_commit_decision(a, &p, &r, &committed, &e) == 0 &&
+	    committed == 1, "modified route committed");
+	ok(sv_audit_read(a, "web1", "pipelock/allowlist", &text, &len, &e) == 0
+	    && text && strcmp(text, "api.github.com\nnarrow.example\n") == 0,
+	    "a host already on the allowlist stays once, lower case");
+	free(text);
+	ok(sv_audit_read(a, "web1", "egress/routes.json", &text, &len, &e) == 0
+	    && text && strstr(text, "\"narrow.example\"") &&
+	    !strstr(text, "wide"), "routes.json has the final route");
+	free(text);
 	sv_proposal_free(&p);
 	sv_response_free(&r);
 

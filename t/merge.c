@@ -186,6 +186,46 @@ test_apply(void)
 	    "an empty Dockerfile is refused: %s", e.msg);
 }
 
+/* An egress route's host goes onto pipelock's allowlist too. */
+static void
+test_mirror(void)
+{
+	struct sv_err e;
+	char *out;
+
+	is_str(sv_tool_find(SV_TOOL_EGRESS_BLOCK)->mirror, "pipelock/allowlist",
+	    "egress-block mirrors onto pipelock's allowlist");
+	is_str(sv_tool_find(SV_TOOL_EGRESS_ALLOW)->mirror, "pipelock/allowlist",
+	    "egress-allow too");
+	ok(sv_config_mirror(SV_TOOL_EGRESS_BLOCK, NULL,
+	    "{\"host\": \"api.github.com\", \"path_allowlist\": [\"/repos/\"]}",
+	    &out, &e) == 0, "a route into no allowlist");
+	is_str(out, "api.github.com\n", "its host, no path: pipelock matches "
+	    "hosts");
+	free(out);
+	ok(sv_config_mirror(SV_TOOL_EGRESS_ALLOW, "b.example\nz.example\n",
+	    R1("M.Example"), &out, &e) == 0, "a route into an allowlist");
+	is_str(out, "b.example\nm.example\nz.example\n", "lower case, sorted "
+	    "in");
+	free(out);
+	ok(sv_config_mirror(SV_TOOL_EGRESS_BLOCK, "a.example\n", R1("A.example"),
+	    &out, &e) == 0, "a host already there");
+	is_str(out, "a.example\n", "stays once");
+	free(out);
+	out = (char *)"unchanged";
+	ok(sv_config_mirror(SV_TOOL_PIPELOCK_BLOCK, "a.example\n",
+	    "https://b.example/", &out, &e) == 0 && out == NULL,
+	    "pipelock-block has no mirror");
+	out = (char *)"unchanged";
+	ok(sv_config_mirror(SV_TOOL_CAPABILITY_BLOCK, NULL, "FROM x\n", &out,
+	    &e) == 0 && out == NULL, "capability-block has no mirror");
+	ok(sv_config_mirror(SV_TOOL_EGRESS_BLOCK, "a.example\n",
+	    R1("a.example:443"), &out, &e) == -1 && out == NULL,
+	    "a route refused by the payload check: %s", e.msg);
+	ok(sv_config_mirror(SV_TOOL_EGRESS_BLOCK, "a.example\n", "not json",
+	    &out, &e) == -1, "not JSON: %s", e.msg);
+}
+
 static void
 test_normalize(void)
 {
@@ -302,6 +342,7 @@ main(void)
 	test_chain();
 	test_lines();
 	test_apply();
+	test_mirror();
 	test_normalize();
 	plan(tap_n);		/* a trailing plan: the table sets the count */
 	return done_testing();

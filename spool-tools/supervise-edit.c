@@ -7,10 +7,7 @@
  * file aborts like an empty commit message does in git.  Nothing is
  * written to the spool unless the edit is good.
  */
-#include <sys/stat.h>
-
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +29,10 @@ main(int argc, char *argv[])
 	struct sv_entry en;
 	struct sv_proposal p;
 	struct sv_err e;
-	const char *notes = NULL, *tmpdir;
+	const char *notes = NULL;
 	char *earg, *tmp = NULL, *edited = NULL, *path = NULL;
 	size_t len;
-	int c, fd, keep = 0, status = 1;
+	int c, keep = 0, status = 1;
 
 	sv_setprog(argv[0]);
 	while ((c = getopt(argc, argv, "n:h")) != -1) {
@@ -58,32 +55,8 @@ main(int argc, char *argv[])
 		sv_warnx("can't edit '%s': already decided", earg);
 		goto out;
 	}
-	if (!(tmpdir = getenv("TMPDIR")) || !*tmpdir)
-		tmpdir = "/tmp";
-	tmp = sv_xasprintf("%s/supervise-edit.XXXXXX", tmpdir);
-	/* mkstemp creates it 0600: the payload may be private. */
-	if ((fd = mkstemp(tmp)) < 0) {
-		sv_warnx("can't create '%s': %s", tmp, strerror(errno));
-		free(tmp);
-		tmp = NULL;
-		goto out;
-	}
-	if (sv_write_all(fd, p.proposed_file, strlen(p.proposed_file)) < 0 ||
-	    close(fd) < 0) {
-		sv_warnx("can't write '%s': %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (sv_cli_edit(tmp, "nothing written", &e) < 0) {
+	if (sv_cli_edit_text(p.proposed_file, &tmp, &edited, &len, &e) < 0) {
 		sv_warnx("can't edit '%s': %s", earg, e.msg);
-		goto out;
-	}
-	if (sv_cli_read_file(tmp, SV_FILE_MAX, &edited, &len, &e) < 0) {
-		sv_warn_err(&e);
-		goto out;
-	}
-	if (len == 0) {
-		sv_warnx("can't edit '%s': the file is empty, aborted; "
-		    "nothing written", earg);
 		goto out;
 	}
 	if (sv_cli_respond(&s, &p, SV_MODIFIED, notes, edited, &path,

@@ -37,105 +37,16 @@ print_text(const char *text)
 	free(esc);
 }
 
-/*
- * A diff quotes agent text, so it is escaped line by line; only the
- * marker libgit2 itself writes is left as it is, else its backslash
- * would read as an escape.
- */
-static void
-print_diff_text(const char *diff)
-{
-	static const char marker[] = "\\ No newline at end of file";
-
-	while (*diff) {
-		size_t len = strcspn(diff, "\n");
-
-		if (len == sizeof marker - 1 && memcmp(diff, marker, len) == 0) {
-			fputs(marker, stdout);
-		} else {
-			char *esc = sv_escape(diff, len, 0);
-
-			fputs(esc, stdout);
-			free(esc);
-		}
-		putchar('\n');
-		diff += len;
-		if (*diff == '\n')
-			diff++;
-	}
-}
-
-/*
- * The diff approving the proposal would make to the config file `relpath`
- * (the tool's own, then its mirror): printed, and *changed set when it is
- * not empty.
- */
-static int
-print_file_diff(const char *slug, const struct sv_proposal *p,
-    const char *relpath, int mirror, int *changed_any, struct sv_err *e)
-{
-	char *current, *changed, *label, *diff;
-	char hash[41];
-	size_t len;
-	int rc;
-
-	if (sv_cli_audit_text(slug, relpath, &current, &len, e) < 0)
-		return -1;
-	label = sv_xasprintf("%s/%s", slug, relpath);
-	/* A 64-digit sha256 (the egress proxy's writer) says nothing we can
-	 * compare; a blob id says which config the agent saw. */
-	sv_blob_hash(current ? current : "", current ? len : 0, hash);
-	if (!mirror && strlen(p->current_file_hash) == 40 &&
-	    strcmp(hash, p->current_file_hash) != 0)
-		printf("Note: %s changed since the proposal was made\n", label);
-	rc = (mirror ? sv_config_mirror : sv_config_update)(p->tool, current,
-	    p->proposed_file, &changed, e);
-	if (rc < 0) {
-		free(current);
-		free(label);
-		return -1;
-	}
-	diff = sv_config_diff(current ? current : "",
-	    changed ? changed : (current ? current : ""), label);
-	if (!diff) {
-		sv_errf(e, 0, "can't make the diff of '%s'", label);
-		free(changed);
-		free(current);
-		free(label);
-		return -1;
-	}
-	if (*diff) {
-		printf("Diff of %s:\n", label);
-		print_diff_text(diff);
-		*changed_any = 1;
-	}
-	free(diff);
-	free(changed);
-	free(current);
-	free(label);
-	return 0;
-}
-
 /* The change approving the proposal as it stands would make. */
 static int
 print_diff(const char *slug, const struct sv_proposal *p, struct sv_err *e)
 {
-	const struct sv_tool *t = sv_tool_find(p->tool);
-	int changed = 0;
+	char *text;
 
-	if (!t || !t->config) {
-		printf("Diff: none, %s changes no config\n",
-		    t ? t->name : "this tool");
-		return 0;
-	}
-	if (print_file_diff(slug, p, t->config, 0, &changed, e) < 0)
+	if (sv_cli_diff(slug, p, NULL, &text, e) < 0)
 		return -1;
-	if (t->mirror && print_file_diff(slug, p, t->mirror, 1, &changed,
-	    e) < 0)
-		return -1;
-	if (!changed)
-		printf("Diff: none, %s/%s already allows this\n", slug,
-		    t->config);
+	fputs(text, stdout);
+	free(text);
 	return 0;
 }
 

@@ -916,8 +916,14 @@ sv_cli_edit(const char *path, const char *nothing, struct sv_err *e)
 	sigaction(SIGQUIT, &ign, &oldquit);
 	pid = fork();
 	if (pid == 0) {
+		sigset_t none;
+
 		sigaction(SIGINT, &oldint, NULL);
 		sigaction(SIGQUIT, &oldquit, NULL);
+		/* A caller that reads its signals from a descriptor blocks
+		 * them; the editor must get them as usual. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		execl("/bin/sh", "sh", "-c", cmd, "sh", path, (char *)NULL);
 		_exit(127);
 	}
@@ -933,4 +939,168 @@ sv_cli_edit(const char *path, const char *nothing, struct sv_err *e)
 		rc = sv_errf(e, 0, "the editor '%s' failed; %s", editor,
 		    nothing);
 	return rc;
+}
+
+/*
+ * A diff quotes agent text, so it is escaped line by line; only the
+ * marker libgit2 itself writes is left as it is, else its backslash
+ * would read as an escape.
+ */
+static void
+put_diff_text(FILE *f, const char *diff)
+{
+	static const char marker[] = "\\ No newline at end of file";
+
+	while (*diff) {
+		size_t len = strcspn(diff, "\n");
+
+		if (len == sizeof marker - 1 && memcmp(diff, marker, len) == 0) {
+			fputs(marker, f);
+		} else {
+			char *esc = sv_escape(diff, len, 0);
+
+			fputs(esc, f);
+			free(esc);
+		}
+		putc('\n', f);
+		diff += len;
+		if (*diff == '\n')
+			diff++;
+	}
+}
+
+/*
+ * The diff approving `payload` would make to the config file `relpath`
+ * (the tool's own, or with `mirror` the one it mirrors onto), onto f;
+ * *changed_any set when it is not empty.
+ */
+static int
+put_file_diff(FILE *f, const char *slug, const struct sv_proposal *p,
+    const char *payload, const char *relpath, int mirror, int *changed_any,
+    struct sv_err *e)
+{
+	char *current, *changed, *label, *diff;
+	char hash[41];
+	size_t len;
+	int rc;
+
+	if (sv_cli_audit_text(slug, relpath, &current, &len, e) < 0)
+		return -1;
+	label = sv_xasprintf("%s/%s", slug, relpath);
+	/* A 64-digit sha256 (the egress proxy's writer) says nothing we can
+	 * compare; a blob id says which config the agent saw. */
+	sv_blob_hash(current ? current : "", current ? len : 0, hash);
+	if (!mirror && strlen(p->current_file_hash) == 40 &&
+	    strcmp(hash, p->current_file_hash) != 0)
+		fprintf(f, "Note: %s changed since the proposal was made\n",
+		    label);
+	rc = (mirror ? sv_config_mirror : sv_config_update)(p->tool, current,
+	    payload, &changed, e);
+	if (rc < 0) {
+		free(current);
+		free(label);
+		return -1;
+	}
+	diff = sv_config_diff(current ? current : "",
+	    changed ? changed : (current ? current : ""), label);
+	free(changed);
+	free(current);
+	if (!diff) {
+		sv_errf(e, 0, "can't make the diff of '%s'", label);
+		free(label);
+		return -1;
+	}
+	if (*diff) {
+		fprintf(f, "Diff of %s:\n", label);
+		put_diff_text(f, diff);
+		*changed_any = 1;
+	}
+	free(diff);
+	free(label);
+	return 0;
+}
+
+int
+sv_cli_diff(const char *slug, const struct sv_proposal *p,
+    const char *payload, char **out, struct sv_err *e)
+{
+	const struct sv_tool *t = sv_tool_find(p->tool);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int changed = 0, rc;
+
+	*out = NULL;
+	if (!payload)
+		payload = p->proposed_file;
+	if (!t || !t->config) {
+		*out = sv_xasprintf("Diff: none, %s changes no config\n",
+		    t ? t->name : "this tool");
+		return 0;
+	}
+	if (!(f = open_memstream(&text, &len)))
+		sv_die(111, "out of memory");
+	rc = put_file_diff(f, slug, p, payload, t->config, 0, &changed, e);
+	if (rc == 0 && t->mirror)
+		rc = put_file_diff(f, slug, p, payload, t->mirror, 1, &changed,
+		    e);
+	if (rc == 0 && !changed)
+		fprintf(f, "Diff: none, %s/%s already allows this\n", slug,
+		    t->config);
+	if (fclose(f) != 0)
+		sv_die(111, "out of memory");
+	if (rc < 0) {
+		free(text);
+		return -1;
+	}
+	*out = text;
+	return 0;
+}
+
+int
+sv_cli_edit_text(const char *text, char **tmp, char **edited, size_t *len,
+    struct sv_err *e)
+{
+	const char *tmpdir;
+	int fd;
+
+	*tmp = NULL;
+	*edited = NULL;
+	*len = 0;
+	if (!(tmpdir = getenv("TMPDIR")) || !*tmpdir)
+		tmpdir = "/tmp";
+	*tmp = sv_xasprintf("%s/supervise-edit.XXXXXX", tmpdir);
+	/* mkstemp creates it 0600: the payload may be private. */
+	if ((fd = mkstemp(*tmp)) < 0) {
+		sv_errf(e, errno, "can't create '%s'", *tmp);
+		free(*tmp);
+		*tmp = NULL;
+		return -1;
+	}
+	if (sv_write_all(fd, text, strlen(text)) < 0) {
+		sv_errf(e, errno, "can't write '%s'", *tmp);
+		close(fd);
+		return -1;
+	}
+	if (close(fd) < 0)
+		return sv_errf(e, errno, "can't write '%s'", *tmp);
+	if (sv_cli_edit(*tmp, "nothing written", e) < 0)
+		return -1;
+	if (sv_cli_read_file(*tmp, SV_FILE_MAX, edited, len, e) < 0)
+		return -1;
+	if (*len == 0) {
+		free(*edited);
+		*edited = NULL;
+		return sv_errf(e, 0, "the file is empty, aborted; nothing "
+		    "written");
+	}
+	return 0;
+}
+
+const char *
+sv_cli_caller(const struct sv_entry *en)
+{
+	if (strchr(en->flags, 'T'))
+		return "cancelled";
+	return "waiting";
 }

@@ -514,6 +514,7 @@ int sv_cli_read_proposal(struct sv_spool *s, const char *id,
  * Run $VISUAL, $EDITOR or vi on path through the shell, as git does,
  * ignoring SIGINT and SIGQUIT meanwhile (the editor handles ^C).  When
  * it fails: "the editor 'ED' failed; NOTHING" (NOTHING: "nothing written").
+ * Signals the caller blocks are unblocked for the editor.
  */
 int sv_cli_edit(const char *path, const char *nothing, struct sv_err *e);
 /* Read an operator's file: at most max bytes, no NUL byte; "-" is stdin. */
@@ -530,6 +531,27 @@ int sv_cli_config_text(const char *slug, const char *tool, char **text,
 /* The same for any file of the bottle's tree ("policy"). */
 int sv_cli_audit_text(const char *slug, const char *relpath, char **text,
     size_t *len, struct sv_err *e);
+/*
+ * What approving `payload` (NULL: the proposal's proposed_file) would
+ * change in bottle `slug`'s config, as text for a terminal, malloc'd:
+ * "Diff of SLUG/PATH:" and the libgit2 patch, escaped line by line, or
+ * "Diff: none, ..." saying why there is none; first a "Note: ..." line
+ * when the config changed since the proposal was made.
+ */
+int sv_cli_diff(const char *slug, const struct sv_proposal *p,
+    const char *payload, char **out, struct sv_err *e);
+/*
+ * Put `text` in a new private temporary file (*tmp, malloc'd), run
+ * $VISUAL, $EDITOR or vi on it through the shell (the editor, not the
+ * caller, gets ^C; signals the caller blocks are unblocked for it), and
+ * read it back into *edited.  An empty file is an error (aborted, as git
+ * does with an empty message).  The caller removes *tmp when it is set.
+ */
+int sv_cli_edit_text(const char *text, char **tmp, char **edited,
+    size_t *len, struct sv_err *e);
+/* Is the agent still waiting on the line for a pending proposal:
+ * "waiting", "gone" (its connection dropped) or "cancelled" (flag T). */
+const char *sv_cli_caller(const struct sv_entry *en);
 /* "new", "seen", "withdrawn" (flag T) or "decided" (flag R). */
 const char *sv_cli_state(const struct sv_entry *en);
 /* An age for lists: 5s, 3m, 2h, 4d (negative ages count as 0s). */

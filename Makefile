@@ -58,6 +58,18 @@ $(O)/bin/%: spool-tools/%.c $(LIB) $(HDRS) | $(O)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
 
+# supervise-top is the one program that draws on a terminal: only it links
+# ncursesw, and its parts are in spool-tools/top/.
+CURSES_CFLAGS = $(shell pkg-config --cflags ncursesw 2>/dev/null)
+CURSES_LIBS = $(shell pkg-config --libs ncursesw 2>/dev/null)
+TOP_SRC := $(wildcard spool-tools/top/*.c)
+$(O)/bin/supervise-top: spool-tools/supervise-top.c $(TOP_SRC) \
+    spool-tools/top/top.h $(LIB) src/supervise.h | $(O)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(CURSES_CFLAGS) -Isrc -Ispool-tools/top \
+	    $(LDFLAGS) -o $@ $< $(TOP_SRC) $(LIB) $(PKG_LIBS) $(CURSES_LIBS) \
+	    $(LDLIBS)
+
 $(O)/bin/%: spool-tools/%.sh
 	@mkdir -p $(@D)
 	cp $< $@ && chmod 755 $@

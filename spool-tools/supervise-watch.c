@@ -325,15 +325,8 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	for (int i = 0; i < argc; i++) {
-		if (sv_valid_slug(argv[i], &e) < 0) {
-			char *eslug = sv_escape(argv[i], strlen(argv[i]), 0);
-
-			sv_warnx("can't watch '%s': %s", eslug, e.msg);
-			free(eslug);
-			return 2;
-		}
-	}
+	if (sv_cli_check_slugs(argc, argv, "watch") < 0)
+		return 2;
 	if (argc > 0) {
 		nslugs = (size_t)argc;
 	} else if (sv_cli_bottles(&slugs, &nslugs, &e) < 0) {

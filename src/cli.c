@@ -282,6 +282,23 @@ sv_cli_bottles(char ***slugs, size_t *n, struct sv_err *e)
 	return 0;
 }
 
+int
+sv_cli_check_slugs(int argc, char **argv, const char *verb)
+{
+	struct sv_err e;
+
+	for (int i = 0; i < argc; i++) {
+		if (sv_valid_slug(argv[i], &e) < 0) {
+			char *eslug = sv_escape(argv[i], strlen(argv[i]), 0);
+
+			sv_warnx("can't %s '%s': %s", verb, eslug, e.msg);
+			free(eslug);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 void
 sv_cli_strv_free(char **v)
 {

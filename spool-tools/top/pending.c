@@ -141,7 +141,7 @@ add_row(struct top_pending *m, struct top_bottle *b, const char *id)
 	    summary ? strlen(summary) : 0, 0);
 	free(summary);
 	r->arrival = sv_xstrdup(p.arrival_timestamp);
-	if (sv_parse_iso8601(p.arrival_timestamp, &r->arrived) < 0)
+	if (sv_time_utc(p.arrival_timestamp, &r->arrived, NULL) < 0)
 		r->arrived = 0;
 	sv_proposal_free(&p);
 	while (lo < hi) {

@@ -333,6 +333,75 @@ sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
 	return rc;
 }
 
+/* The blob id of `path` in commit c's tree into *id; 0 when absent. */
+static int
+commit_entry(struct sv_audit *a, git_commit *c, const char *path,
+    git_oid *id, struct sv_err *e)
+{
+	git_tree *tree;
+	git_tree_entry *ent;
+	int rc;
+
+	if ((rc = git_commit_tree(&tree, c)) < 0)
+		return sv_git_fail(e, rc, "can't read a tree of '%s'", a->path);
+	rc = git_tree_entry_bypath(&ent, tree, path);
+	git_tree_free(tree);
+	if (rc == GIT_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return sv_git_fail(e, rc, "can't look up '%s' in '%s'", path,
+		    a->path);
+	git_oid_cpy(id, git_tree_entry_id(ent));
+	git_tree_entry_free(ent);
+	return 1;
+}
+
+int
+sv_audit_last_change(struct sv_audit *a, const char *slug,
+    const char *relpath, char hex[41], struct sv_err *e)
+{
+	git_commit *c, *parent;
+	git_tree *tree;
+	git_oid want, had;
+	char *path;
+	int rc, found;
+
+	hex[0] = '\0';
+	if (sv_valid_slug(slug, e) == -1 || valid_relpath(relpath, e) == -1)
+		return -1;
+	if (audit_tip(a, &c, &tree, e) == -1)
+		return -1;
+	git_tree_free(tree);
+	if (c == NULL)
+		return 0;
+	path = sv_xasprintf("%s/%s", slug, relpath);
+	rc = found = commit_entry(a, c, path, &want, e);
+	/* Down the first parents while the file is the same. */
+	while (rc == 1) {
+		if (git_commit_parentcount(c) == 0)
+			break;
+		if ((rc = git_commit_parent(&parent, c, 0)) < 0) {
+			rc = sv_git_fail(e, rc, "can't read a parent of %s in '%s'",
+			    git_oid_tostr_s(git_commit_id(c)), a->path);
+			break;
+		}
+		rc = commit_entry(a, parent, path, &had, e);
+		if (rc == -1 || rc == 0 || !git_oid_equal(&had, &want)) {
+			git_commit_free(parent);
+			rc = rc == -1 ? -1 : 1;
+			break;
+		}
+		git_commit_free(c);
+		c = parent;
+	}
+	if (rc == 1 && found == 1)
+		git_oid_tostr(hex, 41, git_commit_id(c));
+	git_commit_free(c);
+	free(path);
+	return rc == -1 ? -1 : 0;
+}
+
+
 int
 sv_audit_has_record(struct sv_audit *a, const char *slug, const char *id,
     struct sv_err *e)

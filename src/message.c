@@ -165,6 +165,10 @@ decision_message(const struct sv_proposal *p, const struct sv_response *r)
 	put_trailer(f, "Status", sv_status_name(r->status));
 	put_trailer(f, "Arrived", p->arrival_timestamp);
 	put_trailer(f, "Decided", r->decided_at);
+	if (r->rule != NULL) {
+		put_trailer(f, "Rule", r->rule);
+		put_trailer(f, "Policy-Commit", r->policy_commit);
+	}
 	if (fclose(f) != 0)
 		sv_die(111, "out of memory");
 	free(summary);

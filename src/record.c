@@ -251,6 +251,9 @@ static const struct field response_fields[] = {
 	{"final_file", R(final_file), SV_FILE_MAX, F_NULLABLE, CK_NONE},
 	{"decided_by", R(decided_by), SV_SHORT_MAX, 0, CK_NONE},
 	{"decided_at", R(decided_at), SV_SHORT_MAX, 0, CK_TIME},
+	/* A decision made by a rule of the bottle's policy (policy.c). */
+	{"rule", R(rule), SV_POLICY_LINE_MAX + SV_SHORT_MAX, 0, CK_NONE},
+	{"policy_commit", R(policy_commit), SV_SHORT_MAX, 0, CK_HASH},
 	/* A hand-edited copy of the proposal; compared in resolve. */
 	{"arrival_timestamp", R(copy.arrival_timestamp), SV_SHORT_MAX, 0, CK_TIME},
 	{"bottle_slug", R(copy.bottle_slug), SV_SLUG_MAX, 0, CK_NONE},

@@ -118,6 +118,8 @@ struct sv_response {
 	char *final_file;		/* NULL: none (JSON null or left out) */
 	char *decided_by;		/* NULL when left out */
 	char *decided_at;		/* NULL when left out */
+	char *rule;			/* decided by rule: "SLUG/policy:N: TEXT" */
+	char *policy_commit;		/* the last commit of that policy file */
 	/* proposal fields a hand-edited copy of the proposal may carry */
 	struct sv_proposal copy;	/* members NULL when absent */
 };
@@ -416,6 +418,10 @@ void sv_audit_close(struct sv_audit *a);
 /* Current text of SLUG/RELPATH on main; *text NULL when absent. */
 int sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
     char **text, size_t *len, struct sv_err *e);
+/* The commit on main that last changed SLUG/RELPATH (following first
+ * parents) into hex; "" when main has no such file. */
+int sv_audit_last_change(struct sv_audit *a, const char *slug,
+    const char *relpath, char hex[41], struct sv_err *e);
 /* The record of the decision on ID on main, relative to its bottle's
  * directory at "decisions/X/Y/Z/W/ID.json" or at the first layout's
  * "decisions/XX/YY/ID.json": *text and *rel (the path it was found at)
@@ -461,6 +467,42 @@ char *sv_operator(void);
  * bounded time): what reads main and acts on it, as live.c does. */
 int sv_audit_lock(struct sv_audit *a, struct sv_err *e);
 void sv_audit_unlock(struct sv_audit *a);
+
+/* decide.c: decisions the sidecar makes itself (rules, expiry) */
+#define SV_EXPIRY_AUTHOR	"expiry"	/* decided_by of an expiry */
+/* A bottle's policy as last read from main. */
+struct sv_rules {
+	int loaded;		/* read at least once */
+	char hash[41];		/* its blob id; "" when there is none */
+	int broken;		/* it does not parse: no rule decides */
+	char *error;		/* why ("SLUG/policy:LINE: reason") */
+	struct sv_policy pol;
+	char commit[41];	/* the last commit that changed it */
+};
+/* Read SLUG/policy from main; parse it again only when it changed.
+ * 1 when it changed (or was read the first time), 0 when not, -1. */
+int sv_rules_refresh(struct sv_rules *r, struct sv_audit *a,
+    const char *slug, struct sv_err *e);
+void sv_rules_free(struct sv_rules *r);
+/*
+ * The decision of the first rule that matches p, as a complete response
+ * (decided_by "policy", rule, policy_commit, notes "rule RULE"): 1, or 0
+ * when no rule decides (none matches, no policy, a broken one).
+ */
+int sv_rules_decide(const struct sv_rules *r, const struct sv_proposal *p,
+    struct sv_response *resp);
+/* "90s", "30m", "24h", "7d", or seconds: 0, or -1 when not a duration. */
+int sv_parse_duration(const char *s, long *secs);
+/* The largest whole unit: 1800 -> "30m". */
+void sv_format_duration(long secs, char *buf, size_t n);
+/* The rejection of proposal id after secs: notes "expired after 30m". */
+void sv_expiry_response(const char *id, long secs, struct sv_response *resp);
+/* When a proposal that arrived at `arrival` expires; -1: never. */
+time_t sv_expires_at(const char *arrival, long secs);
+/* The sidecar's expiry setting, in the queue directory's `expire` file
+ * (seconds; absent: off), for the operator's tools.  0 turns it off. */
+int sv_spool_set_expire(struct sv_spool *s, long secs, struct sv_err *e);
+int sv_spool_expire(struct sv_spool *s, long *secs, struct sv_err *e);
 
 /* live.c: the bottle's live config directory, as main has it */
 /* $SUPERVISE_STATE_DIR or ROOT/state/SLUG, malloc'd. */
@@ -563,7 +605,13 @@ void sv_cli_age(time_t secs, char *buf, size_t n);
  * age, state, summary, tab-separated, agent text escaped; malloc'd. */
 char *sv_cli_list_line(const char *slug, const struct sv_entry *en,
     const struct sv_proposal *p, time_t now);
-/* One pending proposal of supervise-list. */
+/* When a proposal that arrived at `arrival` expires, for lists: "expires
+ * in 29m", "expiring" (due: the sidecar rejects it at its next look),
+ * or "-" (expire 0: never). */
+void sv_cli_expiry(const char *arrival, long expire, time_t now, char *buf,
+    size_t n);
+/* One pending proposal of supervise-list: sv_cli_list_line, a tab, and
+ * sv_cli_expiry with the bottle's expiry setting (sv_spool_expire). */
 struct sv_cli_row {
 	char *id;
 	char *arrival;		/* arrival_timestamp: sorts as time */

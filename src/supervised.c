@@ -63,6 +63,9 @@
 #define CLEAN_EVERY_MS	(3600 * 1000)	/* tmp/ cleaning */
 #define STOP_DRAIN_MS	3000		/* flushing answers at shutdown */
 #define RPC_CANCELLED	-32800		/* the request was cancelled */
+#define RPC_TOO_MANY	-32001		/* --max-pending reached: not filed */
+#define MAX_PENDING	100000		/* --max-pending by default */
+#define EXPIRE_EVERY_MS	1000		/* how often expiry is looked at */
 #define NBUCKETS	4096
 /*
  * Memory per waiting call, which is what 10,000 of them cost: the
@@ -90,6 +93,8 @@ struct config {
 	long rescan;		/* seconds between re-scans of responses/new */
 	long progress;		/* seconds between keep-alives on SSE */
 	long idle_timeout;	/* seconds before an idle connection is closed */
+	long max_pending;	/* pending proposals at most */
+	long expire;		/* seconds before a proposal expires; 0: never */
 	int drain;
 };
 
@@ -127,6 +132,8 @@ struct pending {
 	size_t keylen;
 	struct request *waiters;
 	struct pending *id_next, *key_next;
+	time_t expires;		/* when it is rejected; 0: never or unknown */
+	int expiring;		/* its rejection is on the way */
 };
 
 enum job_kind { JOB_PROPOSE, JOB_STATUS, JOB_ROUTES, JOB_CANCEL };
@@ -153,6 +160,8 @@ struct sidecar {
 	struct request *calls;	/* in flight */
 	size_t ncalls;		/* in flight or not yet completed */
 	struct pending *by_id[NBUCKETS], *by_key[NBUCKETS];
+	size_t npending;	/* entries in by_id */
+	struct sv_rules rules;	/* the bottle's policy (decide.c) */
 	int stopping;
 };
 
@@ -366,6 +375,7 @@ pending_get(const char *id, char *key, size_t keylen)
 		b = &sc.by_id[fnv1a(id, strlen(id)) % NBUCKETS];
 		p->id_next = *b;
 		*b = p;
+		sc.npending++;
 	}
 	if (key != NULL && p->key == NULL && pending_by_key(key, keylen) ==
 	    NULL) {
@@ -378,6 +388,15 @@ pending_get(const char *id, char *key, size_t keylen)
 		free(key);
 	}
 	return p;
+}
+
+/* When a proposal that arrived at `arrival` expires; 0: never. */
+static time_t
+expiry_of(const char *arrival)
+{
+	time_t t = sv_expires_at(arrival, sc.cfg.expire);
+
+	return t == (time_t)-1 ? 0 : t;
 }
 
 /* Stop offering a proposal to identical retries (decided, withdrawn). */
@@ -415,6 +434,7 @@ pending_drop(struct pending *p)
 			break;
 		}
 	}
+	sc.npending--;
 	free(p);
 }
 
@@ -734,6 +754,25 @@ struct filing {
 	struct sv_err err;
 };
 
+/*
+ * Would one more proposal pass --max-pending?  Counts those pending and
+ * those of the batch about to be filed; an identical call attaches and
+ * is not counted.
+ */
+static int
+over_limit(const struct filing *batch, size_t nbatch)
+{
+	size_t n;
+
+	lock();
+	n = sc.npending;
+	unlock();
+	for (size_t k = 0; k < nbatch; k++)
+		if (batch[k].follows == -1)
+			n++;
+	return (long)n >= sc.cfg.max_pending;
+}
+
 /* 1: f is to be filed (or follows one that is); 0: the call is handled. */
 static int
 propose_begin(struct request *r, struct filing *f, struct filing *batch,
@@ -793,6 +832,18 @@ propose_begin(struct request *r, struct filing *f, struct filing *batch,
 			f->follows = (int)k;	/* filed once, for both */
 			return 1;
 		}
+	if (over_limit(batch, nbatch)) {
+		free(f->key);
+		lock();
+		finish(r, sv_mcp_error(r->msg.id, RPC_TOO_MANY, "%s: bottle "
+		    "'%s' has too many pending proposals (%ld, the limit); "
+		    "nothing was filed: wait for the operator to decide, or "
+		    "follow one with proposal-status", tool->name, sc.cfg.slug,
+		    sc.cfg.max_pending), &rl);
+		unlock();
+		resume_all(&rl);
+		return 0;
+	}
 
 	if (tool->config != NULL && sv_audit_read(sc.audit, sc.cfg.slug,
 	    tool->config, &text, &len, &e) == -1) {
@@ -852,11 +903,92 @@ propose_end(struct filing *f, struct filing *batch)
 		lock();
 		p = pending_get(f->prop.id, f->key, f->keylen);
 		f->key = NULL;
+		p->expires = expiry_of(f->prop.arrival_timestamp);
 		if (waiting(r))
 			attach(r, p);
 		unlock();
 	}
 	free(f->key);		/* NULL once the pending proposal took it */
+}
+
+/*
+ * Read the bottle's policy from main when it changed and say what it is
+ * (at start-up, on a change), and loudly, each time it is asked, that it
+ * is broken.  1 when rules may decide.
+ */
+static int
+policy_ready(void)
+{
+	struct sv_err e;
+	char *esc;
+	int changed;
+
+	changed = sv_rules_refresh(&sc.rules, sc.audit, sc.cfg.slug, &e);
+	if (changed == -1) {
+		sv_warnx("can't read %s/%s, no rule decides: %s", sc.cfg.slug,
+		    SV_POLICY_PATH, e.msg);
+		return 0;
+	}
+	if (sc.rules.broken) {
+		esc = sv_escape(sc.rules.error, strlen(sc.rules.error), 0);
+		sv_warnx("POLICY BROKEN: %s/%s on main does not parse, so no "
+		    "rule decides and every proposal waits for the operator: "
+		    "%s", sc.cfg.slug, SV_POLICY_PATH, esc);
+		free(esc);
+		return 0;
+	}
+	if (changed == 1 && sc.rules.hash[0] != '\0')
+		sv_warnx("%s/%s of commit %.12s: %zu rule%s", sc.cfg.slug,
+		    SV_POLICY_PATH, sc.rules.commit, sc.rules.pol.n,
+		    sc.rules.pol.n == 1 ? "" : "s");
+	return sc.rules.pol.n > 0;
+}
+
+/*
+ * The bottle's policy decides what its rules match, as soon as it is
+ * filed: a response like the operator's (decide.c), consumed with the
+ * batch's other decisions.  A broken policy decides nothing, and each
+ * filing says so.
+ */
+static void
+decide_by_rule(struct filing *batch, size_t n, struct batch *decided)
+{
+	struct sv_response resp[FILE_BATCH];
+	const struct sv_response *v[FILE_BATCH];
+	struct sv_err errs[FILE_BATCH];
+	int ok[FILE_BATCH];
+	size_t k = 0, i;
+	char *esc;
+
+	for (i = 0; i < n; i++)
+		if (batch[i].follows == -1 && batch[i].ok)
+			break;
+	if (i == n || !policy_ready())
+		return;
+	for (i = 0; i < n; i++)
+		if (batch[i].follows == -1 && batch[i].ok &&
+		    sv_rules_decide(&sc.rules, &batch[i].prop, &resp[k]) == 1) {
+			v[k] = &resp[k];
+			k++;
+		}
+	if (k == 0)
+		return;
+	sv_respond_many(&sc.spool, v, k, ok, errs);
+	for (i = 0; i < k; i++) {
+		esc = sv_escape(resp[i].rule, strlen(resp[i].rule), 0);
+		if (ok[i]) {
+			sv_warnx("proposal %s %s by rule %s",
+			    resp[i].proposal_id,
+			    sv_status_name(resp[i].status), esc);
+			batch_add(decided, resp[i].proposal_id);
+		} else {
+			sv_warnx("proposal %s left to the operator: can't "
+			    "respond by rule %s: %s", resp[i].proposal_id, esc,
+			    errs[i].msg);
+		}
+		free(esc);
+		sv_response_free(&resp[i]);
+	}
 }
 
 static void
@@ -893,12 +1025,13 @@ propose_batch(struct filing *batch, size_t n)
 	}
 	for (size_t i = 0; i < n; i++)
 		propose_end(&batch[i], batch);
+	decided.n = 0;
+	decide_by_rule(batch, n, &decided);
 	/*
 	 * The leaders' proposals may have been decided already (an approver
 	 * watching proposals/new is often quicker than our last flush): those
 	 * decisions are consumed together, as one batch.
 	 */
-	decided.n = 0;
 	for (size_t i = 0; i < n; i++)
 		if (batch[i].follows == -1 && batch[i].ok)
 			recheck_into(batch[i].prop.id, &decided);
@@ -1131,6 +1264,66 @@ tick(void)
 	}
 	unlock();
 	resume_all(&rl);
+}
+
+/*
+ * --expire: a proposal pending for longer is rejected, as a response
+ * like the operator's (decide.c) that is committed and answered like any
+ * other.  Its age counts from its arrival, so time with no sidecar
+ * running counts too.  At most one batch a turn.
+ */
+static void
+expire_due(void)
+{
+	struct sv_response resp[SV_CONSUME_BATCH];
+	const struct sv_response *v[SV_CONSUME_BATCH];
+	struct sv_err errs[SV_CONSUME_BATCH];
+	int ok[SV_CONSUME_BATCH];
+	struct pending *p;
+	struct batch b;
+	size_t k = 0, i;
+	time_t now = time(NULL);
+
+	if (sc.cfg.expire <= 0)
+		return;
+	lock();
+	for (i = 0; i < NBUCKETS && k < SV_CONSUME_BATCH; i++)
+		for (p = sc.by_id[i]; p != NULL && k < SV_CONSUME_BATCH;
+		    p = p->id_next) {
+			if (p->expires == 0 || p->expiring || now < p->expires)
+				continue;
+			p->expiring = 1;
+			sv_expiry_response(p->id, sc.cfg.expire, &resp[k]);
+			v[k] = &resp[k];
+			k++;
+		}
+	unlock();
+	if (k == 0)
+		return;
+	sv_respond_many(&sc.spool, v, k, ok, errs);
+	b.n = 0;
+	for (i = 0; i < k; i++) {
+		if (ok[i]) {
+			sv_warnx("proposal %s %s", resp[i].proposal_id,
+			    resp[i].notes);
+		} else {
+			/* Decided meanwhile: that decision is consumed as
+			 * usual.  Else try again next turn. */
+			if (sv_decided(&sc.spool, resp[i].proposal_id,
+			    &errs[i]) != 1) {
+				sv_warnx("can't expire proposal %s: %s",
+				    resp[i].proposal_id, errs[i].msg);
+				lock();
+				if ((p = pending_by_id(resp[i].proposal_id)) !=
+				    NULL)
+					p->expiring = 0;
+				unlock();
+			}
+		}
+		batch_add(&b, resp[i].proposal_id);
+		sv_response_free(&resp[i]);
+	}
+	batch_flush(&b);
 }
 
 /* --- HTTP (libmicrohttpd's thread) ---------------------------------------- */
@@ -1607,6 +1800,7 @@ usage(FILE *f)
 	    "                  [--progress SEC] [--rescan SEC] "
 	    "[--idle-timeout SEC]\n"
 	    "                  [--port-file FILE] [--state-dir DIR]\n"
+	    "                  [--max-pending N] [--expire DURATION]\n"
 	    "       supervised --drain [-s SLUG] [-q QUEUE_DIR] [-a AUDIT_DIR] "
 	    "[-r ROOT]\n"
 	    "                  [--state-dir DIR]\n"
@@ -1681,11 +1875,15 @@ parse_config(int argc, char **argv, struct config *cfg)
 		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "port-file", required_argument, NULL, 'F' },
 		{ "state-dir", required_argument, NULL, 'S' },
+		{ "max-pending", required_argument, NULL, 'M' },
+		{ "expire", required_argument, NULL, 'E' },
 		{ "drain", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *port = getenv("SUPERVISE_PORT"), *token_file = NULL;
+	const char *max_pending = getenv("SUPERVISE_MAX_PENDING");
+	const char *expire = getenv("SUPERVISE_EXPIRE");
 	const char *v;
 	struct sv_err e;
 	int ch;
@@ -1733,6 +1931,8 @@ parse_config(int argc, char **argv, struct config *cfg)
 				config_error("invalid state directory ''");
 			cfg->state_dir = sv_xstrdup(optarg);
 			break;
+		case 'M': max_pending = optarg; break;
+		case 'E': expire = optarg; break;
 		case 'D': cfg->drain = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -1756,6 +1956,14 @@ parse_config(int argc, char **argv, struct config *cfg)
 		cfg->state_dir = sv_state_dir(cfg->slug);
 	cfg->port = parse_seconds("port", port && *port ? port : "9100", 0,
 	    65535);
+	cfg->max_pending = MAX_PENDING;
+	if (max_pending != NULL && *max_pending != '\0')
+		cfg->max_pending = parse_seconds("--max-pending", max_pending,
+		    1, 100000000);
+	if (expire != NULL && *expire != '\0' && strcmp(expire, "off") != 0 &&
+	    sv_parse_duration(expire, &cfg->expire) == -1)
+		config_error("invalid --expire '%s': want a duration such as "
+		    "90s, 30m, 24h or 7d, or off", expire);
 	if (token_file != NULL)
 		cfg->token = read_token_file(token_file);
 	else if ((v = getenv("SUPERVISE_TOKEN")) != NULL && v[0] != '\0')
@@ -1824,7 +2032,9 @@ log_recovered(const struct sv_decision *d, void *arg)
 	log_decision(d, 0);
 }
 
-/* Pending proposals become attachable again after a restart. */
+/* Pending proposals become attachable again after a restart; with
+ * --expire, also those other writers filed since (ids already known are
+ * not read again). */
 static void
 load_pending(void)
 {
@@ -1833,6 +2043,7 @@ load_pending(void)
 	struct sv_err e;
 	size_t n, i, keylen;
 	char *path, *key;
+	int known;
 
 	if (sv_list_pending(&sc.spool, &v, &n, &e) == -1) {
 		sv_warn_err(&e);
@@ -1840,6 +2051,11 @@ load_pending(void)
 	}
 	for (i = 0; i < n; i++) {
 		if (strchr(v[i].flags, 'T') != NULL)
+			continue;
+		lock();
+		known = pending_by_id(v[i].id) != NULL;
+		unlock();
+		if (known)
 			continue;
 		path = sv_xasprintf("proposals/%s/%s",
 		    v[i].where == SV_NEW ? "new" : "cur", v[i].name);
@@ -1849,7 +2065,8 @@ load_pending(void)
 		} else {
 			key = make_key(p.tool, p.proposed_file, &keylen);
 			lock();
-			pending_get(p.id, key, keylen);
+			pending_get(p.id, key, keylen)->expires =
+			    expiry_of(p.arrival_timestamp);
 			unlock();
 		}
 		sv_proposal_free(&p);
@@ -2019,7 +2236,7 @@ serve(void)
 	sigset_t sigs;
 	struct batch batch;
 	int ep, ino, tfd, sfd, n, i, stop = 0, overflow;
-	int64_t next_rescan, next_clean, now;
+	int64_t next_rescan, next_clean, next_expire, now;
 	ssize_t len;
 	char *p;
 	uint64_t ticks;
@@ -2049,6 +2266,11 @@ serve(void)
 	load_pending();
 	if (sv_clean_tmp(&sc.spool, SV_TMP_MAX_AGE, &e) == -1)
 		sv_warn_err(&e);
+	/* For the operator's tools; then what expired while stopped. */
+	if (sv_spool_set_expire(&sc.spool, sc.cfg.expire, &e) == -1)
+		sv_warn_err(&e);
+	expire_due();
+	policy_ready();
 
 	/*
 	 * Until here a signal just ends us: recovery is safe to interrupt
@@ -2088,6 +2310,7 @@ serve(void)
 	batch.n = 0;
 	next_rescan = sv_now_ms() + sc.cfg.rescan * 1000;
 	next_clean = sv_now_ms() + CLEAN_EVERY_MS;
+	next_expire = sv_now_ms() + EXPIRE_EVERY_MS;
 	while (!stop) {
 		n = epoll_wait(ep, evs, 8, -1);
 		if (n == -1) {
@@ -2133,7 +2356,14 @@ serve(void)
 				now = sv_now_ms();
 				if (now >= next_rescan) {
 					rescan(2);
+					/* Proposals other writers filed. */
+					if (sc.cfg.expire > 0)
+						load_pending();
 					next_rescan = now + sc.cfg.rescan * 1000;
+				}
+				if (now >= next_expire) {
+					expire_due();
+					next_expire = now + EXPIRE_EVERY_MS;
 				}
 				if (now >= next_clean) {
 					if (sv_clean_tmp(&sc.spool,
@@ -2146,6 +2376,7 @@ serve(void)
 	}
 	shutdown_calls();
 	free_pending();
+	sv_rules_free(&sc.rules);
 	close(ep);
 	close(tfd);
 	close(ino);

@@ -120,6 +120,9 @@ cd "$T_DIR" || exit 1
 #   wait_for SECONDS CMD...     run CMD every 0.05 s until it succeeds;
 #                               fails after SECONDS
 #   mcp_post [CURL_ARG...]      POST to $URL with curl (-s, 20 s cap)
+#   tool_call ID TOOL ARGS [CURL_ARG...]
+#                               a blocking tools/call answered as one JSON
+#                               body (60 s cap); ARGS is a JSON object
 
 T_WAIT=${SUPERVISE_TEST_WAIT:-30}	# seconds; longer under valgrind
 
@@ -169,6 +172,13 @@ stop_daemon() {
 _sd_gone() {
 	! kill -0 "$1" 2>/dev/null ||
 	    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'
+}
+
+tool_call() {
+	_tc_id=$1 _tc_tool=$2 _tc_args=$3; shift 3
+	curl -s --max-time 60 -H 'Accept: application/json' "$@" -d \
+	    "{\"jsonrpc\":\"2.0\",\"id\":$_tc_id,\"method\":\"tools/call\",\"params\":{\"name\":\"$_tc_tool\",\"arguments\":$_tc_args}}" \
+	    "$URL"
 }
 
 mcp_post() {

@@ -567,6 +567,23 @@ sv_cli_list_line(const char *slug, const struct sv_entry *en,
 	return line;
 }
 
+void
+sv_cli_expiry(const char *arrival, long expire, time_t now, char *buf,
+    size_t n)
+{
+	time_t at = sv_expires_at(arrival, expire);
+	char in[32];
+
+	if (at == (time_t)-1) {
+		snprintf(buf, n, "-");
+	} else if (at <= now) {
+		snprintf(buf, n, "expiring");
+	} else {
+		sv_cli_age(at - now, in, sizeof in);
+		snprintf(buf, n, "expires in %s", in);
+	}
+}
+
 static int
 cmp_row(const void *a, const void *b)
 {
@@ -590,6 +607,7 @@ struct list_slice {
 	struct sv_spool *s;
 	const char *slug;
 	time_t now;
+	long expire;		/* the sidecar's --expire; 0: off */
 	const struct sv_entry *v;	/* the slice of the scan */
 	size_t nv;
 	struct sv_cli_row *rows;	/* nv slots */
@@ -606,6 +624,7 @@ list_slice_read(void *arg)
 		struct sv_proposal p;
 		struct sv_entry en;
 		struct sv_err e;
+		char when[40], *line;
 
 		/*
 		 * Read it where the scan saw it, without a second lookup per
@@ -624,8 +643,11 @@ list_slice_read(void *arg)
 		}
 		ls->rows[ls->n].id = sv_xstrdup(en.id);
 		ls->rows[ls->n].arrival = sv_xstrdup(p.arrival_timestamp);
-		ls->rows[ls->n].line = sv_cli_list_line(ls->slug, &en, &p,
-		    ls->now);
+		line = sv_cli_list_line(ls->slug, &en, &p, ls->now);
+		sv_cli_expiry(p.arrival_timestamp, ls->expire, ls->now, when,
+		    sizeof when);
+		ls->rows[ls->n].line = sv_xasprintf("%s\t%s", line, when);
+		free(line);
 		ls->n++;
 		sv_proposal_free(&p);
 	}
@@ -644,7 +666,7 @@ pending_bottle(const char *slug, time_t now, struct sv_cli_row **rows,
 	struct sv_spool s;
 	struct sv_err e;
 	size_t nv, k, nthreads = 1, from = 0;
-	long cpus;
+	long cpus, expire;
 	int rc = 0;
 
 	if (sv_valid_slug(slug, &e) < 0 ||
@@ -660,6 +682,10 @@ pending_bottle(const char *slug, time_t now, struct sv_cli_row **rows,
 		sv_spool_close(&s);
 		return -1;
 	}
+	if (sv_spool_expire(&s, &expire, &e) < 0) {
+		sv_warn_err(&e);
+		rc = -1;
+	}
 	cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	if (nv >= LIST_THREAD_MIN && cpus > 1) {
 		nthreads = cpus < LIST_THREADS_MAX ? (size_t)cpus :
@@ -672,7 +698,8 @@ pending_bottle(const char *slug, time_t now, struct sv_cli_row **rows,
 		size_t len = nv / nthreads + (k < nv % nthreads);
 
 		slice[k] = (struct list_slice){ .s = &s, .slug = slug,
-		    .now = now, .v = len ? v + from : NULL, .nv = len };
+		    .now = now, .expire = expire, .v = len ? v + from : NULL,
+		    .nv = len };
 		slice[k].rows = sv_xmalloc((len ? len : 1) * sizeof *slice[k].rows);
 		from += len;
 		/* The last slice is ours; a thread that can't start, too. */

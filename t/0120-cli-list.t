@@ -2,7 +2,7 @@
 # supervise-list: which proposals are pending, the line format, the order
 # across bottles, -0, and what it says about bottles it can't read.
 . "$(dirname "$0")/lib.sh"
-plan 26
+plan 27
 
 run() { "$@" >out 2>err; rc=$?; out=$(cat out); err=$(cat err); }
 Q=$SUPERVISE_ROOT/queue
@@ -44,15 +44,28 @@ check_same "list exits 0" "$rc" 0
 check_same "list is quiet on stderr" "$err" ""
 check_same "one line per proposal, oldest first across bottles" \
     "$(printf '%s\n' "$out" | cut -f1)" "$(printf '%s\n' $B $A $C $F $E $D)"
-check_same "a line: id, bottle, tool, age, state, summary" \
+check_same "a line: id, bottle, tool, age, state, summary, expiry" \
     "$(printf '%s\n' "$out" | head -1)" \
-    "$B${TAB}web2${TAB}pipelock-block${TAB}2d${TAB}new${TAB}pkg.example.org"
+    "$B${TAB}web2${TAB}pipelock-block${TAB}2d${TAB}new${TAB}pkg.example.org${TAB}-"
 check_same "ages in hours and minutes; summaries per tool" \
     "$(printf '%s\n' "$out" | sed -n 2,3p | cut -f2-)" \
-    "web1${TAB}egress-block${TAB}3h${TAB}new${TAB}api.example.com
-web1${TAB}capability-block${TAB}5m${TAB}new${TAB}Dockerfile"
+    "web1${TAB}egress-block${TAB}3h${TAB}new${TAB}api.example.com${TAB}-
+web1${TAB}capability-block${TAB}5m${TAB}new${TAB}Dockerfile${TAB}-"
 check_match "age in seconds" "$(printf '%s\n' "$out" | tail -1)" \
-    "^$D${TAB}web2${TAB}gitleaks-allow${TAB}[0-9]+s${TAB}new${TAB}abc:f.env:rule:1\$"
+    "^$D${TAB}web2${TAB}gitleaks-allow${TAB}[0-9]+s${TAB}new${TAB}abc:f.env:rule:1${TAB}-\$"
+# The sidecar's --expire, as it leaves it in the queue directory.
+echo 86400 >"$Q/web2/expire"
+echo 600 >"$Q/web1/expire"
+run supervise-list
+check_same "when each proposal expires, by its bottle's setting" \
+    "$(printf '%s\n' "$out" | cut -f2,7 | sed 's/[0-9][0-9]*\([mh]\)$/N\1/')" \
+    "web2${TAB}expiring
+web1${TAB}expiring
+web1${TAB}expires in Nm
+web1${TAB}expires in Nm
+web1${TAB}expires in Nm
+web2${TAB}expires in Nh"
+rm "$Q/web2/expire" "$Q/web1/expire"
 
 # States: seen, withdrawn; decided ones and answered ones are not pending.
 mv "$Q/web1/proposals/new/$A" "$Q/web1/proposals/cur/$A:2,S"

@@ -37,12 +37,12 @@ check_same "list: exit 0" "$?" 0
 check_fail "list: no dangerous byte in the output" raw list.out
 check_same "list: the summary, escaped" "$(cut -f6 list.out)" "token for $shown"
 
-# A payload with a newline and a tab still makes one line of six fields.
+# A payload with a newline and a tab still makes one line of seven fields.
 id2=$(supervise-propose -s web1 -t egress-token-allow -j why "$(printf 'one\ttab\\ \033[31mred')")
 supervise-list >list.out
 check_same "list: tab, backslash and ESC escaped in a summary" \
     "$(grep "^$id2" list.out | cut -f6)" 'one\ttab\\ \x1b[31mred'
-check_same "list: still six fields a line" "$(awk -F'\t' '{print NF}' list.out | sort -u)" 6
+check_same "list: still seven fields a line" "$(awk -F'\t' '{print NF}' list.out | sort -u)" 7
 
 # A record written by another component: its tool is agent-reachable text.
 t=1700000001.M000001P1Q1R00000000000000aa.h

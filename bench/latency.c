@@ -12,8 +12,12 @@
  * by the library (sv_response_dump); only the final rename is done here,
  * because the instant of the publish is what is being measured.
  *
- *   latency -p PORT -d QUEUEDIR [-j] [-n COUNT] [-w WARMUP] [-t SECONDS]
- *           [-o RAW] [-P RAW2] [-k TOKEN]
+ *   latency -p PORT -d QUEUEDIR [-j] [-r] [-n COUNT] [-w WARMUP]
+ *           [-t SECONDS] [-o RAW] [-P RAW2] [-k TOKEN]
+ *
+ * -r: the bottle's policy approves the calls (supervise-policy(5)), so
+ * nothing is written here; the sample is call sent -> answer complete,
+ * filing, the rule's response, its commit and the answer together.
  *
  * -j asks for a plain JSON answer (Accept: application/json) instead of
  * the SSE stream real clients ask for.  -o appends the decision->agent
@@ -79,7 +83,7 @@ main(int argc, char **argv)
 {
 	long count = 1000, warmup = 20, i, failed = 0;
 	double seconds = 120;
-	int port = 0, sse = 1, c, ino;
+	int port = 0, sse = 1, by_rule = 0, c, ino;
 	const char *dir = NULL, *raw = NULL, *raw2 = NULL, *token = NULL;
 	const char *slug;
 	struct bench_samples lat = { 0 }, prop = { 0 };
@@ -88,10 +92,11 @@ main(int argc, char **argv)
 	char path[PATH_MAX];
 	uint64_t stop;
 
-	while ((c = getopt(argc, argv, "d:jk:n:o:p:P:t:w:")) != -1) {
+	while ((c = getopt(argc, argv, "d:jk:n:o:p:P:rt:w:")) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'j': sse = 0; break;
+		case 'r': by_rule = 1; break;
 		case 'k': token = optarg; break;
 		case 'n': count = bench_arg_long(prog, "-n", optarg); break;
 		case 'o': raw = optarg; break;
@@ -136,6 +141,27 @@ main(int argc, char **argv)
 			return 1;
 		}
 		t_send = bench_now();
+		if (by_rule) {
+			bench_http_init(&h);
+			if (bench_http_send(fd, req, len) != 0 ||
+			    bench_http_read(fd, &h, t_send + 30000000000u) != 0 ||
+			    !bench_http_approved(&h)) {
+				fprintf(stderr, "%s: call %ld: not approved by "
+				    "rule within 30 s (status %d)\n", prog, i,
+				    h.status);
+				if (h.len > 0)
+					fprintf(stderr, "%.*s\n", (int)h.len,
+					    h.buf);
+				failed++;
+			}
+			t1 = bench_now();
+			close(fd);
+			free(req);
+			bench_http_free(&h);
+			if (i >= warmup)
+				bench_add(&lat, t1 - t_send);
+			continue;
+		}
 		if (bench_http_send(fd, req, len) != 0 ||
 		    wait_proposal(ino, id, sizeof id, t_send + 30000000000u)) {
 			fprintf(stderr, "%s: call %ld: no proposal within 30 s\n",
@@ -181,9 +207,11 @@ main(int argc, char **argv)
 			bench_add(&prop, t_prop - t_send);
 		}
 	}
-	bench_summary(stdout, sse ? "decision->agent (sse)" :
+	bench_summary(stdout, by_rule ? (sse ? "call->agent by rule (sse)" :
+	    "call->agent by rule (json)") : sse ? "decision->agent (sse)" :
 	    "decision->agent (json)", &lat);
-	bench_summary(stdout, "call->proposal visible", &prop);
+	if (!by_rule)
+		bench_summary(stdout, "call->proposal visible", &prop);
 	if (failed)
 		printf("failed=%ld\n", failed);
 	if ((raw && bench_write_raw(raw, &lat) != 0) ||
@@ -197,7 +225,7 @@ main(int argc, char **argv)
 	close(ino);
 	return failed ? 1 : 0;
 usage:
-	fprintf(stderr, "usage: %s -p PORT -d QUEUEDIR [-j] [-n COUNT] "
+	fprintf(stderr, "usage: %s -p PORT -d QUEUEDIR [-j] [-r] [-n COUNT] "
 	    "[-w WARMUP] [-t SECONDS] [-o RAW] [-P RAW] [-k TOKEN]\n", prog);
 	return 2;
 }

@@ -130,6 +130,11 @@ stop_daemon() {
 
 fig_latency() {
 	header "1. decision to agent: publish (rename into responses/new) -> HTTP answer complete"
+	# A second bottle whose policy approves every call: call -> answer.
+	start_daemon rule || return 1
+	rpid=$dpid rport=$dport rq=$dq
+	printf 'approve egress-block host=*.example.com\n' >"$work/rule.policy"
+	supervise-config -f "$work/rule.policy" rule policy >/dev/null || return 1
 	start_daemon lat || return 1
 	r=0
 	while [ $r -lt $lat_rounds ]; do
@@ -141,6 +146,7 @@ fig_latency() {
 		run "$bb/latency" -p "$dport" -d "$dq" -n $lat_n -o "$work/sse.raw" \
 		    -P "$work/prop.raw"
 		run "$bb/latency" -j -p "$dport" -d "$dq" -n $lat_n -o "$work/json.raw"
+		run "$bb/latency" -r -p "$rport" -d "$rq" -n $lat_n -o "$work/rule.raw"
 	done
 	echo "## all rounds (ms)"
 	"$bb/stats" "floor rename->inotify" "$work/floor.raw"
@@ -148,9 +154,11 @@ fig_latency() {
 	"$bb/stats" -f "$work/floor.raw" "decision->agent sse" "$work/sse.raw"
 	"$bb/stats" -f "$work/floortcp.raw" "decision->agent sse (vs tcp floor)" "$work/sse.raw" | tail -1
 	"$bb/stats" -f "$work/floor.raw" "decision->agent json" "$work/json.raw"
+	"$bb/stats" -f "$work/sse.raw" "call->agent by rule sse (vs decision->agent sse)" "$work/rule.raw"
 	"$bb/stats" "call->proposal visible" "$work/prop.raw"
 	"$bb/stats" "disk: write+fsync+dir fsync" "$work/fsync-lat.raw"
 	stop_daemon "$dpid"
+	stop_daemon "$rpid"
 }
 
 fig_concurrency() {

@@ -7,7 +7,7 @@
 #   BENCH_QUICK=1                     about a minute: fewer samples, 10,000
 #                                     decisions of history, no 10,000 burst
 #   BENCH_ONLY="latency throughput"   a subset of: latency concurrency
-#                                     throughput scale footprint
+#                                     throughput scale footprint console
 #   BENCH_RESULTS=DIR                 where the .txt files go
 #   BENCH_KEEP=1                      keep the work directory (logs,
 #                                     repositories) and say where
@@ -31,11 +31,12 @@ quick=${BENCH_QUICK:-0}
 # scale goes last: it leaves ~10^6 deleted inodes behind, and on this
 # machine's ext4 (no journal) creating files right after mass deletion is
 # slower (the allocator skips recently deleted inodes).
-only=${BENCH_ONLY:-latency concurrency throughput footprint scale}
+only=${BENCH_ONLY:-latency concurrency throughput footprint console scale}
 
 for p in "$bin/supervised" "$bin/supervise-init" "$bin/supervise-list" \
     "$bb/floor" "$bb/latency" "$bb/burst" "$bb/cycle" "$bb/approver" \
-    "$bb/audit" "$bb/fill" "$bb/timeit" "$bb/stats" "$bb/startup"; do
+    "$bb/audit" "$bb/fill" "$bb/timeit" "$bb/stats" "$bb/startup" \
+    "$bin/supervise-top" "$bb/keys"; do
 	[ -x "$p" ] || { echo "run.sh: missing '$p' (make bench builds it)" >&2; exit 2; }
 done
 
@@ -67,6 +68,7 @@ if [ "$quick" = 1 ]; then
 	routes_n=400 routes_every=100
 	list_n=10000 list_runs=3
 	start_runs=5
+	keys_rounds=2 keys_n=200
 else
 	lat_rounds=5 lat_n=200 floor_n=400
 	bursts="1000 10000"
@@ -75,11 +77,13 @@ else
 	routes_n=2000 routes_every=500
 	list_n=100000 list_runs=5
 	start_runs=20
+	keys_rounds=5 keys_n=400
 fi
 
 # Print a command, then run it; the result files carry exact commands.
 run() {
-	echo "\$ $*" | sed "s|$work|\$W|g; s|$B|\$B|g"
+	# printf, not echo: dash's echo would turn a \r in KEYS into a CR.
+	printf '$ %s\n' "$*" | sed "s|$work|\$W|g; s|$B|\$B|g"
 	"$@"
 }
 
@@ -217,10 +221,31 @@ fig_footprint() {
 	SUPERVISE_BOTTLE_SLUG=foot run "$bb/startup" -b "$bin/supervised" -n "$start_runs"
 }
 
+fig_console() {
+	header "6. console: supervise-top, key -> screen through a pty (80x24), 1,000 pending"
+	supervise-init console >/dev/null || return 1
+	run "$bb/fill" -d "$SUPERVISE_ROOT/queue/console" -n 1000
+	r=0
+	while [ $r -lt $keys_rounds ]; do
+		r=$((r + 1))
+		echo "## round $r of $keys_rounds"
+		run "$bb/keys" -n $keys_n -o "$work/keysfloor.raw" -- cat
+		run "$bb/keys" -n $keys_n -w '1000 pending' -o "$work/keysj.raw" \
+		    -- supervise-top console
+		run "$bb/keys" -n $((keys_n / 4)) -k '\rq' \
+		    -w '1000 pending' -o "$work/keysopen.raw" -- supervise-top console
+	done
+	echo "## all rounds (ms)"
+	"$bb/stats" "floor: key -> echo (cat on the pty)" "$work/keysfloor.raw"
+	"$bb/stats" -f "$work/keysfloor.raw" "j: the next row" "$work/keysj.raw"
+	"$bb/stats" -f "$work/keysfloor.raw" "Enter, q: open a proposal (read, diff, mark seen), back" \
+	    "$work/keysopen.raw"
+}
+
 status=0
 for f in $only; do
 	case $f in
-	latency|concurrency|throughput|scale|footprint) ;;
+	latency|concurrency|throughput|scale|footprint|console) ;;
 	*) echo "run.sh: unknown figure '$f'" >&2; exit 2 ;;
 	esac
 	echo "==> $f" >&2

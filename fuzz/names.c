@@ -5,9 +5,10 @@
  * plain reading of the contract ([A-Za-z0-9][A-Za-z0-9._-]*, 64 or 128
  * bytes); sv_parse_name must split a name into its id and its flags
  * (unique, in ASCII order) and parse what it returns back to the same;
- * sv_escape must never let a control byte, invalid UTF-8 or a bidi
- * override through, whatever the flags, and escaping its own output may
- * change nothing but its backslashes.
+ * sv_escape must never let a control byte, invalid UTF-8 or a hidden
+ * character (bidi, tags, separators, odd spaces) through, whatever the
+ * flags, and escaping its own output may change nothing but its
+ * backslashes; sv_breaks_line finds every line break.
  *
  * Input: one selector byte, then the text.
  */
@@ -61,11 +62,40 @@ utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
 	return n;
 }
 
+/*
+ * What supervise(7) names as hidden, read plainly: format characters
+ * seen in the wild (bidi, zero-width, invisible operators, BOM, soft
+ * hyphen), tag characters, variation selectors, line and paragraph
+ * separators, and spaces other than U+0020.
+ */
 static int
-is_format_char(uint32_t c)
+is_hidden_char(uint32_t c)
 {
-	return (c >= 0x200b && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) ||
-	    (c >= 0x2066 && c <= 0x2069) || c == 0x061c || c == 0xfeff;
+	return c == 0x00a0 || c == 0x00ad || c == 0x061c || c == 0x1680 ||
+	    (c >= 0x2000 && c <= 0x200f) || (c >= 0x2028 && c <= 0x202f) ||
+	    (c >= 0x205f && c <= 0x2064) || (c >= 0x2066 && c <= 0x206f) ||
+	    c == 0x3000 || (c >= 0xfe00 && c <= 0xfe0f) || c == 0xfeff ||
+	    (c >= 0xe0000 && c <= 0xe007f) || (c >= 0xe0100 && c <= 0xe01ef);
+}
+
+/* sv_breaks_line says no only to one line of valid UTF-8. */
+static void
+check_one_line(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strlen(s);
+	int breaks = 0;
+
+	for (size_t i = 0; i < len && !breaks;) {
+		uint32_t c;
+		size_t n = utf8_next(p + i, len - i, &c);
+
+		breaks = n == 0 || c < 0x20 || c == 0x7f || c == 0x85 ||
+		    (c >= 0x80 && c <= 0x9f) || c == 0x2028 || c == 0x2029;
+		i += n ? n : 1;
+	}
+	FUZZ_ASSERT(sv_breaks_line(s) == breaks, "sv_breaks_line says %d",
+	    sv_breaks_line(s));
 }
 
 /* What sv_escape promises about its output. */
@@ -84,8 +114,8 @@ check_escaped(const char *in, size_t inlen, const char *out, int flags)
 		    "control U+%04X at byte %zu of output", (unsigned)c, i);
 		FUZZ_ASSERT(c != 0x7f && !(c >= 0x80 && c <= 0x9f),
 		    "DEL or C1 control U+%04X in output", (unsigned)c);
-		FUZZ_ASSERT(!is_format_char(c),
-		    "bidi/invisible U+%04X in output", (unsigned)c);
+		FUZZ_ASSERT(!is_hidden_char(c),
+		    "hidden U+%04X in output", (unsigned)c);
 		i += n;
 	}
 
@@ -191,8 +221,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    name_ok(s, strlen(s), SV_ID_MAX), "id '%s'", s);
 		break;
 	case 1:
-		if (strlen(s) == size)
+		if (strlen(s) == size) {
 			fuzz_parse_name(s);
+			check_one_line(s);
+		}
 		break;
 	default:
 		flags = data[0] % 4 == 3 ? SV_ESC_NL : 0;

@@ -112,11 +112,18 @@ subject_line(const char *raw)
 	return s;
 }
 
-/* A paragraph of agent or operator text: escaped, lines kept, trimmed. */
+/*
+ * A paragraph of agent or operator text: escaped, lines kept, trimmed,
+ * and every line quoted with "> ".  Quoted, no line of it can start
+ * with a trailer key (Status:, Proposal-Id:) or end the paragraph, so
+ * neither git's trailer parser nor a search for "^Status: " can be made
+ * to read the agent's words as ours; the trailers stay the last
+ * paragraph.
+ */
 static void
 put_paragraph(FILE *f, const char *label, const char *text)
 {
-	char *esc;
+	char *esc, *line, *nl;
 	size_t n;
 	const char *s = text ? text : "";
 
@@ -128,7 +135,18 @@ put_paragraph(FILE *f, const char *label, const char *text)
 	    esc[n - 1] == '\t'))
 		n--;
 	esc[n] = '\0';
-	fprintf(f, "%s:\n%s\n\n", label, n ? esc : "(none)");
+	fprintf(f, "%s:\n", label);
+	if (n == 0)
+		fputs("> (none)\n", f);
+	for (line = esc; n > 0; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (nl != NULL)
+			*nl = '\0';
+		fprintf(f, line[0] ? "> %s\n" : ">%s\n", line);
+		if (nl == NULL)
+			break;
+	}
+	fputc('\n', f);
 	free(esc);
 }
 

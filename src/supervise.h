@@ -67,14 +67,20 @@ char *sv_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define SV_ESC_NL	1	/* keep newlines (multi-line display) */
 /*
- * Escape text for a terminal: C0 and C1 controls, DEL, invalid UTF-8 and
- * bidirectional/invisible format characters (U+200B-U+200F, U+2028-U+202E,
- * U+2060-U+2064, U+2066-U+2069, U+061C, U+FEFF) become visible escapes
- * such as \x1b (a byte: control or invalid UTF-8) or
- * \u{202e}; a backslash becomes \\.  Tab becomes \t, newline \n unless
- * SV_ESC_NL.  Returns a malloc'd string.
+ * The one escaping rule for text that reaches a human (supervise(7),
+ * SECURITY): C0 and C1 controls (U+0085 among them), DEL, invalid UTF-8,
+ * and what sv_invisible names become visible escapes such as \x1b (a
+ * byte: a control or invalid UTF-8) or \u{202e}, \u{e0041}, \u{a0}; a
+ * backslash becomes \\.  Tab becomes \t, newline \n unless SV_ESC_NL.
+ * Returns a malloc'd string.
  */
 char *sv_escape(const char *s, size_t len, int flags);
+/* Invisible or misleading when shown: Unicode Cf, Zl, Zp, Zs but U+0020,
+ * tag characters, variation selectors, invisible fillers. */
+int sv_invisible(unsigned cp);
+/* A line break of any kind (C0, DEL, C1, U+2028, U+2029) or invalid
+ * UTF-8 in s: config values that become lines of a file refuse them. */
+int sv_breaks_line(const char *s);
 
 char *sv_iso8601(const struct timespec *ts, char *buf, size_t n);	/* 2026-11-22T18:00:00.123456Z */
 /* An RFC 3339 time (Z or +HH:MM) as time_t and, when utc is not NULL,

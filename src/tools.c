@@ -609,12 +609,9 @@ route_dump(json_t *route)
 int
 sv_fingerprint_check(const char *fp, struct sv_err *e)
 {
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)fp; *p != '\0'; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return sv_errf(e, 0, "fingerprint must be one line "
-			    "without control characters");
+	if (sv_breaks_line(fp))
+		return sv_errf(e, 0, "fingerprint must be one line "
+		    "without control characters or line separators");
 	if (isspace((unsigned char)fp[0]) ||
 	    isspace((unsigned char)fp[strlen(fp) - 1]))
 		return sv_errf(e, 0, "fingerprint must not start or end "

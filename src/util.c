@@ -181,17 +181,70 @@ utf8_decode(const unsigned char *s, size_t len, unsigned *cp)
 }
 
 /*
- * Code points that change how a terminal shows the text around them
- * without being visible themselves: bidirectional overrides and
- * isolates (the "Trojan Source" characters), zero-width characters,
- * invisible operators, line and paragraph separators, the BOM.
+ * Code points a reader cannot see for what they are, so a human shown
+ * agent text would read something other than what is there: format
+ * characters (Unicode Cf: bidirectional overrides and isolates, the
+ * "Trojan Source" characters, zero-width characters, invisible
+ * operators, the soft hyphen, the BOM, tag characters), line and
+ * paragraph separators (U+2028, U+2029; U+0085 is a C1 control), spaces
+ * other than U+0020 (no-break, en, em, thin, ideographic...), and the
+ * invisible fillers and selectors that are not Cf: the combining
+ * grapheme joiner, Hangul fillers, Khmer inherent vowels, variation
+ * selectors (which can carry hidden bytes), the whole tag block.
+ * Unicode 14's Cf, Zl, Zp and Zs, sorted, for a binary search.
  */
-static int
-invisible_format(unsigned cp)
+static const unsigned invisible_ranges[][2] = {
+	{ 0x00a0, 0x00a0 }, { 0x00ad, 0x00ad }, { 0x034f, 0x034f },
+	{ 0x0600, 0x0605 }, { 0x061c, 0x061c }, { 0x06dd, 0x06dd },
+	{ 0x070f, 0x070f }, { 0x0890, 0x0891 }, { 0x08e2, 0x08e2 },
+	{ 0x115f, 0x1160 }, { 0x1680, 0x1680 }, { 0x17b4, 0x17b5 },
+	{ 0x180b, 0x180f }, { 0x2000, 0x200f }, { 0x2028, 0x202f },
+	{ 0x205f, 0x2064 }, { 0x2066, 0x206f }, { 0x3000, 0x3000 },
+	{ 0x3164, 0x3164 }, { 0xfe00, 0xfe0f }, { 0xfeff, 0xfeff },
+	{ 0xffa0, 0xffa0 }, { 0xfff9, 0xfffb }, { 0x110bd, 0x110bd },
+	{ 0x110cd, 0x110cd }, { 0x13430, 0x1343f }, { 0x1bca0, 0x1bca3 },
+	{ 0x1d173, 0x1d17a }, { 0xe0000, 0xe007f }, { 0xe0100, 0xe01ef },
+};
+
+int
+sv_invisible(unsigned cp)
 {
-	return cp == 0x061c || (cp >= 0x200b && cp <= 0x200f) ||
-	    (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2064) ||
-	    (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+	size_t lo = 0, hi = sizeof invisible_ranges /
+	    sizeof invisible_ranges[0], mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (cp < invisible_ranges[mid][0])
+			hi = mid;
+		else if (cp > invisible_ranges[mid][1])
+			lo = mid + 1;
+		else
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Is there a line break of any kind in s: a C0 control or DEL (\n, \r,
+ * \v, \f and the information separators among them), a C1 control
+ * (U+0085 NEL among them), U+2028 or U+2029, or a byte that is not
+ * UTF-8?  Readers split lines at each of these, some the Unicode way.
+ */
+int
+sv_breaks_line(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t len = strlen(str), i = 0, n;
+	unsigned cp;
+
+	while (i < len) {
+		n = utf8_decode(s + i, len - i, &cp);
+		if (n == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) ||
+		    cp == 0x2028 || cp == 0x2029)
+			return 1;
+		i += n;
+	}
+	return 0;
 }
 
 char *
@@ -221,8 +274,9 @@ sv_escape(const char *str, size_t len, int flags)
 				*o++ = '\\', *o++ = 'n';
 		} else if (cp < 0x20 || cp == 0x7f) {
 			o += sprintf(o, "\\x%02x", cp);
-		} else if ((cp >= 0x80 && cp <= 0x9f) || invisible_format(cp)) {
-			/* At most 10 bytes from 2 or 3 input bytes: within 4n. */
+		} else if ((cp >= 0x80 && cp <= 0x9f) || sv_invisible(cp)) {
+			/* At most 9 bytes (\\u{e01ef}) from 2 to 4 input
+			 * bytes: within 4n. */
 			o += sprintf(o, "\\u{%x}", cp);
 		} else {
 			memcpy(o, s + i, n);

@@ -37,10 +37,10 @@ check_match "committer is the daemon" "$(g log -1 --format='%cn <%ce>')" \
 check_same "body: justification and notes" \
     "$(g log -1 --format=%b | sed -n '1,5p')" \
     "Justification:
-need the API
+> need the API
 
 Notes:
-fine"
+> fine"
 check_same "trailer Proposal-Id" "$(trailer Proposal-Id)" "$a"
 check_same "trailer Bottle" "$(trailer Bottle)" web1
 check_same "trailer Tool" "$(trailer Tool)" egress-block
@@ -242,7 +242,7 @@ drain >out 2>err
 check_same "hand-written approval consumed" "$(cat out)" "$x	approved"
 check_same "author: the owner's login, no email" \
     "$(g log -1 --format='%an|%ae')" "$(id -un)|"
-check_same "hand-written notes" "$(g log -1 --format=%b | sed -n 5p)" "by hand"
+check_same "hand-written notes" "$(g log -1 --format=%b | sed -n 5p)" "> by hand"
 
 # Agent text cannot forge the trail: escapes made visible, a fake
 # trailer block and a patch divider inside the justification are inert.
@@ -263,7 +263,7 @@ drain >/dev/null 2>&1
 check_same "a bidi override: escaped in the message, \\u in the record" \
     "$(g log -1 --format=%b | sed -n 2p)|$(g show --format= -p main |
     grep -c "$(printf '\342\200\256')")|$(g show --format= -p main |
-    grep -c 'see \\u202Eevil')" 'see \u{202e}evil|0|1'
+    grep -c 'see \\u202Eevil')" '> see \u{202e}evil|0|1'
 
 check "git fsck --strict is clean" g fsck --strict --no-progress
 check_same "history is linear" "$(g rev-list --merges main | wc -l)" 0

@@ -1,19 +1,20 @@
 #!/bin/sh
 # Text an agent sends through supervised never reaches a terminal raw:
 # ANSI sequences, other C0 controls (CR, BS, BEL), DEL, C1, bidi overrides
-# and isolates, zero-width characters and a BOM, in a justification and in
+# and isolates, zero-width characters and a BOM, tag characters (hidden
+# text), U+2028, U+0085 and U+00A0, in a justification and in
 # a Dockerfile, are shown escaped by supervise-list, supervise-show (the
 # diff too) and supervise-watch, and the audit log's messages carry them
 # escaped.  Raw output bytes are checked, not what a terminal would show.
 . "$(dirname "$0")/lib.sh"
 . "$T_TOP/t/hardlib.sh"
-plan 20
+plan 22
 
 supervise-init "$SLUG" >/dev/null 2>&1
 start_daemon d -s "$SLUG" || { not_ok "supervised starts"; done_testing; exit 1; }
 
 # As JSON escapes, so the request itself is plain ASCII.
-evil='A\u001b[2J\u001b]0;owned\u0007B\rC\bD\u007fE\u009bF\u202eG\u2066H\u200bI\ufeffJ'
+evil='A\u001b[2J\u001b]0;owned\u0007B\rC\bD\u007fE\u009bF\u202eG\u2066H\u200bI\ufeffJ\udb40\udc69\udb40\udc67K\u2028L\u0085M\u00a0N'
 curl -s --max-time 30 -o answer -H 'Content-Type: application/json' \
     -H 'Accept: application/json' --data-binary "$(tool_call 1 capability-block \
     "{\"dockerfile\": \"FROM debian:12\\nRUN echo $evil\\n\", \"justification\": \"why $evil\"}")" \
@@ -25,6 +26,8 @@ id=$(supervise-list | cut -f1)
 
 printf 'x\033y\342\200\256z\302\233' >probe
 check_same "the byte check sees raw sequences" "$(raw_control probe)" 3
+printf 'a\363\240\201\251b\342\200\250c\302\205d\302\240' >probe
+check_same "  and tags, U+2028, U+0085, U+00A0" "$(raw_control probe)" 4
 
 supervise-list >list.out 2>&1
 check_same "list: exit 0" "$?" 0
@@ -34,7 +37,7 @@ supervise-show "$id" >show.out 2>&1
 check_same "show: exit 0" "$?" 0
 check_same "show: no raw control or format character" "$(raw_control show.out)" 0
 check_match "show: the justification, escaped" "$(cat show.out)" \
-    '^why A\\x1b\[2J\\x1b\]0;owned\\x07B\\x0dC\\x08D\\x7fE\\u\{9b\}F\\u\{202e\}G\\u\{2066\}H\\u\{200b\}I\\u\{feff\}J$'
+    '^why A\\x1b\[2J\\x1b\]0;owned\\x07B\\x0dC\\x08D\\x7fE\\u\{9b\}F\\u\{202e\}G\\u\{2066\}H\\u\{200b\}I\\u\{feff\}J\\u\{e0069\}\\u\{e0067\}K\\u\{2028\}L\\u\{85\}M\\u\{a0\}N$'
 check_match "show: the diff's added line, escaped" "$(cat show.out)" \
     '^\+RUN echo A\\x1b\[2J.*\\u\{202e\}G'
 
@@ -50,6 +53,8 @@ git --git-dir="$AUDIT" log -1 main >log.out 2>&1
 check_same "git log: no raw control or format character" "$(raw_control log.out)" 0
 check_match "git log: the justification, escaped" "$(cat log.out)" \
     'why A\\x1b\[2J'
+check_match "git log: tags, separators and spaces, escaped" "$(cat log.out)" \
+    'J\\u\{e0069\}\\u\{e0067\}K\\u\{2028\}L\\u\{85\}M\\u\{a0\}N'
 check_match "git log: the notes, escaped" "$(cat log.out)" 'ok \\x1b\[31mred'
 git --git-dir="$AUDIT" show main -- "$SLUG/decisions" >record.out 2>&1
 # JSON needs no escape for DEL (0x7f); a terminal-safe record does.

@@ -201,9 +201,9 @@ test_commits(const char *repo)
 	msg = tip_info(repo, author, sizeof author, &parents);
 	ok(msg && strncmp(msg, "web1: approve egress-block api.github.com\n\n",
 	    43) == 0, "subject");
-	ok(msg && strstr(msg, "\n\nJustification:\nneed it\nfor "
-	    "\\x1b[31mbuilds\\x1b[0m\n\nNotes:\nok\n\n"), "body: justification "
-	    "escaped, notes");
+	ok(msg && strstr(msg, "\n\nJustification:\n> need it\n> for "
+	    "\\x1b[31mbuilds\\x1b[0m\n\nNotes:\n> ok\n\n"), "body: justification "
+	    "escaped and quoted, notes");
 	ok(msg && strstr(msg, "\n\nProposal-Id: 1.M1P1Q1R01.h\nBottle: web1\n"
 	    "Tool: egress-block\nStatus: approved\n"
 	    "Arrived: 2026-11-22T18:00:00.000001Z\n"

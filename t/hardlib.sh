@@ -14,7 +14,9 @@
 #   rand N, rand_sleep MS   a random number below N; a random nap below MS
 #   raw_control FILE        bytes of FILE that a terminal would obey
 #                           (ESC, other C0 but tab and newline, DEL, C1,
-#                           bidi and zero-width format characters)
+#                           bidi and zero-width format characters, tag
+#                           characters, line and paragraph separators,
+#                           unusual spaces)
 
 SLUG=web1
 QUEUE=$SUPERVISE_ROOT/queue/$SLUG
@@ -89,6 +91,8 @@ raw_control() {
 		# C1 controls and format characters, as UTF-8 byte sequences.
 		$n++ while /\xc2[\x80-\x9f]/g;
 		$n++ while /\xe2\x80[\x8b-\x8f\xaa-\xae]|\xe2\x81[\xa6-\xa9]|\xd8\x9c|\xef\xbb\xbf/g;
+		# Tags (U+E0000-E007F), U+2028/2029, no-break and other spaces.
+		$n++ while /\xf3\xa0[\x80\x81][\x80-\xbf]|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xc2\xa0|\xe3\x80\x80/g;
 		print $n;
 	' "$1"
 }

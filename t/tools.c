@@ -278,7 +278,8 @@ test_other_args(void)
 	args_is("gitleaks-allow", "{\"fingerprint\": \"a\\nb\", "
 	    "\"justification\": \"j\"}",
 	    "ERR: gitleaks-allow: fingerprint must be one line without "
-	    "control characters", "multi-line fingerprint refused");
+	    "control characters or line separators",
+	    "multi-line fingerprint refused");
 	args_is("gitleaks-allow", "{\"fingerprint\": \"a \", "
 	    "\"justification\": \"j\"}",
 	    "ERR: gitleaks-allow: fingerprint must not start or end with "
@@ -329,7 +330,21 @@ test_payload_check(void)
 	check_is("gitleaks-allow", "fp:1", "ok", "fingerprint payload");
 	check_is("gitleaks-allow", "fp:1\n",
 	    "ERR: gitleaks-allow: fingerprint must be one line without "
-	    "control characters", "fingerprint with newline refused");
+	    "control characters or line separators",
+	    "fingerprint with newline refused");
+	/* Readers that split lines the Unicode way would read two. */
+	check_is("gitleaks-allow", "fp:1\xe2\x80\xa8" "fp:2",
+	    "ERR: gitleaks-allow: fingerprint must be one line without "
+	    "control characters or line separators",
+	    "fingerprint with U+2028 refused");
+	check_is("gitleaks-allow", "fp:1\xe2\x80\xa9" "fp:2",
+	    "ERR: gitleaks-allow: fingerprint must be one line without "
+	    "control characters or line separators",
+	    "fingerprint with U+2029 refused");
+	check_is("gitleaks-allow", "fp:1\xc2\x85" "fp:2",
+	    "ERR: gitleaks-allow: fingerprint must be one line without "
+	    "control characters or line separators",
+	    "fingerprint with U+0085 refused");
 	check_is("egress-token-allow", "x", "ok", "token payload");
 	check_is("list-egress-routes", "x",
 	    "ERR: unknown tool 'list-egress-routes'",
@@ -409,7 +424,7 @@ test_summary(void)
 int
 main(void)
 {
-	plan(100);
+	plan(103);
 	test_table();
 	test_egress_args();
 	test_other_args();

@@ -85,6 +85,35 @@ test_escape(void)
 	esc_is("\xe2\x80\xae", 2, 0, "\\xe2\\x80",
 	    "len cuts a sequence: bytes escaped, nothing read past len");
 	esc_is("", 0, 0, "", "empty string");
+	/* Hidden text: tag characters spell "hi" invisibly. */
+	esc_is("a\xf3\xa0\x81\xa8\xf3\xa0\x81\xa9" "b", 10, 0,
+	    "a\\u{e0068}\\u{e0069}b", "tag characters escaped");
+	esc_is("\xf3\xa0\x80\x81", 4, 0, "\\u{e0001}", "language tag escaped");
+	esc_is("a\xe2\x80\xa8" "b\xe2\x80\xa9", 8, SV_ESC_NL,
+	    "a\\u{2028}b\\u{2029}", "line and paragraph separators escaped");
+	esc_is("a\xc2\x85" "b", 4, SV_ESC_NL, "a\\u{85}b",
+	    "NEL escaped in multi-line mode too");
+	esc_is("a\xc2\xa0" "b", 4, 0, "a\\u{a0}b", "no-break space escaped");
+	esc_is("\xe2\x80\x83\xe2\x80\xaf\xe3\x80\x80", 9, 0,
+	    "\\u{2003}\\u{202f}\\u{3000}", "em, narrow and ideographic spaces");
+	esc_is("x\xc2\xad" "y", 4, 0, "x\\u{ad}y", "soft hyphen (Cf) escaped");
+	esc_is("\xe2\x81\xa0\xe2\x81\xaf", 6, 0, "\\u{2060}\\u{206f}",
+	    "word joiner and U+206F (Cf) escaped");
+	esc_is("e\xef\xb8\x8f" "\xf3\xa0\x84\x80", 8, 0,
+	    "e\\u{fe0f}\\u{e0100}", "variation selectors escaped");
+	esc_is("\xf0\x9d\x85\xb3", 4, 0, "\\u{1d173}",
+	    "musical format character (Cf, 4 bytes) escaped");
+	esc_is("\xe2\x80\x90\xe2\x81\x9e", 6, 0, "\xe2\x80\x90\xe2\x81\x9e",
+	    "visible punctuation near the ranges kept");
+	ok(sv_breaks_line("a\xe2\x80\xa8" "b") && sv_breaks_line("a\xc2\x85") &&
+	    sv_breaks_line("a\xe2\x80\xa9") && sv_breaks_line("a\nb") &&
+	    sv_breaks_line("a\rb") && sv_breaks_line("a\x0b") &&
+	    sv_breaks_line("a\x1e") && sv_breaks_line("a\xff"),
+	    "every line break is one");
+	ok(!sv_breaks_line("abc123:config/app.env:generic-api-key:12") &&
+	    !sv_breaks_line("caf\xc3\xa9 \xf0\x9f\x98\x80") &&
+	    !sv_breaks_line(""),
+	    "one line is not");
 
 	/* Worst case growth: every byte becomes four. */
 	memset(buf, 0xff, sizeof buf);
@@ -228,7 +257,7 @@ test_io(void)
 int
 main(void)
 {
-	plan(78);
+	plan(91);
 	test_errors();
 	test_escape();
 	test_time();

@@ -142,7 +142,7 @@ main(void)
 	    strcmp(e.msg, "f: holds a NUL byte") == 0, "a NUL byte: %s", e.msg);
 
 	n = 1000 * 1000;
-	big = sv_xmalloc(n + 40);
+	big = sv_xmalloc(n + 64);
 	strcpy(big, "approve egress-block\n#");
 	memset(big + 22, 'x', n);
 	strcpy(big + 22 + n, "\nreject capability-block\n");

@@ -86,7 +86,8 @@ sv_rules_decide(const struct sv_rules *r, const struct sv_proposal *p,
 		return 0;
 	rule = &r->pol.rules[i];
 	clock_gettime(CLOCK_REALTIME, &now);
-	resp->proposal_id = sv_xstrdup(p->id);
+	/* NULL when p is not filed yet: sv_propose_decided fills it. */
+	resp->proposal_id = p->id ? sv_xstrdup(p->id) : NULL;
 	resp->status = rule->action;
 	if (rule->action == SV_APPROVED)
 		resp->final_file = sv_xstrdup(p->proposed_file);

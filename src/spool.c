@@ -280,12 +280,13 @@ fsync_dir(int dirfd)
 /*
  * The one publish: tmpdir/tmpname (O_EXCL, 0600) -> newdir/newname.
  * `what` is the maildir's name for messages ("proposals", "responses"),
- * `newsub` the name of newdir in it ("new", "bad").
+ * `newsub` the name of newdir in it ("new", "bad").  Without `flush`, the
+ * file and newdir are not flushed (see sv_propose_decided).
  */
 static int
-deliver_as(int tmpdir, const char *tmpname, int newdir, const char *newname,
-    const char *data, size_t len, const char *what, const char *newsub,
-    struct sv_err *e)
+deliver_flush(int tmpdir, const char *tmpname, int newdir,
+    const char *newname, const char *data, size_t len, const char *what,
+    const char *newsub, int flush, struct sv_err *e)
 {
 	int fd, saved;
 
@@ -293,7 +294,7 @@ deliver_as(int tmpdir, const char *tmpname, int newdir, const char *newname,
 	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return sv_errf(e, errno, "can't create '%s/tmp/%s'", what, tmpname);
-	if (sv_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (sv_write_all(fd, data, len) < 0 || (flush && fsync(fd) < 0)) {
 		saved = errno;
 		close(fd);
 		unlinkat(tmpdir, tmpname, 0);
@@ -310,9 +311,20 @@ deliver_as(int tmpdir, const char *tmpname, int newdir, const char *newname,
 		return sv_errf(e, saved, "can't rename '%s/tmp/%s' to '%s/%s/%s'",
 		    what, tmpname, what, newsub, newname);
 	}
-	if (fsync_dir(newdir) < 0)
+	if (flush && fsync_dir(newdir) < 0)
 		return sv_errf(e, errno, "can't sync '%s/%s'", what, newsub);
 	return 0;
+}
+
+static int already_decided(const char *id, struct sv_err *e);
+
+static int
+deliver_as(int tmpdir, const char *tmpname, int newdir, const char *newname,
+    const char *data, size_t len, const char *what, const char *newsub,
+    struct sv_err *e)
+{
+	return deliver_flush(tmpdir, tmpname, newdir, newname, data, len, what,
+	    newsub, 1, e);
 }
 
 int
@@ -479,6 +491,37 @@ sv_propose(struct sv_spool *s, struct sv_proposal *p, struct sv_err *e)
 	    "proposals", e);
 	free(text);
 	return r;
+}
+
+int
+sv_propose_decided(struct sv_spool *s, struct sv_proposal *p,
+    struct sv_response *r, struct sv_err *e)
+{
+	char *text = propose_text(s, p, e), tmpname[SV_ID_MAX + 1];
+	int rc;
+
+	if (text == NULL)
+		return -1;
+	rc = deliver_flush(s->ptmp, p->id, s->pnew, p->id, text, strlen(text),
+	    "proposals", "new", 0, e);
+	free(text);
+	if (rc < 0)
+		return -1;
+	if (r->proposal_id == NULL)
+		r->proposal_id = sv_xstrdup(p->id);
+	if ((text = sv_response_dump(r)) == NULL)
+		return sv_errf(e, EILSEQ, "can't write the response to %s: a "
+		    "field is not valid UTF-8", p->id);
+	/* An operator's response may have won the name meanwhile. */
+	if (sv_unique_name(tmpname, sizeof tmpname, e) == 0)
+		rc = deliver_flush(s->rtmp, tmpname, s->rnew, p->id, text,
+		    strlen(text), "responses", "new", 0, e);
+	else
+		rc = -1;
+	free(text);
+	if (rc < 0 && e->errnum == EEXIST)
+		already_decided(p->id, e);
+	return rc < 0 ? -2 : 0;
 }
 
 size_t

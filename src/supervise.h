@@ -220,6 +220,17 @@ int sv_deliver(int tmpdir, int newdir, const char *name, const char *data,
 /* Fill p->id, p->arrival_timestamp when NULL; deliver into proposals/. */
 int sv_propose(struct sv_spool *s, struct sv_proposal *p, struct sv_err *e);
 /*
+ * File a proposal that is decided as it is filed (by a rule of the
+ * bottle's policy) and its response r (proposal_id, when NULL, becomes
+ * the new id), neither flushed: such a decision counts once its commit
+ * has landed, and until then the agent has no answer, so a power cut
+ * before the commit loses nothing anyone was told; the record of both is
+ * the commit.  -1: nothing filed; -2: the proposal is filed and pending,
+ * its response could not be written (e says why).
+ */
+int sv_propose_decided(struct sv_spool *s, struct sv_proposal *p,
+    struct sv_response *r, struct sv_err *e);
+/*
  * sv_propose for n proposals at once (calls that arrived together): the
  * files are written, then one flush of the file system makes them all
  * durable, then each is published, then one flush of proposals/new.  Two

@@ -750,6 +750,7 @@ struct filing {
 	struct sv_proposal prop;
 	char hash[41];
 	int follows;		/* an earlier filing of the batch, same call */
+	int ruled;		/* filed by decide_by_rule: 1 decided, 2 not */
 	int ok;
 	struct sv_err err;
 };
@@ -896,8 +897,9 @@ propose_end(struct filing *f, struct filing *batch)
 	} else {
 		sum = sv_payload_summary(tool->name, r->msg.payload);
 		esum = sv_escape(sum, strlen(sum), 0);
-		sv_warnx("proposal %s (%s %s) waiting for the operator",
-		    f->prop.id, tool->name, esum);
+		sv_warnx("proposal %s (%s %s) %s", f->prop.id, tool->name,
+		    esum, f->ruled == 1 ? "filed, decided by rule" :
+		    "waiting for the operator");
 		free(sum);
 		free(esum);
 		lock();
@@ -945,49 +947,45 @@ policy_ready(void)
 }
 
 /*
- * The bottle's policy decides what its rules match, as soon as it is
- * filed: a response like the operator's (decide.c), consumed with the
- * batch's other decisions.  A broken policy decides nothing, and each
- * filing says so.
+ * The bottle's policy decides what its rules match, as the proposal is
+ * filed: the proposal and a response like the operator's are written
+ * together (sv_propose_decided: no flush, the commit is the record), and
+ * consumed with the batch's other decisions.  A broken policy decides
+ * nothing, and each filing says so.  Sets each leader's `ruled`.
  */
 static void
 decide_by_rule(struct filing *batch, size_t n, struct batch *decided)
 {
-	struct sv_response resp[FILE_BATCH];
-	const struct sv_response *v[FILE_BATCH];
-	struct sv_err errs[FILE_BATCH];
-	int ok[FILE_BATCH];
-	size_t k = 0, i;
+	struct sv_response resp;
+	size_t i;
 	char *esc;
+	int rc;
 
 	for (i = 0; i < n; i++)
-		if (batch[i].follows == -1 && batch[i].ok)
-			break;
-	if (i == n || !policy_ready())
+		batch[i].ruled = 0;
+	if (!policy_ready())
 		return;
-	for (i = 0; i < n; i++)
-		if (batch[i].follows == -1 && batch[i].ok &&
-		    sv_rules_decide(&sc.rules, &batch[i].prop, &resp[k]) == 1) {
-			v[k] = &resp[k];
-			k++;
-		}
-	if (k == 0)
-		return;
-	sv_respond_many(&sc.spool, v, k, ok, errs);
-	for (i = 0; i < k; i++) {
-		esc = sv_escape(resp[i].rule, strlen(resp[i].rule), 0);
-		if (ok[i]) {
-			sv_warnx("proposal %s %s by rule %s",
-			    resp[i].proposal_id,
-			    sv_status_name(resp[i].status), esc);
-			batch_add(decided, resp[i].proposal_id);
-		} else {
-			sv_warnx("proposal %s left to the operator: can't "
-			    "respond by rule %s: %s", resp[i].proposal_id, esc,
-			    errs[i].msg);
+	for (i = 0; i < n; i++) {
+		struct filing *f = &batch[i];
+
+		if (f->follows != -1 ||
+		    sv_rules_decide(&sc.rules, &f->prop, &resp) != 1)
+			continue;
+		f->ruled = 1;
+		rc = sv_propose_decided(&sc.spool, &f->prop, &resp, &f->err);
+		f->ok = rc != -1;
+		esc = sv_escape(resp.rule, strlen(resp.rule), 0);
+		if (rc == 0) {
+			sv_warnx("proposal %s %s by rule %s", f->prop.id,
+			    sv_status_name(resp.status), esc);
+			batch_add(decided, f->prop.id);
+		} else if (rc == -2) {
+			f->ruled = 2;
+			sv_warnx("proposal %s left to the operator: can't respond "
+			    "by rule %s: %s", f->prop.id, esc, f->err.msg);
 		}
 		free(esc);
-		sv_response_free(&resp[i]);
+		sv_response_free(&resp);
 	}
 }
 
@@ -1010,13 +1008,16 @@ propose_batch(struct filing *batch, size_t n)
 	int ok[FILE_BATCH];
 	size_t k = 0;
 
+	decided.n = 0;
+	if (n > 0)
+		decide_by_rule(batch, n, &decided);
 	for (size_t i = 0; i < n; i++)
-		if (batch[i].follows == -1)
+		if (batch[i].follows == -1 && !batch[i].ruled)
 			v[k++] = &batch[i].prop;
 	if (k > 0)
 		sv_propose_many(&sc.spool, v, k, ok, errs);
 	for (size_t i = 0, j = 0; i < n; i++) {
-		if (batch[i].follows != -1)
+		if (batch[i].follows != -1 || batch[i].ruled)
 			continue;
 		batch[i].ok = ok[j];
 		if (!ok[j])
@@ -1025,19 +1026,17 @@ propose_batch(struct filing *batch, size_t n)
 	}
 	for (size_t i = 0; i < n; i++)
 		propose_end(&batch[i], batch);
-	decided.n = 0;
-	decide_by_rule(batch, n, &decided);
 	/*
 	 * The leaders' proposals may have been decided already (an approver
 	 * watching proposals/new is often quicker than our last flush): those
 	 * decisions are consumed together, as one batch.
 	 */
 	for (size_t i = 0; i < n; i++)
-		if (batch[i].follows == -1 && batch[i].ok)
+		if (batch[i].follows == -1 && batch[i].ok && !batch[i].ruled)
 			recheck_into(batch[i].prop.id, &decided);
 	batch_flush(&decided);
 	for (size_t i = 0; i < n; i++) {
-		/* sv_propose_many filled in id and arrival time. */
+		/* Filing filled in id and arrival time. */
 		free(batch[i].prop.id);
 		free(batch[i].prop.arrival_timestamp);
 		job_done(batch[i].job);

@@ -186,7 +186,7 @@ main(int argc, char *argv[])
 	f.relpath = c->relpath;
 	f.text = norm;
 	f.base_hash = base;
-	author = sv_operator();
+	author = sv_cli_operator();
 	subject = sv_xasprintf("%s: operator edit %s", slug, c->relpath);
 	body = sv_xasprintf("%s%sBottle: %s\nComponent: %s\n"
 	    "Action: operator-edit\n", message ? message : "",

@@ -131,7 +131,7 @@ commit_config(const char *slug, struct sv_err *e)
 		rc = 0;
 		goto out;
 	}
-	author = sv_operator();
+	author = sv_cli_operator();
 	subject = sv_xasprintf("%s: init config", slug);
 	body = sv_xasprintf("Bottle: %s\n%sAction: init\n", slug,
 	    components_lines);

@@ -515,7 +515,7 @@ plan_decision(struct sv_audit *a, git_tree *tip, void *arg, struct plan *pl,
 /* Check a decision and make everything its commit needs but the trees. */
 static int
 decision_prepare(struct decision_ctx *c, const struct sv_proposal *p,
-    const struct sv_response *r, struct sv_err *e)
+    const struct sv_response *r, const char *host, struct sv_err *e)
 {
 	const struct sv_tool *t;
 	time_t decided;
@@ -548,7 +548,7 @@ decision_prepare(struct decision_ctx *c, const struct sv_proposal *p,
 	c->tool = t;
 	c->record_path = record_path(p->bottle_slug, p->id);
 	c->message = decision_message(p, r);
-	ident_parse(r->decided_by, &c->who);
+	ident_parse(r->decided_by, host, &c->who);
 	/* The author date is when the operator decided, not when we commit. */
 	if (sv_time_utc(r->decided_at, &decided, NULL) == -1)
 		decided = time(NULL);
@@ -578,7 +578,8 @@ sv_audit_commit_decisions(struct sv_audit *a, struct sv_audit_decision *v,
 
 	for (i = 0; i < n; i++) {
 		v[i].committed = v[i].failed = 0;
-		if (decision_prepare(&ctx[i], v[i].p, v[i].r, &v[i].err) == -1) {
+		if (decision_prepare(&ctx[i], v[i].p, v[i].r, a->host,
+		    &v[i].err) == -1) {
 			v[i].failed = 1;
 			continue;
 		}
@@ -715,7 +716,7 @@ sv_audit_commit_config(struct sv_audit *a, const char *slug,
 	}
 
 	message = config_message(subject, body);
-	ident_parse(author, &who);
+	ident_parse(author, a->host, &who);
 	signature_at(&sig, &who, time(NULL));
 	memset(&it, 0, sizeof it);
 	it.build = plan_config;

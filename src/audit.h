@@ -35,6 +35,8 @@ struct sv_audit {
 
 /* operator.c */
 void host_name(char *buf, size_t n);
+void mail_word(char *s);
+int is_address(const char *s);
 
 /* auditlock.c */
 void identify_self(struct sv_audit *a);
@@ -57,7 +59,7 @@ struct ident {
 	char *email;
 };
 
-void ident_parse(const char *who, struct ident *id);
+void ident_parse(const char *who, const char *host, struct ident *id);
 void ident_free(struct ident *id);
 void signature_at(git_signature *sig, struct ident *id, time_t when);
 char *subject_line(const char *raw);

@@ -778,7 +778,7 @@ check_text(const char *what, const char *s, size_t max, struct sv_err *e)
 
 /*
  * The response an operator's decision makes: r points into p, notes,
- * final_file, `by` (sv_operator()) and `at`.  -1 when it is not a valid
+ * final_file, `by` (sv_cli_operator()) and `at`.  -1 when it is not a valid
  * decision.
  */
 static int
@@ -832,13 +832,25 @@ lost_race(struct sv_spool *s, const char *id, struct sv_err *e)
 	}
 }
 
+char *
+sv_cli_operator(void)
+{
+	static int said;
+	char *note, *who = sv_operator(&note);
+
+	if (note != NULL && !said++)
+		sv_warnx("%s", note);
+	free(note);
+	return who;
+}
+
 int
 sv_cli_respond(struct sv_spool *s, const struct sv_proposal *p,
     enum sv_status status, const char *notes, const char *final_file,
     char **path, struct sv_err *e)
 {
 	struct sv_response r;
-	char at[64], *by = sv_operator();
+	char at[64], *by = sv_cli_operator();
 	int rc = -1;
 
 	*path = NULL;
@@ -871,7 +883,7 @@ sv_cli_decide_many(struct sv_cli_decision *d, size_t n, enum sv_status status,
 	struct sv_err *errs = sv_xmalloc((n ? n : 1) * sizeof *errs);
 	size_t *of = sv_xmalloc((n ? n : 1) * sizeof *of), nsp = 0;
 	int *ok = sv_xmalloc((n ? n : 1) * sizeof *ok);
-	char *by = sv_operator();
+	char *by = sv_cli_operator();
 	struct sv_entry en;
 
 	for (size_t i = 0; i < n; i++) {

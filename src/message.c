@@ -36,9 +36,14 @@ ident_part(const char *s, size_t n)
 	return out;
 }
 
-/* "Name <email>" or a bare name (email empty, as the contract says). */
+/*
+ * "Name <email>", or a bare name: a login (a hand-moved response's owner)
+ * or an address.  git tooling wants an email: a bare address is its own,
+ * any other bare name gets NAME@HOST (mail_word), as git itself makes
+ * one for a user who has not set one.
+ */
 void
-ident_parse(const char *who, struct ident *id)
+ident_parse(const char *who, const char *host, struct ident *id)
 {
 	const char *lt = who ? strrchr(who, '<') : NULL;
 	size_t n = who ? strlen(who) : 0;
@@ -54,6 +59,18 @@ ident_parse(const char *who, struct ident *id)
 		free(id->name);
 		id->name = sv_xstrdup(id->email[0] ? id->email : "unknown");
 	}
+	if (id->email[0] == '\0') {
+		char *local = sv_xstrdup(id->name);
+
+		free(id->email);
+		if (is_address(local)) {
+			id->email = local;
+			return;
+		}
+		mail_word(local);
+		id->email = sv_xasprintf("%s@%s", local, host);
+		free(local);
+	}
 }
 
 void
@@ -64,9 +81,8 @@ ident_free(struct ident *id)
 }
 
 /*
- * A git_signature over our own strings.  Built by hand because libgit2's
- * git_signature_new refuses an empty email, and a hand-written response's
- * decided_by is a login name without one.
+ * A git_signature over our own strings: nothing to copy or free, and
+ * nothing of libgit2's checks to fail on what ident_parse made.
  */
 void
 signature_at(git_signature *sig, struct ident *id, time_t when)

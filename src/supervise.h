@@ -477,8 +477,13 @@ int sv_audit_commit_config(struct sv_audit *a, const char *slug,
 char *sv_config_diff(const char *old, const char *new, const char *path);
 /* git blob id (hex) of a text: the current_file_hash of proposals. */
 void sv_blob_hash(const char *text, size_t len, char hex[41]);
-/* $SUPERVISE_OPERATOR, git user.name <user.email>, or login@host. */
-char *sv_operator(void);
+/*
+ * The operator, as "Name <email>": $SUPERVISE_OPERATOR, else git's
+ * user.name and user.email, else the login name.  Without an email of
+ * the operator's own, the email is LOGIN@HOST, and *note (when note is not
+ * NULL; else NULL) says so in a line for the operator, to free.
+ */
+char *sv_operator(char **note);
 
 /* Serialise with the committers (the repository's flock, waited for a
  * bounded time): what reads main and acts on it, as live.c does. */
@@ -643,8 +648,13 @@ int sv_cli_pending(char *const *slugs, size_t nslugs, time_t now,
     struct sv_cli_row **rows, size_t *n);
 void sv_cli_rows_free(struct sv_cli_row *rows, size_t n);
 /*
+ * sv_operator for a tool that decides or commits: the first time the
+ * operator has no email of their own, it says on stderr what it records.
+ */
+char *sv_cli_operator(void);
+/*
  * Decide a proposal: write its response (all fields; decided_by is
- * sv_operator(), decided_at now) with sv_respond.  final_file NULL:
+ * sv_cli_operator(), decided_at now) with sv_respond.  final_file NULL:
  * approved takes the proposed file; a final_file that differs from it
  * makes the decision modified (checked with sv_payload_check); rejected
  * takes none.  *path receives the response file's path (malloc'd).  A

@@ -2224,6 +2224,22 @@ free_pending(void)
 			pending_drop(sc.by_id[i]);
 }
 
+/*
+ * Part of the start-up notice: when this account's operator has no email
+ * (no SUPERVISE_OPERATOR, no git user.email), what their decisions are
+ * recorded as, the tools' words, once, where whoever started us sees it.
+ */
+static void
+say_operator(void)
+{
+	char *note, *who = sv_operator(&note);
+
+	if (note != NULL)
+		sv_warnx("%s", note);
+	free(note);
+	free(who);
+}
+
 static int
 serve(void)
 {
@@ -2244,6 +2260,7 @@ serve(void)
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	open_stores();
+	say_operator();
 
 	/* Subscribe before anything is proposed. */
 	ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);

@@ -240,8 +240,8 @@ printf '{"status": "approved", "notes": "by hand"}\n' >"$Q/responses/tmp/$x"
 mv "$Q/responses/tmp/$x" "$Q/responses/new/$x"
 drain >out 2>err
 check_same "hand-written approval consumed" "$(cat out)" "$x	approved"
-check_same "author: the owner's login, no email" \
-    "$(g log -1 --format='%an|%ae')" "$(id -un)|"
+check_same "author: the owner's login, at this host" \
+    "$(g log -1 --format='%an|%ae')" "$(id -un)|$(id -un)@$(mail_host)"
 check_same "hand-written notes" "$(g log -1 --format=%b | sed -n 5p)" "> by hand"
 
 # Agent text cannot forge the trail: escapes made visible, a fake

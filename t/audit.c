@@ -95,7 +95,7 @@ tip_info(const char *path, char *author, size_t n, int *parents)
 static void
 test_helpers(void)
 {
-	char hex[41], *d, *op;
+	char hex[41], *d, *op, *note;
 
 	sv_blob_hash("", 0, hex);
 	is_str(hex, "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391",
@@ -119,9 +119,23 @@ test_helpers(void)
 	free(d);
 
 	setenv("SUPERVISE_OPERATOR", "Ann Operator <ann@example.org>", 1);
-	op = sv_operator();
+	op = sv_operator(&note);
 	is_str(op, "Ann Operator <ann@example.org>", "$SUPERVISE_OPERATOR wins");
+	ok(note == NULL, "and needs no note");
 	free(op);
+	setenv("SUPERVISE_OPERATOR", "ann@example.org", 1);
+	op = sv_operator(&note);
+	is_str(op, "ann@example.org", "a bare address is an email");
+	ok(note == NULL, "and needs no note");
+	free(op);
+	setenv("SUPERVISE_OPERATOR", "Ann Operator", 1);
+	op = sv_operator(&note);
+	ok(op && strncmp(op, "Ann Operator <", 14) == 0 && strchr(op, '@') &&
+	    op[strlen(op) - 1] == '>', "a bare name gets login@host: %s", op);
+	ok(note && strstr(note, "no email") && strstr(note, op),
+	    "and a note that says so: %s", note);
+	free(op);
+	free(note);
 	unsetenv("SUPERVISE_OPERATOR");
 	{
 		char *home = sv_xasprintf("%s/home", tmpdir), *cfg;
@@ -134,14 +148,31 @@ test_helpers(void)
 		fclose(f);
 		setenv("HOME", home, 1);
 		setenv("XDG_CONFIG_HOME", home, 1);
-		op = sv_operator();
+		op = sv_operator(&note);
 		is_str(op, "Git User <git@example.org>", "then git's user.name "
 		    "and user.email");
+		ok(note == NULL, "and needs no note");
 		free(op);
+		f = fopen(cfg, "w");
+		fputs("[user]\n\tname = Git User\n", f);
+		fclose(f);
+		op = sv_operator(&note);
+		ok(op && strncmp(op, "Git User <", 10) == 0 &&
+		    strchr(op, '@') && op[strlen(op) - 1] == '>',
+		    "git's user.name alone: login@host as the email: %s", op);
+		ok(note && strstr(note, op), "and a note: %s", note);
+		free(op);
+		free(note);
 		unlink(cfg);
-		op = sv_operator();
-		ok(op && strchr(op, '@') && !strchr(op, '<'),
-		    "then login@host: %s", op);
+		op = sv_operator(&note);
+		ok(op && strchr(op, '@') && strchr(op, '<') &&
+		    !strstr(op, "<>") && op[strlen(op) - 1] == '>',
+		    "then login <login@host>: %s", op);
+		ok(note && strstr(note, op), "and a note: %s", note);
+		free(op);
+		free(note);
+		op = sv_operator(NULL);
+		ok(op && strchr(op, '@'), "the note is optional");
 		free(op);
 		rmdir(home);
 		free(cfg);
@@ -234,7 +265,9 @@ test_commits(const char *repo)
 	msg = tip_info(repo, author, sizeof author, &parents);
 	ok(msg && strncmp(msg, "web1: reject egress-block evil.example\n", 39)
 	    == 0 && strstr(msg, "\nStatus: rejected\n"), "reject subject");
-	is_str(author, "alice <>", "a name without email: empty email");
+	ok(strncmp(author, "alice <alice@", 13) == 0 && author[13] != '>' &&
+	    strchr(author + 13, '@') == NULL && author[strlen(author) - 1] == '>',
+	    "a login without email: login@host as the email: %s", author);
 	ok(parents == 1, "second commit has one parent");
 	free(msg);
 	sv_proposal_free(&p);

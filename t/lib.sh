@@ -9,6 +9,8 @@
 #   nfiles DIR...           how many names the DIRs hold
 #   nflagged FLAG DIR...    how many names in the DIRs carry maildir flag
 #                           FLAG (a letter after ":2,")
+#   mail_host               this host's name as our programs put it in
+#                           an email (LOGIN@HOST)
 #   spool_proposals QUEUE K TAG
 #                           write K egress-block proposals straight into
 #                           QUEUE/proposals/new (as any component may: the
@@ -66,6 +68,9 @@ spool_proposals() {
 			print id
 		}
 	}'
+}
+mail_host() {
+	uname -n | tr -c 'A-Za-z0-9._\n-' '-'
 }
 nfiles() {
 	for _nf_d; do ls -A -- "$_nf_d"; done | wc -l | tr -d ' '

@@ -44,8 +44,11 @@ check_same "the decision is committed to the audit repository" \
 check_match "the route is merged into the bottle's routes" \
     "$(git --git-dir=root/audit.git show main:web1/egress/routes.json)" \
     '"host": "api.github.com"'
-check "the response is archived" test -f "$Q/responses/cur/$ID:2,S"
-check "the proposal is flagged decided" test -f "$Q/proposals/cur/$ID:2,RS"
+# Archiving and flagging come after the answer (supervise-spool(5)).
+check "the response is archived" \
+    wait_for "$T_WAIT" test -f "$Q/responses/cur/$ID:2,S"
+check "the proposal is flagged decided" \
+    wait_for "$T_WAIT" test -f "$Q/proposals/cur/$ID:2,RS"
 
 # --- JSON: rejected by a hand-written response file -------------------------
 call 2 gitleaks-allow '{"fingerprint":"abc:config/app.env:generic-api-key:3","justification":"fixture"}' >out2 &

@@ -60,7 +60,8 @@ line_has() { line "$1" "$2" | grep -q -- "$3"; }
 coloured() { tm capture-pane -e -p -t "$1" | grep -Eq '(\[|;)(3[0-8]|9[0-7])(;|m)'; }
 # The supervise-top in window NAME (the child of the window's shell).
 toppid() { ps -o pid= --ppid "$(tm display -p -t "$1" '#{pane_pid}')" | tr -d ' '; }
-exited() { test -s "$1.status"; }
+# Exited, and the shell has written the status and then the settings.
+exited() { test -s "$1.status" && test -s "$1.after"; }
 
 supervise-init web1 >/dev/null
 supervise-init web2 >/dev/null

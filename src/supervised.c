@@ -2031,11 +2031,12 @@ log_recovered(const struct sv_decision *d, void *arg)
 	log_decision(d, 0);
 }
 
-/* Pending proposals become attachable again after a restart; with
- * --expire, also those other writers filed since (ids already known are
- * not read again). */
+/* Pending proposals become attachable again after a restart (withdrawn
+ * ones are known, for expiry, but not offered to retries); `again`, with
+ * --expire: those other writers filed since, quietly (ids already known
+ * are not read again). */
 static void
-load_pending(void)
+load_pending(int again)
 {
 	struct sv_entry *v;
 	struct sv_proposal p;
@@ -2045,12 +2046,11 @@ load_pending(void)
 	int known;
 
 	if (sv_list_pending(&sc.spool, &v, &n, &e) == -1) {
-		sv_warn_err(&e);
+		if (!again)
+			sv_warn_err(&e);
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		if (strchr(v[i].flags, 'T') != NULL)
-			continue;
 		lock();
 		known = pending_by_id(v[i].id) != NULL;
 		unlock();
@@ -2060,9 +2060,13 @@ load_pending(void)
 		    v[i].where == SV_NEW ? "new" : "cur", v[i].name);
 		if (sv_proposal_read(v[i].where == SV_NEW ? sc.spool.pnew :
 		    sc.spool.pcur, v[i].name, path, &p, &e) == -1) {
-			sv_warn_err(&e);
+			if (!again)	/* said once, not at every re-scan */
+				sv_warn_err(&e);
 		} else {
-			key = make_key(p.tool, p.proposed_file, &keylen);
+			/* Withdrawn: not offered to a retry, but it may expire. */
+			keylen = 0;
+			key = strchr(v[i].flags, 'T') != NULL ? NULL :
+			    make_key(p.tool, p.proposed_file, &keylen);
 			lock();
 			pending_get(p.id, key, keylen)->expires =
 			    expiry_of(p.arrival_timestamp);
@@ -2279,7 +2283,7 @@ serve(void)
 		sv_warn_err(&e);
 	/* Whatever landed before a crash reaches the live files now. */
 	publish_live();
-	load_pending();
+	load_pending(0);
 	if (sv_clean_tmp(&sc.spool, SV_TMP_MAX_AGE, &e) == -1)
 		sv_warn_err(&e);
 	/* For the operator's tools; then what expired while stopped. */
@@ -2374,7 +2378,7 @@ serve(void)
 					rescan(2);
 					/* Proposals other writers filed. */
 					if (sc.cfg.expire > 0)
-						load_pending();
+						load_pending(1);
 					next_rescan = now + sc.cfg.rescan * 1000;
 				}
 				if (now >= next_expire) {

@@ -5,7 +5,7 @@
 # older than --expire is rejected ("expired after N"), committed and its
 # caller answered, while running and, for time spent stopped, at start-up.
 . "$(dirname "$0")/lib.sh"
-plan 19
+plan 26
 
 Q=root/queue/web1
 A=root/audit.git
@@ -63,4 +63,17 @@ call 2 proposal-status "{\"proposal_id\":\"$id\"}" >out.2
 check_same "the agent learns it with proposal-status" "$(cat out.2)" \
     '{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"status: rejected\nnotes: expired after 1s"}],"isError":true}}'
 check "supervised stops" stop_daemon d3
+
+# A withdrawn proposal (flag T) is still pending, so it expires too.
+id=$(supervise-propose -s web1 -t gitleaks-allow -j 'withdrawn' 'abc:f:r:3')
+mv "$Q/proposals/new/$id" "$Q/proposals/cur/$id:2,ST"
+sleep 2
+check "supervised starts with --expire 1s again" start_daemon d4 -s web1 --expire 1s
+check_same "a withdrawn proposal expires at start-up too" \
+    "$(g log -1 --format='%an|%(trailers:key=Proposal-Id,valueonly)' main | sed '/^$/d')" "expiry|$id"
+check "supervised stops" stop_daemon d4
+check "the expire file stays while stopped" test -s "$Q/expire"
+check "supervised starts without --expire" start_daemon d5 -s web1
+check "and removes the expire file it left" test ! -e "$Q/expire"
+check "supervised stops" stop_daemon d5
 done_testing

@@ -20,7 +20,7 @@ OABS = $(abspath $(O))
 CC ?= cc
 CFLAGS ?= -O2 -g
 override CFLAGS := -std=c11 -Wall -Wextra -D_GNU_SOURCE $(CFLAGS)
-PKGS = libmicrohttpd libgit2 jansson liburiparser libcrypto zlib
+PKGS = libmicrohttpd libgit2 jansson liburiparser libcrypto zlib libcurl
 # Deferred (=): pkg-config runs after `deps` may have installed the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -162,7 +162,7 @@ fuzz-smoke: fuzz-build
 # so the burst test holds 200 calls instead of 1,000 when it sees
 # $SUPERVISED_WRAPPER (SUPERVISE_BURST=N overrides).
 VALGRIND_TESTS ?= $(wildcard t/03*.t) t/0410-hostile-rpc.t \
-    t/0421-hostile-display.t t/0422-hostile-spool.t
+    t/0421-hostile-display.t t/0422-hostile-spool.t t/0510-egress-routes.t
 VALGRIND_LOGS = $(OABS)/valgrind
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \

@@ -137,4 +137,27 @@ int sv_consume_all(struct sv_spool *s, struct sv_audit *a,
     void (*cb)(const struct sv_decision *, void *), void *arg,
     struct sv_err *e);
 
+/* egress.c: the egress proxy's live route table (libcurl, in the daemon's
+ * epoll loop) */
+#define SV_EGRESS_INTROSPECT_URL "http://_egress.local/allowlist"
+struct sv_egress;
+/* An egress proxy address: http(s)://HOST[:PORT][/], nothing more. */
+int sv_egress_check_url(const char *url, struct sv_err *e);
+/* A client fetching through `proxy`, its sockets and timer in `epfd`. */
+int sv_egress_open(struct sv_egress **eg, const char *proxy, int epfd,
+    struct sv_err *e);
+/* Fetches still in flight get done(arg, 0, "...stopping") first. */
+void sv_egress_close(struct sv_egress *eg);
+/*
+ * The answer of one fetch: ok 1 and the route table (JSON, 2-space
+ * indent, sorted keys), or ok 0 and a message for the agent.  Called
+ * from sv_egress_event (or at once when the fetch cannot start), on the
+ * thread that runs the epoll loop.
+ */
+typedef void sv_egress_done(void *arg, int ok, const char *text);
+/* GET http://_egress.local/allowlist through the proxy, in the background. */
+void sv_egress_fetch(struct sv_egress *eg, sv_egress_done *done, void *arg);
+/* An epoll event on `fd`, which is none of the loop's own: curl's. */
+void sv_egress_event(struct sv_egress *eg, int fd, uint32_t events);
+
 #endif

@@ -87,6 +87,7 @@ struct config {
 	const char *bind;
 	const char *port_file;
 	char *state_dir;	/* the bottle's live config directory */
+	const char *egress_proxy;	/* list-egress-routes asks it; or NULL */
 	char *token;		/* required bearer token, or NULL */
 	long port;
 	long max_wait;		/* seconds; 0: wait for ever */
@@ -153,6 +154,7 @@ struct sidecar {
 	struct config cfg;
 	struct sv_spool spool;
 	struct sv_audit *audit;
+	struct sv_egress *egress;	/* with --egress-proxy */
 	struct MHD_Daemon *mhd;
 	pthread_mutex_t lock;
 	int job_fd;		/* eventfd: jobs are queued */
@@ -1094,26 +1096,87 @@ job_status(struct request *r)
 	resume_all(&rl);
 }
 
+/* The route table as the answer's first text, where it came from as the
+ * second: an agent (or a script) reads the JSON alone. */
+static void
+finish_routes(struct request *r, const char *table, const char *source,
+    struct resume_list *rl)
+{
+	finish(r, sv_mcp_result(r->msg.id, json_pack("{s:[{s:s, s:s}, {s:s, "
+	    "s:s}], s:b}", "content", "type", "text", "text", table, "type",
+	    "text", "text", source, "isError", 0)), rl);
+}
+
+/* sv_egress_fetch's answer, on the spool thread. */
+static void
+routes_fetched(void *arg, int ok, const char *text)
+{
+	struct request *r = arg;
+	struct resume_list rl = {0};
+	char *source;
+
+	lock();
+	if (!ok) {
+		finish_text(r, text, 1, &rl);
+	} else {
+		source = sv_xasprintf("source: the egress proxy's live route "
+		    "table, GET %s via %s", SV_EGRESS_INTROSPECT_URL,
+		    sc.cfg.egress_proxy);
+		finish_routes(r, text, source, &rl);
+		free(source);
+	}
+	request_unref(r);
+	unlock();
+	resume_all(&rl);
+}
+
+/*
+ * list-egress-routes: what the egress proxy enforces, asked of it when
+ * its address is known (the fetch runs in this thread's epoll loop and
+ * answers later); else the live file it reads, saying so.
+ */
 static void
 job_routes(struct request *r)
 {
 	struct resume_list rl = {0};
 	struct sv_err e;
-	char *text = NULL;
+	char *path, *text = NULL, *source;
 	size_t len;
-	int rc;
+	int fd, rc = 0;
 
-	rc = sv_audit_read(sc.audit, sc.cfg.slug, "egress/routes.json", &text,
-	    &len, &e);
+	if (sc.egress != NULL) {
+		lock();
+		r->refs++;		/* routes_fetched's */
+		unlock();
+		sv_egress_fetch(sc.egress, routes_fetched, r);
+		return;
+	}
+	path = sv_xasprintf("%s/egress/routes.json", sc.cfg.state_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1 && errno != ENOENT)
+		rc = sv_errf(&e, errno, "can't open '%s'", path);
+	else if (fd != -1)
+		rc = sv_read_all(fd, path, SV_FILE_MAX, &text, &len, &e);
+	if (fd != -1)
+		close(fd);
 	lock();
-	if (rc == -1)
+	if (rc == -1) {
 		finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
 		    "%s: %s", SV_TOOL_LIST_EGRESS_ROUTES, e.msg), &rl);
-	else
-		finish_text(r, text ? text : "{\"routes\": []}", 0, &rl);
+	} else {
+		source = sv_xasprintf("source: the live file %s%s, which the "
+		    "egress proxy reads; it may not have reloaded it yet (the "
+		    "sidecar has no egress proxy address to ask: "
+		    "--egress-proxy, SUPERVISE_EGRESS_PROXY)", path,
+		    text ? "" : " (absent: no routes)");
+		finish_routes(r, text ? text : "{\"routes\": []}\n", source,
+		    &rl);
+		free(source);
+	}
 	unlock();
 	resume_all(&rl);
 	free(text);
+	free(path);
 }
 
 /* notifications/cancelled: end the call; withdraw its proposal (flag T)
@@ -1799,7 +1862,8 @@ usage(FILE *f)
 	    "                  [--progress SEC] [--rescan SEC] "
 	    "[--idle-timeout SEC]\n"
 	    "                  [--port-file FILE] [--state-dir DIR]\n"
-	    "                  [--max-pending N] [--expire DURATION]\n"
+	    "                  [--max-pending N] [--expire DURATION] "
+	    "[--egress-proxy URL]\n"
 	    "       supervised --drain [-s SLUG] [-q QUEUE_DIR] [-a AUDIT_DIR] "
 	    "[-r ROOT]\n"
 	    "                  [--state-dir DIR]\n"
@@ -1876,6 +1940,7 @@ parse_config(int argc, char **argv, struct config *cfg)
 		{ "state-dir", required_argument, NULL, 'S' },
 		{ "max-pending", required_argument, NULL, 'M' },
 		{ "expire", required_argument, NULL, 'E' },
+		{ "egress-proxy", required_argument, NULL, 'G' },
 		{ "drain", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1892,6 +1957,7 @@ parse_config(int argc, char **argv, struct config *cfg)
 	cfg->queue_dir = getenv("SUPERVISE_QUEUE_DIR");
 	cfg->audit_dir = getenv("SUPERVISE_AUDIT_DIR");
 	cfg->bind = getenv("SUPERVISE_BIND");
+	cfg->egress_proxy = getenv("SUPERVISE_EGRESS_PROXY");
 	cfg->rescan = 5;
 	cfg->progress = 25;
 	cfg->idle_timeout = 60;
@@ -1932,6 +1998,7 @@ parse_config(int argc, char **argv, struct config *cfg)
 			break;
 		case 'M': max_pending = optarg; break;
 		case 'E': expire = optarg; break;
+		case 'G': cfg->egress_proxy = optarg; break;
 		case 'D': cfg->drain = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -1953,6 +2020,11 @@ parse_config(int argc, char **argv, struct config *cfg)
 		cfg->bind = "127.0.0.1";
 	if (cfg->state_dir == NULL)
 		cfg->state_dir = sv_state_dir(cfg->slug);
+	if (cfg->egress_proxy != NULL && cfg->egress_proxy[0] == '\0')
+		cfg->egress_proxy = NULL;
+	if (cfg->egress_proxy != NULL &&
+	    sv_egress_check_url(cfg->egress_proxy, &e) == -1)
+		config_error("%s", e.msg);
 	cfg->port = parse_seconds("port", port && *port ? port : "9100", 0,
 	    65535);
 	cfg->max_pending = MAX_PENDING;
@@ -2325,6 +2397,9 @@ serve(void)
 	epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
 	ev.data.fd = sfd;
 	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+	if (sc.cfg.egress_proxy != NULL &&
+	    sv_egress_open(&sc.egress, sc.cfg.egress_proxy, ep, &e) == -1)
+		sv_die(1, "%s", e.msg);
 
 	start_http();
 	batch.n = 0;
@@ -2391,10 +2466,13 @@ serve(void)
 						sv_warn_err(&e);
 					next_clean = now + CLEAN_EVERY_MS;
 				}
+			} else if (sc.egress != NULL) {
+				sv_egress_event(sc.egress, fd, evs[i].events);
 			}
 		}
 	}
 	shutdown_calls();
+	sv_egress_close(sc.egress);
 	free_pending();
 	sv_rules_free(&sc.rules);
 	close(ep);

@@ -357,6 +357,33 @@ commit_entry(struct sv_audit *a, git_commit *c, const char *path,
 }
 
 int
+sv_audit_blob_id(struct sv_audit *a, const char *slug, const char *relpath,
+    char hex[41], struct sv_err *e)
+{
+	git_commit *c;
+	git_tree *tree;
+	git_oid id;
+	char *path;
+	int rc;
+
+	hex[0] = '\0';
+	if (sv_valid_slug(slug, e) == -1 || valid_relpath(relpath, e) == -1)
+		return -1;
+	if (audit_tip(a, &c, &tree, e) == -1)
+		return -1;
+	git_tree_free(tree);
+	if (c == NULL)
+		return 0;
+	path = sv_xasprintf("%s/%s", slug, relpath);
+	rc = commit_entry(a, c, path, &id, e);
+	if (rc == 1)
+		git_oid_tostr(hex, 41, &id);
+	git_commit_free(c);
+	free(path);
+	return rc == -1 ? -1 : 0;
+}
+
+int
 sv_audit_last_change(struct sv_audit *a, const char *slug,
     const char *relpath, char hex[41], struct sv_err *e)
 {

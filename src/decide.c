@@ -37,18 +37,19 @@ int
 sv_rules_refresh(struct sv_rules *r, struct sv_audit *a, const char *slug,
     struct sv_err *e)
 {
-	char *text, *label, hash[41] = "";
+	char *text, *label, hash[41];
 	size_t len;
 	struct sv_err why;
 
+	/* Each filing looks at the blob's id; the text only when it changed. */
+	if (sv_audit_blob_id(a, slug, SV_POLICY_PATH, hash, e) == -1)
+		return -1;
+	if (r->loaded && strcmp(hash, r->hash) == 0)
+		return 0;
 	if (sv_audit_read(a, slug, SV_POLICY_PATH, &text, &len, e) == -1)
 		return -1;
 	if (text != NULL)
-		sv_blob_hash(text, len, hash);
-	if (r->loaded && strcmp(hash, r->hash) == 0) {
-		free(text);
-		return 0;
-	}
+		sv_blob_hash(text, len, hash);	/* what was read, if it moved */
 	sv_rules_free(r);
 	snprintf(r->hash, sizeof r->hash, "%s", hash);
 	if (text != NULL) {

@@ -435,6 +435,10 @@ void sv_audit_close(struct sv_audit *a);
 /* Current text of SLUG/RELPATH on main; *text NULL when absent. */
 int sv_audit_read(struct sv_audit *a, const char *slug, const char *relpath,
     char **text, size_t *len, struct sv_err *e);
+/* The blob id of SLUG/RELPATH on main into hex, without reading it;
+ * "" when absent. */
+int sv_audit_blob_id(struct sv_audit *a, const char *slug,
+    const char *relpath, char hex[41], struct sv_err *e);
 /* The commit on main that last changed SLUG/RELPATH (following first
  * parents) into hex; "" when main has no such file. */
 int sv_audit_last_change(struct sv_audit *a, const char *slug,

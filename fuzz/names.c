@@ -12,7 +12,7 @@
  *
  * Input: one selector byte, then the text.
  */
-#include "../src/supervise.h"
+#include "../src/daemon.h"
 #include "fuzz.h"
 
 static int
@@ -76,6 +76,36 @@ is_hidden_char(uint32_t c)
 	    (c >= 0x205f && c <= 0x2064) || (c >= 0x2066 && c <= 0x206f) ||
 	    c == 0x3000 || (c >= 0xfe00 && c <= 0xfe0f) || c == 0xfeff ||
 	    (c >= 0xe0000 && c <= 0xe007f) || (c >= 0xe0100 && c <= 0xe01ef);
+}
+
+/*
+ * sv_host_check: a Host header it lets in is an address or one of the
+ * names, with at most a numeric port; the names' case does not matter.
+ */
+static void
+check_host(const char *s)
+{
+	static const char *const names[] = { "localhost", "supervise" };
+	enum sv_host_verdict v = sv_host_check(s, names, 2);
+	const char *colon = s[0] == '[' ? strstr(s, "]:") : strchr(s, ':');
+	size_t n = colon ? (size_t)(colon - s) + (s[0] == '[') : strlen(s);
+
+	FUZZ_ASSERT(v == SV_HOST_OK || v == SV_HOST_UNKNOWN || v == SV_HOST_BAD,
+	    "verdict %d", (int)v);
+	if (v != SV_HOST_OK)
+		return;
+	for (const char *p = colon ? colon + 1 + (s[0] == '[') : ""; *p; p++)
+		FUZZ_ASSERT(*p >= '0' && *p <= '9', "port of '%s'", s);
+	FUZZ_ASSERT(n > 0, "empty host '%s' let in", s);
+	if (s[0] != '[' && strspn(s, "0123456789.") != n) {
+		size_t m = n > 0 && s[n - 1] == '.' ? n - 1 : n;
+		FUZZ_ASSERT((m == 9 && strncasecmp(s, "localhost", 9) == 0) ||
+		    (m == 9 && strncasecmp(s, "supervise", 9) == 0),
+		    "name '%s' let in", s);
+	}
+	FUZZ_ASSERT(sv_host_check(s, names, 0) == SV_HOST_OK ||
+	    sv_host_check(s, names, 0) == SV_HOST_UNKNOWN,
+	    "'%s' malformed without names", s);
 }
 
 /* sv_breaks_line says no only to one line of valid UTF-8. */
@@ -224,6 +254,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strlen(s) == size) {
 			fuzz_parse_name(s);
 			check_one_line(s);
+			check_host(s);
 		}
 		break;
 	default:

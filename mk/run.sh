@@ -23,7 +23,7 @@ supervise: bottle '$slug', spool $SUPERVISE_ROOT/queue/$slug,
            audit repository $SUPERVISE_ROOT/audit.git
 
 Connect an MCP client to $url
-  curl:        curl -s $url -d '{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+  curl:        curl -s $url -H 'Content-Type: application/json' -d '{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                  "params": {"name": "egress-block", "arguments": {"host": "api.github.com",
                  "justification": "clone the repository"}}}'
                (waits until you decide; add -H 'Accept: text/event-stream' for SSE)

@@ -59,6 +59,7 @@ sv_decision_free(struct sv_decision *d)
 	free(d->final_file);
 	free(d->error);
 	d->notes = d->final_file = d->error = NULL;
+	d->late = 0;
 }
 
 /* Errors worth a retry later, as opposed to a response we can't use. */
@@ -291,6 +292,7 @@ prepare(struct sv_spool *s, const char *name, struct slot *sl)
 	if (strchr(en.flags, 'R') != NULL || archived(s, name)) {
 		rc = refuse(s, name, d, e, "%s: proposal '%s' was already "
 		    "decided; the first decision stands", path, name);
+		d->late = d->error != NULL;
 		goto out;
 	}
 	if (strcmp(p->id, name) != 0 || strcmp(p->bottle_slug, s->slug) != 0) {

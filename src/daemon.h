@@ -104,6 +104,7 @@ struct sv_decision {
 	char *notes;
 	char *final_file;
 	char *error;		/* why a response was refused, or NULL */
+	int late;		/* refused: its proposal was decided before */
 };
 void sv_decision_free(struct sv_decision *d);
 #define SV_CONSUME_BATCH 256	/* responses committed as one chain at most */
@@ -159,5 +160,20 @@ typedef void sv_egress_done(void *arg, int ok, const char *text);
 void sv_egress_fetch(struct sv_egress *eg, sv_egress_done *done, void *arg);
 /* An epoll event on `fd`, which is none of the loop's own: curl's. */
 void sv_egress_event(struct sv_egress *eg, int fd, uint32_t events);
+
+/* guard.c: what a request must pass before its body is read */
+enum sv_host_verdict { SV_HOST_OK, SV_HOST_UNKNOWN, SV_HOST_BAD };
+/* Names a Host header may carry by default (addresses always may). */
+extern const char *const sv_host_defaults[];
+/* A Host header (NULL: none) against the names the sidecar answers to;
+ * an IP address is always OK, a malformed header SV_HOST_BAD. */
+enum sv_host_verdict sv_host_check(const char *host,
+    const char *const *names, size_t nnames);
+int sv_origin_allowed(const char *origin);	/* loopback pages only */
+#define SV_TOKEN_DIGEST 32
+void sv_token_digest(const char *token, unsigned char out[SV_TOKEN_DIGEST]);
+/* "Bearer TOKEN" against a digest, in constant time. */
+int sv_token_ok(const unsigned char want[SV_TOKEN_DIGEST], const char *auth);
+int sv_json_content_type(const char *type);	/* application/json[;...] */
 
 #endif

@@ -273,6 +273,19 @@ sv_mcp_handle(const char *body, size_t len, struct sv_mcp_msg *m)
 		    "id must be a string or a number"));
 		goto out;
 	}
+	/*
+	 * MCP: a request's id "MUST NOT be null".  One that is would be
+	 * filed and answered to nobody the client can match, and it looks
+	 * like a notification to anything that tests "has an id".  An
+	 * answer without a method (to a request we never send) may carry
+	 * null, as JSON-RPC's errors do.
+	 */
+	if (idj != NULL && json_is_null(idj) &&
+	    json_object_get(req, "method") != NULL) {
+		reply(m, sv_mcp_error(NULL, SV_RPC_INVALID_REQUEST,
+		    "id must be a string or a number, not null"));
+		goto out;
+	}
 	if (idj != NULL)
 		m->id = json_incref(idj);
 	if (!json_is_string(json_object_get(req, "jsonrpc")) ||

@@ -89,6 +89,9 @@ struct config {
 	char *state_dir;	/* the bottle's live config directory */
 	const char *egress_proxy;	/* list-egress-routes asks it; or NULL */
 	char *token;		/* required bearer token, or NULL */
+	unsigned char token_digest[SV_TOKEN_DIGEST];
+	const char **hosts;	/* names a Host header may carry */
+	size_t nhosts;
 	long port;
 	long max_wait;		/* seconds; 0: wait for ever */
 	long rescan;		/* seconds between re-scans of responses/new */
@@ -514,8 +517,13 @@ log_decision(const struct sv_decision *d, int answered)
 	if (d->status == SV_NONE) {
 		char *why = sv_escape(d->error, strlen(d->error), 0);
 
-		sv_warnx("refused the response to %s, the proposal stays "
-		    "pending: %s", d->id, why);
+		if (d->late)
+			sv_warnx("refused a second response to %s (moved to "
+			    "responses/bad): the proposal was decided "
+			    "already, and the first decision stands", d->id);
+		else
+			sv_warnx("refused the response to %s, the proposal "
+			    "stays pending: %s", d->id, why);
 		free(why);
 		return;
 	}
@@ -1436,59 +1444,6 @@ header(struct MHD_Connection *c, const char *name)
 	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
-/*
- * Browsers send Origin; a page on another site must not drive the
- * sidecar (DNS rebinding).  Only pages served from this machine's
- * loopback names are let in: http(s)://localhost, 127.0.0.1, [::1], any
- * port.  Clients that are not browsers send no Origin at all.
- */
-static int
-origin_allowed(const char *origin)
-{
-	UriUriA uri;
-	const char *errpos;
-	size_t hl, sl;
-	int ok = 0;
-
-	memset(&uri, 0, sizeof uri);
-	if (uriParseSingleUriA(&uri, origin, &errpos) != URI_SUCCESS)
-		return 0;
-	sl = uri.scheme.first ? (size_t)(uri.scheme.afterLast -
-	    uri.scheme.first) : 0;
-	hl = uri.hostText.first ? (size_t)(uri.hostText.afterLast -
-	    uri.hostText.first) : 0;
-	if (((sl == 4 && strncasecmp(uri.scheme.first, "http", 4) == 0) ||
-	    (sl == 5 && strncasecmp(uri.scheme.first, "https", 5) == 0)) &&
-	    uri.userInfo.first == NULL && uri.pathHead == NULL &&
-	    uri.query.first == NULL && uri.fragment.first == NULL &&
-	    ((hl == 9 && strncasecmp(uri.hostText.first, "localhost", 9) == 0) ||
-	    (hl == 9 && strncmp(uri.hostText.first, "127.0.0.1", 9) == 0) ||
-	    (hl == 3 && strncmp(uri.hostText.first, "::1", 3) == 0)))
-		ok = 1;
-	uriFreeUriMembersA(&uri);
-	return ok;
-}
-
-static int
-token_ok(const char *auth)
-{
-	const char *given;
-	size_t n, i;
-	unsigned char diff = 0;
-
-	if (sc.cfg.token == NULL)
-		return 1;
-	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
-		return 0;
-	given = auth + 7;
-	n = strlen(sc.cfg.token);
-	if (strlen(given) != n)
-		return 0;
-	for (i = 0; i < n; i++)
-		diff |= (unsigned char)(given[i] ^ sc.cfg.token[i]);
-	return diff == 0;
-}
-
 static int
 accepts_sse(struct MHD_Connection *c)
 {
@@ -1518,11 +1473,26 @@ check_headers(struct MHD_Connection *c, const char *url, const char *method,
 	if (strcmp(url, "/mcp") != 0 && strcmp(url, "/") != 0)
 		return queue_text(c, MHD_HTTP_NOT_FOUND,
 		    "not found: the MCP endpoint is /mcp\n");
+	v = header(c, MHD_HTTP_HEADER_HOST);
+	switch (sv_host_check(v, sc.cfg.hosts, sc.cfg.nhosts)) {
+	case SV_HOST_OK:
+		break;
+	case SV_HOST_UNKNOWN:
+		/* Defence in depth behind Origin: a name that resolves to
+		 * us but is not ours is DNS rebinding, or a mistake. */
+		return queue_text(c, MHD_HTTP_MISDIRECTED_REQUEST,
+		    "this sidecar does not answer to that Host name "
+		    "(see supervised --allow-host)\n");
+	case SV_HOST_BAD:
+		return queue_text(c, MHD_HTTP_BAD_REQUEST,
+		    "malformed Host header\n");
+	}
 	v = header(c, "Origin");
-	if (v != NULL && !origin_allowed(v))
+	if (v != NULL && !sv_origin_allowed(v))
 		return queue_text(c, MHD_HTTP_FORBIDDEN,
 		    "origin not allowed\n");
-	if (!token_ok(header(c, MHD_HTTP_HEADER_AUTHORIZATION)))
+	if (sc.cfg.token != NULL && !sv_token_ok(sc.cfg.token_digest,
+	    header(c, MHD_HTTP_HEADER_AUTHORIZATION)))
 		return queue_body(c, MHD_HTTP_UNAUTHORIZED,
 		    "text/plain; charset=utf-8", "bearer token required\n", 22,
 		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
@@ -1530,6 +1500,9 @@ check_headers(struct MHD_Connection *c, const char *url, const char *method,
 		return queue_body(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "text/plain; charset=utf-8", "use POST for MCP requests\n",
 		    26, MHD_HTTP_HEADER_ALLOW, "POST");
+	if (!sv_json_content_type(header(c, MHD_HTTP_HEADER_CONTENT_TYPE)))
+		return queue_text(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		    "Content-Type must be application/json\n");
 	v = header(c, "MCP-Protocol-Version");
 	if (v != NULL && !sv_mcp_version_ok(v)) {
 		msg = sv_escape(v, strlen(v), 0);
@@ -1557,15 +1530,26 @@ check_headers(struct MHD_Connection *c, const char *url, const char *method,
 	return MHD_YES;
 }
 
+/* 32 hex digits from getrandom; NULL when it fails (never a guessable
+ * id such as all zeros). */
 static char *
 new_session_id(void)
 {
 	unsigned char b[16];
-	char *s = sv_xmalloc(33);
+	char *s;
+	size_t got = 0;
+	ssize_t n;
 	int i;
 
-	if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-		memset(b, 0, sizeof b);
+	while (got < sizeof b) {
+		n = getrandom(b + got, sizeof b - got, 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		got += (size_t)n;
+	}
+	s = sv_xmalloc(33);
 	for (i = 0; i < 16; i++)
 		snprintf(s + 2 * i, 3, "%02x", b[i]);
 	return s;
@@ -1701,7 +1685,15 @@ handle_body(struct MHD_Connection *c, struct request *r)
 	switch (r->msg.kind) {
 	case SV_MCP_REPLY:
 		if (r->msg.initialize) {
-			sid = new_session_id();
+			if ((sid = new_session_id()) == NULL) {
+				sv_warnx("can't make a session id: getrandom: %s",
+				    strerror(errno));
+				return queue_json(c,
+				    MHD_HTTP_INTERNAL_SERVER_ERROR,
+				    sv_mcp_error(r->msg.id,
+				    SV_RPC_INTERNAL_ERROR, "can't make a "
+				    "session id; try again"), NULL, NULL);
+			}
 			ret = queue_json(c, MHD_HTTP_OK, json_incref(r->msg.reply),
 			    "Mcp-Session-Id", sid);
 			free(sid);
@@ -1921,6 +1913,33 @@ read_token_file(const char *path)
 	return buf;
 }
 
+/* One more name a Host header may carry (--allow-host). */
+static void
+add_host(struct config *cfg, const char *name)
+{
+	struct sv_err e;
+
+	if (sv_valid_host(name, &e) == -1)
+		config_error("invalid --allow-host: %s", e.msg);
+	cfg->hosts = sv_xrealloc(cfg->hosts, (cfg->nhosts + 1) *
+	    sizeof *cfg->hosts);
+	cfg->hosts[cfg->nhosts++] = name;
+}
+
+/* SUPERVISE_ALLOW_HOSTS: names separated by commas or blanks. */
+static void
+add_hosts_env(struct config *cfg, const char *list)
+{
+	static char *copy;
+	char *tok, *save;
+
+	free(copy);
+	copy = sv_xstrdup(list);
+	for (tok = strtok_r(copy, ", \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", \t", &save))
+		add_host(cfg, tok);
+}
+
 static void
 parse_config(int argc, char **argv, struct config *cfg)
 {
@@ -1937,6 +1956,7 @@ parse_config(int argc, char **argv, struct config *cfg)
 		{ "progress", required_argument, NULL, 'P' },
 		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "port-file", required_argument, NULL, 'F' },
+		{ "allow-host", required_argument, NULL, 'H' },
 		{ "state-dir", required_argument, NULL, 'S' },
 		{ "max-pending", required_argument, NULL, 'M' },
 		{ "expire", required_argument, NULL, 'E' },
@@ -1991,6 +2011,7 @@ parse_config(int argc, char **argv, struct config *cfg)
 			    optarg, 1, 86400);
 			break;
 		case 'F': cfg->port_file = optarg; break;
+		case 'H': add_host(cfg, optarg); break;
 		case 'S':
 			if (optarg[0] == '\0')
 				config_error("invalid state directory ''");
@@ -2039,6 +2060,12 @@ parse_config(int argc, char **argv, struct config *cfg)
 		cfg->token = read_token_file(token_file);
 	else if ((v = getenv("SUPERVISE_TOKEN")) != NULL && v[0] != '\0')
 		cfg->token = sv_xstrdup(v);
+	if (cfg->token != NULL)
+		sv_token_digest(cfg->token, cfg->token_digest);
+	for (size_t i = 0; sv_host_defaults[i] != NULL; i++)
+		add_host(cfg, sv_host_defaults[i]);
+	if ((v = getenv("SUPERVISE_ALLOW_HOSTS")) != NULL)
+		add_hosts_env(cfg, v);
 }
 
 static void
@@ -2498,6 +2525,7 @@ main(int argc, char **argv)
 	if (sc.cfg.drain) {
 		rc = drain();
 		free(sc.cfg.token);
+		free(sc.cfg.hosts);
 		free(sc.cfg.state_dir);
 		return rc;
 	}

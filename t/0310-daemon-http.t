@@ -10,7 +10,7 @@ check "supervised starts" start_daemon d -s web1 --idle-timeout 2
 # status BODYFILE [CURL_ARG...]: the HTTP status of a request to $URL
 status() {
 	_f=$1; shift
-	curl -s --max-time 20 -o "$_f" -w '%{http_code}' "$@"
+	curl -s -H "Content-Type: application/json" --max-time 20 -o "$_f" -w '%{http_code}' "$@"
 }
 rpc() { mcp_post -d "$1"; }
 
@@ -20,7 +20,7 @@ check_same "GET / is 405" "$(status b "http://127.0.0.1:$PORT/")" 405
 check_same "DELETE /mcp is 405" "$(status b -X DELETE "$URL")" 405
 check_same "unknown path is 404" "$(status b -X POST -d '{}' \
     "http://127.0.0.1:$PORT/nope")" 404
-check_same "POST / serves MCP" "$(curl -s -d \
+check_same "POST / serves MCP" "$(curl -s -H "Content-Type: application/json" -d \
     '{"jsonrpc":"2.0","id":1,"method":"ping"}' "http://127.0.0.1:$PORT/")" \
     '{"jsonrpc":"2.0","id":1,"result":{}}'
 check_same "POST with neither length nor chunked is 411" \
@@ -32,7 +32,7 @@ check_same "chunked body over 1 MiB is 413" \
     "$(status b -H 'Transfer-Encoding: chunked' --data-binary @big "$URL")" 413
 check_match "413 says why" "$(cat b)" "too large"
 check_same "chunked body within the limit is served" \
-    "$(curl -s -H 'Transfer-Encoding: chunked' \
+    "$(curl -s -H "Content-Type: application/json" -H 'Transfer-Encoding: chunked' \
     -d '{"jsonrpc":"2.0","id":2,"method":"ping"}' "$URL")" \
     '{"jsonrpc":"2.0","id":2,"result":{}}'
 { printf '{"jsonrpc":"2.0","id":3,"method":"ping","params":{"pad":"'
@@ -89,7 +89,7 @@ check_same "a notification gets 202" "$(status b \
     -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$URL")" 202
 check_same "202 has no body" "$(cat b)" ""
 
-curl -s -D hdr -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}' "$URL" >init
+curl -s -H "Content-Type: application/json" -D hdr -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}' "$URL" >init
 check_match "initialize echoes 2025-06-18" "$(cat init)" \
     '"result":\{"protocolVersion":"2025-06-18","capabilities":\{"tools":\{"listChanged":false\}\},"serverInfo":\{"name":"supervise"'
 check_match "initialize assigns a session" "$(cat hdr)" '^Mcp-Session-Id: [0-9a-f]{32}'
@@ -109,7 +109,7 @@ check_match "list-egress-routes without a proxy: the live file's routes" "$got" 
 
 # A call waiting on the operator is not idle: an SSE stream with no
 # traffic (no progress for 25 s) outlives --idle-timeout.
-curl -sN --max-time 30 -H 'Accept: text/event-stream' -d \
+curl -sN -H "Content-Type: application/json" --max-time 30 -H 'Accept: text/event-stream' -d \
     '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"gitleaks-allow","arguments":{"fingerprint":"f:idle","justification":"j"}}}' \
     "$URL" >idle &
 c=$!

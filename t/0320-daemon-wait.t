@@ -14,7 +14,7 @@ has_pending() { [ "$(npending)" -ge "$1" ]; }
 # call ID TOOL ARGS [CURL_ARG...]: a blocking tools/call as one JSON body
 call() {
 	_id=$1 _tool=$2 _args=$3; shift 3
-	curl -s --max-time 60 -H 'Accept: application/json' "$@" -d \
+	curl -s -H "Content-Type: application/json" --max-time 60 -H 'Accept: application/json' "$@" -d \
 	    "{\"jsonrpc\":\"2.0\",\"id\":$_id,\"method\":\"tools/call\",\"params\":{\"name\":\"$_tool\",\"arguments\":$_args}}" \
 	    "$URL"
 }
@@ -95,7 +95,7 @@ check_same "the final Dockerfile is committed" \
     "$(cat final)"
 
 # --- SSE with a progress token ---------------------------------------------------
-curl -sN --max-time 60 -H 'Accept: application/json, text/event-stream' \
+curl -sN -H "Content-Type: application/json" --max-time 60 -H 'Accept: application/json, text/event-stream' \
     -D sse1.hdr -d '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"_meta":{"progressToken":"tok-5"},"name":"egress-allow","arguments":{"host":"registry.npmjs.org","justification":"npm"}}}' \
     "$URL" >sse1 &
 c5=$!
@@ -120,7 +120,7 @@ check_same "the SSE answer is committed" "$(commits_for "$ID")" \
     "web1: approve egress-allow registry.npmjs.org"
 
 # An answer far longer than the stream's write block arrives whole.
-curl -sN --max-time 60 -H 'Accept: text/event-stream' -d \
+curl -sN -H "Content-Type: application/json" --max-time 60 -H 'Accept: text/event-stream' -d \
     '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"pipelock-block","arguments":{"failed_url":"https://long.example.org/x","justification":"long notes"}}}' \
     "$URL" >sse7 &
 c7=$!
@@ -134,7 +134,7 @@ check_same "the long answer is one event, whole" \
     "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"status: approved\\nnotes: $notes\"}],\"isError\":false}}"
 
 # --- SSE without a progress token: comments keep the stream alive -------------------
-curl -sN --max-time 60 -H 'Accept: text/event-stream' \
+curl -sN -H "Content-Type: application/json" --max-time 60 -H 'Accept: text/event-stream' \
     -d '{"jsonrpc":"2.0","id":"six","method":"tools/call","params":{"name":"gitleaks-allow","arguments":{"fingerprint":"f:6","justification":"j"}}}' \
     "$URL" >sse2 &
 c6=$!

@@ -12,7 +12,7 @@ npending() { supervise-list web1 2>/dev/null | wc -l; }
 has_pending() { [ "$(npending)" -ge "$1" ]; }
 call() {
 	_id=$1 _tool=$2 _args=$3; shift 3
-	curl -s --max-time 60 -H 'Accept: application/json' "$@" -d \
+	curl -s -H "Content-Type: application/json" --max-time 60 -H 'Accept: application/json' "$@" -d \
 	    "{\"jsonrpc\":\"2.0\",\"id\":$_id,\"method\":\"tools/call\",\"params\":{\"name\":\"$_tool\",\"arguments\":$_args}}" \
 	    "$URL"
 }
@@ -35,7 +35,7 @@ check "its decision is still committed" wait_for 10 test -f "$Q/proposals/cur/$I
 check_same "one commit" "$(ncommits "$ID")" 1
 
 # An SSE caller that leaves is noticed at the next keep-alive.
-curl -sN --max-time 2 -H 'Accept: text/event-stream' -d \
+curl -sN -H "Content-Type: application/json" --max-time 2 -H 'Accept: text/event-stream' -d \
     '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":1},"name":"egress-block","arguments":{"host":"sse-left.example","justification":"j"}}}' \
     "$URL" >/dev/null
 ID=$(supervise-list web1 | cut -f1)
@@ -65,11 +65,11 @@ call 77 pipelock-block '{"failed_url":"https://cancel.example/","justification":
 c77=$!
 check "a call to cancel" wait_for 10 has_pending 1
 ID=$(supervise-list web1 | cut -f1)
-check_same "cancelling from another session: 202" "$(curl -s -o /dev/null -w '%{http_code}' \
+check_same "cancelling from another session: 202" "$(curl -s -H "Content-Type: application/json" -o /dev/null -w '%{http_code}' \
     -H 'Mcp-Session-Id: s2' -d '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":77}}' "$URL")" 202
 sleep 0.3
 check "another session's cancellation leaves the call alone" running $c77
-check_same "cancelling in its session: 202" "$(curl -s -o /dev/null -w '%{http_code}' \
+check_same "cancelling in its session: 202" "$(curl -s -H "Content-Type: application/json" -o /dev/null -w '%{http_code}' \
     -H 'Mcp-Session-Id: s1' -d '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":77,"reason":"timeout"}}' "$URL")" 202
 wait $c77
 check_same "the cancelled call ends" "$(cat out77)" \
@@ -93,7 +93,7 @@ check_same "and commits it" "$(ncommits "$ID")" 1
 # --- SIGTERM answers every waiting call ------------------------------------------------
 call 10 gitleaks-allow '{"fingerprint":"f:10","justification":"j"}' >out10 &
 c10=$!
-curl -sN --max-time 60 -H 'Accept: text/event-stream' \
+curl -sN -H "Content-Type: application/json" --max-time 60 -H 'Accept: text/event-stream' \
     -d '{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"gitleaks-allow","arguments":{"fingerprint":"f:11","justification":"j"}}}' \
     "$URL" >out11 &
 c11=$!

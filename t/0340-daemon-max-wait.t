@@ -10,7 +10,7 @@ check "supervised starts" start_daemon d -s web1 --max-wait 2 --progress 1
 
 call() {
 	_id=$1 _tool=$2 _args=$3; shift 3
-	curl -s --max-time 60 -H 'Accept: application/json' "$@" -d \
+	curl -s -H "Content-Type: application/json" --max-time 60 -H 'Accept: application/json' "$@" -d \
 	    "{\"jsonrpc\":\"2.0\",\"id\":$_id,\"method\":\"tools/call\",\"params\":{\"name\":\"$_tool\",\"arguments\":$_args}}" \
 	    "$URL"
 }
@@ -46,7 +46,7 @@ check_same "proposal-status on a decided proposal answers from the audit record"
     '{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"status: approved\nnotes: now"}],"isError":false}}'
 
 # SSE: the pending result is the stream's last event.
-curl -sN --max-time 60 -H 'Accept: text/event-stream' \
+curl -sN -H "Content-Type: application/json" --max-time 60 -H 'Accept: text/event-stream' \
     -d '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"_meta":{"progressToken":6},"name":"capability-block","arguments":{"dockerfile":"FROM alpine\n","justification":"j"}}}' \
     "$URL" >sse6
 ID=$(supervise-list web1 | cut -f1)
@@ -55,7 +55,7 @@ check_same "on SSE, the pending result ends the stream" \
 check_match "after progress" "$(grep -c notifications/progress sse6)" '^[1-3]$'
 
 t0=$(date +%s)
-curl -sN --max-time 60 -H 'Accept: text/event-stream' \
+curl -sN -H "Content-Type: application/json" --max-time 60 -H 'Accept: text/event-stream' \
     -d "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":\"proposal-status\",\"arguments\":{\"proposal_id\":\"$ID\",\"wait_seconds\":600}}}" \
     "$URL" >sse7
 t1=$(date +%s)

@@ -82,7 +82,7 @@ while [ "$r" -lt "$ROUNDS" ]; do
 	fi
 	a=0
 	while [ "$a" -lt "$AGENTS" ]; do
-		curl -s --max-time 20 -o "answer.$r.$a" \
+		curl -s -H "Content-Type: application/json" --max-time 20 -o "answer.$r.$a" \
 		    -H 'Content-Type: application/json' \
 		    -H 'Accept: application/json' --data-binary "$(tool_call "$a" \
 		    egress-block "{\"host\": \"r$r-a$a.example\", \"justification\": \"round $r\"}")" \

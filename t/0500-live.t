@@ -30,7 +30,7 @@ check_same "no temporary file is left" "$(find "$L" -name '.*')" ""
 check "supervised starts" start_daemon d -s web1
 ino_allow=$(inode "$L/pipelock/allowlist")
 call() {
-	curl -s --max-time 60 -H 'Accept: application/json' -d \
+	curl -s -H "Content-Type: application/json" --max-time 60 -H 'Accept: application/json' -d \
 	    "{\"jsonrpc\":\"2.0\",\"id\":$1,\"method\":\"tools/call\",\"params\":{\"name\":\"$2\",\"arguments\":$3}}" \
 	    "$URL"
 }

@@ -181,7 +181,7 @@ _sd_gone() {
 
 tool_call() {
 	_tc_id=$1 _tc_tool=$2 _tc_args=$3; shift 3
-	curl -s --max-time 60 -H 'Accept: application/json' "$@" -d \
+	curl -s -H "Content-Type: application/json" --max-time 60 -H 'Accept: application/json' "$@" -d \
 	    "{\"jsonrpc\":\"2.0\",\"id\":$_tc_id,\"method\":\"tools/call\",\"params\":{\"name\":\"$_tc_tool\",\"arguments\":$_tc_args}}" \
 	    "$URL"
 }

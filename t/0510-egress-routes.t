@@ -83,15 +83,19 @@ t0=$(ms)
 routes >hung &
 hung=$!
 check "the sidecar connects to it" wait_for 10 test -s "$T_DIR/hang.log"
+tm=$(ms)
 st=$(mcp_post -d '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"proposal-status","arguments":{"proposal_id":"1795400000.M1P1Q1.none"}}}')
 t1=$(ms)
 wait $hung
 t2=$(ms)
 check_match "meanwhile another call is answered" "$st" "no proposal '1795400000.M1P1Q1.none'"
-check "... at once (under 2 s)" test $((t1 - t0)) -lt 2000
+check "... at once (under 2 s)" test $((t1 - tm)) -lt 2000
 check_match "the hung proxy: an error after the timeout" "$(text 0 <hung)" \
     "^list-egress-routes: could not reach .*([Tt]ime(d)? ?out|Timeout)"
-check "... of 5 s, not more than 10 s" test $((t2 - t0)) -ge 4500 -a $((t2 - t0)) -lt 10000
+# Slack for a loaded machine, more under valgrind (SUPERVISE_TEST_WAIT).
+bound=$((T_WAIT > 30 ? 20000 : 10000))
+check "... of 5 s, not more than $((bound / 1000)) s" \
+    test $((t2 - t0)) -ge 4500 -a $((t2 - t0)) -lt $bound
 check "stops cleanly with a fetch that timed out" stop_daemon d3
 kill "$(cat "$T_DIR/hang.pid")"
 

@@ -18,12 +18,18 @@
 # do outside.  Rootless podman maps that uid into the container with
 # --userns=keep-id; rootless docker runs the container as its root, which is
 # the invoking user on the host.  See supervise-sidecar(1).
+#
+# The bottle's live directory (state/SLUG) is mounted read-write here, for
+# supervised to publish into; the agent's container mounts its capability/
+# read-only at /etc/claude-bottle/current-config, where capability-block's
+# description sends the agent for the current Dockerfile.
 set -u
 
 prog=supervise-sidecar
 in_port=9100
 queue_mnt=/run/supervise/queue
 audit_mnt=/var/lib/supervise/audit.git
+state_mnt=/run/supervise/state
 
 usage() {
 	echo "usage: $prog start|stop|status SLUG" >&2
@@ -184,6 +190,7 @@ do_start() {
 	root=${SUPERVISE_ROOT:-${HOME:-}/.bot-bottle}
 	queue=${SUPERVISE_QUEUE_DIR:-$root/queue/$slug}
 	audit=${SUPERVISE_AUDIT_DIR:-$root/audit.git}
+	state=${SUPERVISE_STATE_DIR:-$root/state/$slug}
 	network=${SUPERVISE_NETWORK:-bottle-$slug-internal}
 	publish=
 	if [ -n "${SUPERVISE_PUBLISH:-}" ]; then
@@ -205,6 +212,18 @@ do_start() {
 	audit=$(cd "$audit" && pwd) || die "can't enter '$audit'"
 	[ "$(owner_of "$audit")" = "$user" ] ||
 		echo "$prog: warning: '$audit' is owned by $(owner_of "$audit"), '$queue' by $user; supervised runs as $user" >&2
+	# The live directory: supervised publishes the bottle's config files
+	# into it, the proxies and the agent mount it.  capability/ is made
+	# now, so the agent's read-only mount of it (the current Dockerfile)
+	# has a source before any Dockerfile was approved.
+	for d in "$state" "$state/capability"; do
+		[ -d "$d" ] && continue
+		mkdir -p "$d" || die "can't create '$d'"
+		if [ "$(id -u)" = 0 ]; then
+			chown "$user" "$d" || die "can't give '$d' to $user"
+		fi
+	done
+	state=$(cd "$state" && pwd) || die "can't enter '$state'"
 
 	case $(container_state) in
 	running)
@@ -227,7 +246,8 @@ do_start() {
 		--read-only --tmpfs /tmp --cap-drop ALL \
 		--security-opt no-new-privileges \
 		-e "SUPERVISE_BOTTLE_SLUG=$slug" \
-		-v "$queue:$queue_mnt" -v "$audit:$audit_mnt"
+		-e "SUPERVISE_STATE_DIR=$state_mnt" \
+		-v "$queue:$queue_mnt" -v "$audit:$audit_mnt" -v "$state:$state_mnt"
 	if [ "$flavour" = podman ] && [ "$(id -u)" != 0 ]; then
 		set -- "$@" --userns=keep-id --user "$user"
 	elif [ "$flavour" = docker ] &&
@@ -238,6 +258,7 @@ do_start() {
 	fi
 	# Passed by name, so the token never shows in a process listing.
 	[ -n "${SUPERVISE_TOKEN:-}" ] && set -- "$@" -e SUPERVISE_TOKEN
+	[ -n "${SUPERVISE_EGRESS_PROXY:-}" ] && set -- "$@" -e SUPERVISE_EGRESS_PROXY
 	[ -n "$publish" ] && set -- "$@" -p "$publish"
 	"$cli" "$@" "$image" >/dev/null 2>"$work/create.err" || {
 		cat "$work/create.err" >&2

@@ -30,8 +30,9 @@ name=supervise-$slug
 net=supervise-t$$
 queue=$SUPERVISE_ROOT/queue/$slug
 audit=$SUPERVISE_ROOT/audit.git
+state=$SUPERVISE_ROOT/state/$slug
 
-plan 33
+plan 37
 
 # Stop here, loudly: everything after needs a working podman.
 bail() {
@@ -61,7 +62,8 @@ trap cleanup_containers EXIT
 # The operator: a non-root uid when we are root, so that ownership shows.
 if [ "$(id -u)" = 0 ]; then
 	op_uid=4242 op_gid=4242
-	as_op() { setpriv --reuid="$op_uid" --regid="$op_gid" --clear-groups "$@"; }
+	# HOME: libgit2 looks for a ~/.gitconfig, and root's is out of reach.
+	as_op() { HOME=$T_DIR setpriv --reuid="$op_uid" --regid="$op_gid" --clear-groups "$@"; }
 else
 	op_uid=$(id -u) op_gid=$(id -g)
 	as_op() { "$@"; }
@@ -69,8 +71,10 @@ fi
 quietly() { "$@" >/dev/null; }
 chmod 711 "$T_DIR"
 mkdir -m 700 "$SUPERVISE_ROOT" && chown "$op_uid:$op_gid" "$SUPERVISE_ROOT"
+printf 'FROM debian:bookworm-slim\nRUN true\n' >"$T_DIR/Dockerfile"
+chmod 644 "$T_DIR/Dockerfile"
 check "supervise-init makes the spool" \
-	quietly as_op supervise-init "$slug"
+	quietly as_op supervise-init --dockerfile "$T_DIR/Dockerfile" "$slug"
 
 # Not --internal as a bottle's is: engines forward no published port into
 # an internal network, and the host must reach the port here.
@@ -184,8 +188,23 @@ check_same "its Proposal-Id trailer" \
 check_match "routes.json has the route" \
 	"$(git_audit show "main:$slug/egress/routes.json")" '"host": "api.example.org"'
 check "git fsck is clean" git_audit fsck --no-progress --strict
+# The live directory, mounted into the sidecar: published before the answer.
+check_same "the sidecar published the live routes on the host" \
+	"$(cat "$state/egress/routes.json")" "$(git_audit show "main:$slug/egress/routes.json")"
+check_same "and the mirrored host on pipelock's allowlist" \
+	"$(cat "$state/pipelock/allowlist")" api.example.org
+# The agent's container reads the current Dockerfile where capability-block
+# points, and cannot change it.
+agent_mount=$state/capability:/etc/claude-bottle/current-config:ro
+check_same "the agent reads /etc/claude-bottle/current-config/Dockerfile" \
+	"$(podman run --rm --network none -v "$agent_mount" debian:bookworm-slim \
+	    cat /etc/claude-bottle/current-config/Dockerfile 2>&1)" \
+	"$(cat "$T_DIR/Dockerfile")"
+check_fail "read-only for the agent" podman run --rm --network none \
+	-v "$agent_mount" debian:bookworm-slim \
+	sh -c 'echo x >/etc/claude-bottle/current-config/Dockerfile' 2>/dev/null
 check_same "everything the container wrote is the operator's" \
-	"$(find "$queue" "$audit" ! -user "$op_uid" | sed -n 1p)" ""
+	"$(find "$queue" "$audit" "$state" ! -user "$op_uid" | sed -n 1p)" ""
 
 # supervised is PID 1 in the container: without its own SIGTERM handling
 # the engine would wait out the 10 s grace and kill it.

@@ -1062,7 +1062,7 @@ job_status(struct request *r)
 	struct pending *p;
 	struct sv_err e;
 	long wait = r->msg.wait_seconds;
-	int found;
+	int found, waits;
 	char *text;
 
 	found = sv_find_proposal(&sc.spool, id, &en, &e);
@@ -1100,8 +1100,11 @@ job_status(struct request *r)
 	p = pending_by_id(id);
 	if (p != NULL && p->waiters == NULL && p->key == NULL)
 		pending_drop(p);
+	waits = !r->finished;
 	unlock();
 	resume_all(&rl);
+	if (waits)
+		sv_warnx("proposal-status call waiting on %s", id);
 }
 
 /* The route table as the answer's first text, where it came from as the

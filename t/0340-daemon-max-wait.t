@@ -2,7 +2,7 @@
 # supervised --max-wait: a call stops waiting with a result that names its
 # proposal, and proposal-status resumes the wait.
 . "$(dirname "$0")/lib.sh"
-plan 16
+plan 22
 
 Q=root/queue/web1
 supervise-init web1 >/dev/null 2>&1
@@ -34,16 +34,9 @@ check_match "proposal-status on an unknown id" \
     "$(call 3 proposal-status '{"proposal_id":"1.M1P1Q1Rff.nowhere"}')" \
     '"error":\{"code":-32602,"message":"proposal-status: no proposal .1\.M1P1Q1Rff\.nowhere. in bottle web1"\}'
 
-call 4 proposal-status "{\"proposal_id\":\"$ID\"}" >out4 &
-c4=$!
-sleep 0.5
-supervise-approve -n "now" "$ID" >/dev/null
-wait $c4
-check_same "proposal-status waits for the decision" "$(cat out4)" \
-    '{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"status: approved\nnotes: now"}],"isError":false}}'
-check_same "proposal-status on a decided proposal answers from the audit record" \
-    "$(call 5 proposal-status "{\"proposal_id\":\"$ID\",\"wait_seconds\":30}")" \
-    '{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"status: approved\nnotes: now"}],"isError":false}}'
+supervise-reject -n "not now" "$ID" >/dev/null
+check "a rejection with no caller waiting is consumed" \
+    wait_for "$T_WAIT" test -f "$Q/proposals/cur/$ID:2,RS"
 
 # SSE: the pending result is the stream's last event.
 curl -sN -H "Content-Type: application/json" --max-time 60 -H 'Accept: text/event-stream' \
@@ -74,4 +67,27 @@ check_match "bad wait_seconds is -32602" \
     "$(call 9 proposal-status "{\"proposal_id\":\"$ID\",\"wait_seconds\":\"x\"}")" \
     '"code":-32602,"message":"proposal-status: .wait_seconds. must be a non-negative integer"'
 check "stops with status 0" stop_daemon d
+
+# proposal-status waits for the decision: approve once the daemon says the
+# call waits, and see the decision answer it.  Under a --max-wait long
+# enough that the approval surely comes first.
+check "supervised starts with --max-wait 600" start_daemon d2 -s web1 \
+    --max-wait 600
+ID=$(supervise-propose -s web1 -t egress-block -j j '{"host": "later.example"}')
+call 4 proposal-status "{\"proposal_id\":\"$ID\"}" >out4 &
+c4=$!
+check "proposal-status waits on the pending proposal" wait_for "$T_WAIT" \
+    grep -q "proposal-status call waiting on $ID\$" d2.log
+supervise-approve -n "now" "$ID" >/dev/null
+wait $c4
+check_same "proposal-status is answered by the decision" "$(cat out4)" \
+    '{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"status: approved\nnotes: now"}],"isError":false}}'
+check "the decision answered the waiting call" \
+    grep -q "$ID approved; answered 1 waiting call\$" d2.log
+check_same "proposal-status on a decided proposal answers from the audit record" \
+    "$(call 5 proposal-status "{\"proposal_id\":\"$ID\",\"wait_seconds\":30}")" \
+    '{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"status: approved\nnotes: now"}],"isError":false}}'
+check_same "and does not wait (no second waiting call)" \
+    "$(grep -c "proposal-status call waiting on $ID\$" d2.log)" 1
+check "stops with status 0" stop_daemon d2
 done_testing

@@ -7,7 +7,7 @@ if [ ! -d "$T_TOP/t/node_modules/@modelcontextprotocol/sdk" ]; then
 	echo "1..0 # SKIP the MCP SDK is not installed (make check runs npm ci in t/)"
 	exit 0
 fi
-plan 14
+plan 17
 CLIENT="$T_TOP/t/mcp-client.mjs"
 Q=root/queue/web1
 supervise-init web1 >/dev/null 2>&1
@@ -42,14 +42,38 @@ check_match "progress counted up in the SDK" \
     '^progress 1 waiting for operator \(1s\) progress 2 waiting for operator \(2s\) $'
 check_same "the decision is committed" "$(ncommits "$ID")" 1
 
-# Without progress: the SDK sends no token; SSE comments keep it alive.
-timeout 60 node "$CLIENT" "$URL" call gitleaks-allow \
+# Without progress: the SDK sends no token; SSE comments keep it alive
+# through a proxy that drops connections idle for 2 s (tinyproxy, as a
+# reverse proxy), while a plain JSON call through it is dropped.
+tp_port=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(
+    Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0)->sockport')
+cat >tp.conf <<EOF
+Port $tp_port
+Listen 127.0.0.1
+Timeout 2
+LogLevel Warning
+MaxClients 20
+ReversePath "/" "http://127.0.0.1:$PORT/"
+ReverseOnly Yes
+EOF
+tinyproxy -d -c tp.conf >tp.log 2>&1 &
+echo $! >"$T_DIR/tp.pid"
+TP_URL="http://127.0.0.1:$tp_port/mcp"
+proxied() { [ "$(curl -s --max-time 5 "http://127.0.0.1:$tp_port/health")" = ok ]; }
+check "tinyproxy relays to supervised" wait_for "$T_WAIT" proxied
+timeout 60 node "$CLIENT" "$TP_URL" call gitleaks-allow \
     '{"fingerprint":"deadbeef:test/fixtures/key.pem:private-key:1","justification":"test fixture"}' \
     >call2 2>&1 &
 c2=$!
 check "a second call files a proposal" wait_for 20 has_pending
-sleep 1.5
 ID=$(supervise-list web1 | cut -f1)
+curl -s --max-time 60 -H 'Accept: application/json' -d \
+    '{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"egress-block","arguments":{"host":"idle.example","justification":"j"}}}' \
+    "$TP_URL" >idle.out 2>&1 &
+idle=$!
+check "a JSON call waiting through the proxy is dropped as idle" \
+    wait_for "$T_WAIT" done_with $idle
+check_same "  with no answer" "$(cat idle.out)" ""
 supervise-reject -n "rotate it instead" "$ID" >/dev/null
 check "the SDK call returns" wait_for 20 done_with $c2
 check_same "a rejection reaches the SDK with isError" "$(sed -n 's/^result //p' call2)" \

@@ -2,7 +2,7 @@
 # supervised: callers that leave, retry or cancel; proposals from other
 # components; shutdown, restart recovery and --drain.
 . "$(dirname "$0")/lib.sh"
-plan 39
+plan 41
 
 Q=root/queue/web1
 supervise-init web1 >/dev/null 2>&1
@@ -67,7 +67,13 @@ check "a call to cancel" wait_for 10 has_pending 1
 ID=$(supervise-list web1 | cut -f1)
 check_same "cancelling from another session: 202" "$(curl -s -H "Content-Type: application/json" -o /dev/null -w '%{http_code}' \
     -H 'Mcp-Session-Id: s2' -d '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":77}}' "$URL")" 202
-sleep 0.3
+# The daemon takes calls and cancellations in the order they came: once a
+# proposal-status sent after the 202 is answered, the cancellation is done.
+check_match "a call after it is answered" \
+    "$(call 79 proposal-status "{\"proposal_id\":\"$ID\",\"wait_seconds\":0}")" \
+    'status: pending'
+check_same "another session's cancellation withdraws nothing" \
+    "$(nflagged T "$Q/proposals/new" "$Q/proposals/cur")" 0
 check "another session's cancellation leaves the call alone" running $c77
 check_same "cancelling in its session: 202" "$(curl -s -H "Content-Type: application/json" -o /dev/null -w '%{http_code}' \
     -H 'Mcp-Session-Id: s1' -d '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":77,"reason":"timeout"}}' "$URL")" 202
@@ -78,7 +84,7 @@ check "the proposal is flagged T (withdrawn)" wait_for 5 test -f "$Q/proposals/c
 check_match "supervise-list shows it withdrawn" "$(supervise-list web1)" "$ID.*withdrawn"
 call 78 pipelock-block '{"failed_url":"https://cancel.example/","justification":"j"}' \
     --max-time 1 >/dev/null
-check_same "a retry after a cancellation proposes anew" "$(npending)" 2
+check "a retry after a cancellation proposes anew" wait_for "$T_WAIT" has_pending 2
 for id in $(supervise-list web1 | cut -f1); do supervise-reject "$id" >/dev/null; done
 decided() { [ "$(nflagged R "$Q/proposals/cur")" -eq 5 ]; }
 check "both decided" wait_for 10 decided

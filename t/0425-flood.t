@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$T_TOP/t/hardlib.sh"
 N=${FLOOD_N:-1000}
-plan 14
+plan 15
 
 supervise-init "$SLUG" >/dev/null 2>&1
 start_daemon d -s "$SLUG" || { not_ok "supervised starts"; done_testing; exit 1; }
@@ -16,8 +16,12 @@ timeout 120 node "$T_TOP/t/loadclient.mjs" "$URL" "$N" same same >same.out 2>sam
 client=$!
 check "$N identical calls are sent" wait_for 60 connected same.out
 diag "identical: $(head -n 1 same.out)"
-# Give the last of them time to be read before deciding.
-sleep 1
+# Decide once the daemon has taken every one of them: the first files
+# the proposal, each other one says it attached.
+attached() {
+	[ "$(grep -c 'identical call attached to pending proposal' d.log)" -ge $((N - 1)) ]
+}
+check "the other $((N - 1)) attach to the first one's proposal" wait_for 60 attached
 check_same "$N identical calls made one proposal" "$(supervise-list | grep -c .)" 1
 supervise-list | cut -f1 | supervise-approve -n "once for all" >/dev/null
 wait "$client"

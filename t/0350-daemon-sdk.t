@@ -67,7 +67,8 @@ timeout 60 node "$CLIENT" "$TP_URL" call gitleaks-allow \
 c2=$!
 check "a second call files a proposal" wait_for 20 has_pending
 ID=$(supervise-list web1 | cut -f1)
-curl -s --max-time 60 -H 'Accept: application/json' -d \
+curl -s --max-time 60 -H 'Accept: application/json' \
+    -H 'Content-Type: application/json' -d \
     '{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"egress-block","arguments":{"host":"idle.example","justification":"j"}}}' \
     "$TP_URL" >idle.out 2>&1 &
 idle=$!

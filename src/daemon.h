@@ -176,4 +176,20 @@ void sv_token_digest(const char *token, unsigned char out[SV_TOKEN_DIGEST]);
 int sv_token_ok(const unsigned char want[SV_TOKEN_DIGEST], const char *auth);
 int sv_json_content_type(const char *type);	/* application/json[;...] */
 
+/* budget.c: the memory lent to request bodies, in total */
+struct sv_budget {
+	size_t limit;
+	size_t used;
+};
+void sv_budget_init(struct sv_budget *b, size_t limit);
+int sv_budget_take(struct sv_budget *b, size_t n);	/* 0, or -1: over */
+void sv_budget_give(struct sv_budget *b, size_t n);
+size_t sv_budget_used(const struct sv_budget *b);
+/* Events logged at most once a minute, with their count. */
+struct sv_ratelog {
+	unsigned long count;
+	time_t last;
+};
+int sv_ratelog(struct sv_ratelog *rl, unsigned long *n);
+
 #endif

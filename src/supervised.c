@@ -97,6 +97,9 @@ struct config {
 	long rescan;		/* seconds between re-scans of responses/new */
 	long progress;		/* seconds between keep-alives on SSE */
 	long idle_timeout;	/* seconds before an idle connection is closed */
+	long body_budget;	/* MiB of request bodies held at once */
+	long body_timeout;	/* seconds a body may take to arrive */
+	long max_waiters;	/* calls waiting on one proposal at most */
 	long max_pending;	/* pending proposals at most */
 	long expire;		/* seconds before a proposal expires; 0: never */
 	int drain;
@@ -116,6 +119,8 @@ struct request {
 	int rejected;		/* an early error response was queued */
 	char *body;
 	size_t len, cap;
+	size_t reserved;	/* taken from the body budget, until freed */
+	int64_t body_deadline_ms;	/* the body must be in by then */
 	char *out;		/* SSE bytes to send, or the JSON answer */
 	size_t out_len, out_off, out_cap;
 	int parsed;		/* the body went through sv_mcp_handle */
@@ -135,6 +140,7 @@ struct pending {
 	char *key;		/* tool NUL payload; NULL: not deduplicated */
 	size_t keylen;
 	struct request *waiters;
+	size_t nwaiters;
 	struct pending *id_next, *key_next;
 	time_t expires;		/* when it is rejected; 0: never or unknown */
 	int expiring;		/* its rejection is on the way */
@@ -167,6 +173,8 @@ struct sidecar {
 	struct pending *by_id[NBUCKETS], *by_key[NBUCKETS];
 	size_t npending;	/* entries in by_id */
 	struct sv_rules rules;	/* the bottle's policy (decide.c) */
+	struct sv_budget bodies;	/* request bodies, in total */
+	struct sv_ratelog over_budget, too_slow;
 	int stopping;
 };
 
@@ -233,7 +241,23 @@ request_unref(struct request *r)
 	free(r->out);
 	free(r->session);
 	sv_mcp_msg_free(&r->msg);
+	sv_budget_give(&sc.bodies, r->reserved);
 	free(r);
+}
+
+/*
+ * Filed, or attached to an identical call's proposal: the payload is on
+ * disk and in the pending entry's key, so the call lets go of its copy
+ * and of its share of the body budget.  Under the lock.
+ */
+static void
+drop_payload(struct request *r)
+{
+	free(r->msg.payload);
+	free(r->msg.justification);
+	r->msg.payload = r->msg.justification = NULL;
+	sv_budget_give(&sc.bodies, r->reserved);
+	r->reserved = 0;
 }
 
 static void
@@ -248,6 +272,7 @@ waiter_unlink(struct request *r)
 	if (r->wnext)
 		r->wnext->wprev = r->wprev;
 	r->wprev = r->wnext = NULL;
+	r->pending->nwaiters--;
 	r->pending = NULL;
 }
 
@@ -454,8 +479,17 @@ waiting(const struct request *r)
 }
 
 static void
-attach(struct request *r, struct pending *p)
+attach(struct request *r, struct pending *p, struct resume_list *rl)
 {
+	if (p->nwaiters >= (size_t)sc.cfg.max_waiters) {
+		/* Identical calls share one proposal; a flood of them must
+		 * not hold every connection the sidecar has. */
+		finish(r, sv_mcp_error(r->msg.id, RPC_TOO_MANY, "proposal %s "
+		    "already has %ld calls waiting on it (the limit); wait on "
+		    "one of them, or follow it with proposal-status", p->id,
+		    sc.cfg.max_waiters), rl);
+		return;
+	}
 	snprintf(r->id, sizeof r->id, "%s", p->id);
 	r->pending = p;
 	r->wprev = NULL;
@@ -463,6 +497,7 @@ attach(struct request *r, struct pending *p)
 	if (p->waiters)
 		p->waiters->wprev = r;
 	p->waiters = r;
+	p->nwaiters++;
 }
 
 /* --- answering decisions (spool thread) ---------------------------------- */
@@ -825,8 +860,9 @@ propose_begin(struct request *r, struct filing *f, struct filing *batch,
 			/* A caller gone before we got here has nothing to
 			 * wait for; its proposal is already filed. */
 			if (waiting(r))
-				attach(r, p);
+				attach(r, p, &rl);
 			unlock();
+			resume_all(&rl);
 			free(f->key);
 			sv_warnx("identical call attached to pending proposal %s",
 			    id);
@@ -900,8 +936,9 @@ propose_end(struct filing *f, struct filing *batch)
 		lock();
 		p = pending_by_id(lead->prop.id);
 		if (p != NULL && waiting(r))
-			attach(r, p);
+			attach(r, p, &rl);
 		unlock();
+		resume_all(&rl);
 		sv_warnx("identical call attached to pending proposal %s",
 		    lead->prop.id);
 	} else {
@@ -917,9 +954,10 @@ propose_end(struct filing *f, struct filing *batch)
 		f->key = NULL;
 		p->expires = expiry_of(f->prop.arrival_timestamp);
 		if (waiting(r))
-			attach(r, p);
+			attach(r, p, &rl);
 		unlock();
 	}
+	resume_all(&rl);
 	free(f->key);		/* NULL once the pending proposal took it */
 }
 
@@ -1003,6 +1041,8 @@ static void
 job_done(struct job *j)
 {
 	lock();
+	if (j->kind == JOB_PROPOSE)
+		drop_payload(j->r);
 	request_unref(j->r);
 	unlock();
 	free(j);
@@ -1084,7 +1124,7 @@ job_status(struct request *r)
 		return;
 	}
 	p = pending_get(id, NULL, 0);
-	attach(r, p);
+	attach(r, p, &rl);
 	if (sc.cfg.max_wait > 0 && (wait < 0 || wait > sc.cfg.max_wait))
 		wait = sc.cfg.max_wait;
 	if (wait >= 0)
@@ -1673,6 +1713,63 @@ cancel_call(struct request *from)
 	unlock();
 }
 
+/* The Content-Length check_headers let through; 0 when chunked. */
+static size_t
+body_length(struct MHD_Connection *c)
+{
+	const char *v = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return v != NULL ? (size_t)strtoull(v, NULL, 10) : 0;
+}
+
+/* libmicrohttpd's timeout of one connection, in whole seconds, at least 1. */
+static void
+set_timeout(struct MHD_Connection *c, int64_t ms)
+{
+	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+	    (unsigned)((ms + 999) / 1000 > 0 ? (ms + 999) / 1000 : 1));
+}
+
+/* A flood makes one line a minute: "VERB N NOUN(s) WHY VALUE UNIT". */
+static void
+log_flood(struct sv_ratelog *rl, const char *verb, const char *noun,
+    const char *why, long value, const char *unit)
+{
+	unsigned long n;
+
+	if (sv_ratelog(rl, &n))
+		sv_warnx("%s %lu %s%s%s%ld%s", verb, n, noun, n == 1 ? "" : "s",
+		    why, value, unit);
+}
+
+static void
+log_over_budget(void)
+{
+	log_flood(&sc.over_budget, "refused", "request",
+	    ": request bodies hold the whole budget of ", sc.cfg.body_budget,
+	    " MiB (--body-budget)");
+}
+
+static void
+log_too_slow(void)
+{
+	log_flood(&sc.too_slow, "closed", "connection",
+	    " whose body took longer than ", sc.cfg.body_timeout,
+	    "s (--body-timeout)");
+}
+
+static enum MHD_Result
+refuse_over_budget(struct MHD_Connection *c)
+{
+	static const char text[] = "request bodies hold all the memory the "
+	    "sidecar lends them; try again shortly\n";
+
+	log_over_budget();
+	return queue_body(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+	    "text/plain; charset=utf-8", text, sizeof text - 1,
+	    MHD_HTTP_HEADER_RETRY_AFTER, "5");
+}
+
 static enum MHD_Result
 handle_body(struct MHD_Connection *c, struct request *r)
 {
@@ -1685,6 +1782,14 @@ handle_body(struct MHD_Connection *c, struct request *r)
 	free(r->body);
 	r->body = NULL;
 	r->cap = 0;
+	set_timeout(c, sc.cfg.idle_timeout * 1000);
+	if (r->msg.kind != SV_MCP_CALL || !r->msg.tool->proposes) {
+		/* Only a proposal's payload outlives the parse. */
+		lock();
+		sv_budget_give(&sc.bodies, r->reserved);
+		r->reserved = 0;
+		unlock();
+	}
 	switch (r->msg.kind) {
 	case SV_MCP_REPLY:
 		if (r->msg.initialize) {
@@ -1726,6 +1831,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	const char *v;
 	int handled;
 	char *body;
+	size_t clen;
+	int64_t left;
 
 	(void)cls;
 	(void)version;
@@ -1733,11 +1840,19 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		ret = check_headers(c, url, method, &handled);
 		if (handled)
 			return ret;
+		/* A body of known length takes its share now, before a byte
+		 * of it is held: refused at once when there is none. */
+		clen = body_length(c);
+		if (clen > 0 && sv_budget_take(&sc.bodies, clen) == -1)
+			return refuse_over_budget(c);
 		r = sv_xmalloc(sizeof *r);
 		memset(r, 0, sizeof *r);
 		r->refs = 1;
 		r->alive = 1;
 		r->conn = c;
+		r->reserved = clen;
+		r->body_deadline_ms = sv_now_ms() + sc.cfg.body_timeout * 1000;
+		set_timeout(c, sc.cfg.body_timeout * 1000);
 		v = header(c, "Mcp-Session-Id");
 		if (v != NULL)
 			r->session = sv_xstrdup(v);
@@ -1760,7 +1875,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		*upload_size = 0;
 		return r->len > 16 * (size_t)SV_MCP_BODY_MAX ? MHD_NO : MHD_YES;
 	}
+	if (*upload_size > 0 && (left = r->body_deadline_ms - sv_now_ms()) <= 0) {
+		log_too_slow();
+		return MHD_NO;		/* hang up: no response mid-body */
+	}
 	if (*upload_size > 0) {
+		/* The rest must come by the deadline, not by one more idle
+		 * timeout after each byte. */
+		set_timeout(c, left);
 		if (r->len + *upload_size > SV_MCP_BODY_MAX) {
 			/* A chunked body (its length was not known). */
 			r->rejected = 1;
@@ -1771,10 +1893,22 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			r->cap = 0;
 			return MHD_YES;
 		}
+		if (r->len + *upload_size > r->reserved) {
+			/* A chunked body takes its share as it grows. */
+			if (sv_budget_take(&sc.bodies, r->len + *upload_size -
+			    r->reserved) == -1) {
+				log_over_budget();
+				return MHD_NO;
+			}
+			r->reserved = r->len + *upload_size;
+		}
 		if (r->len + *upload_size > r->cap) {
-			/* Exact for the usual one-piece body, doubling after. */
+			/* Its length when known (pages are touched only as
+			 * bytes arrive), else exact, doubling after. */
 			r->cap = r->len + *upload_size > 2 * r->cap ?
 			    r->len + *upload_size : 2 * r->cap;
+			if (r->cap < r->reserved)
+				r->cap = r->reserved;
 			if (r->cap > SV_MCP_BODY_MAX)
 				r->cap = SV_MCP_BODY_MAX;
 			r->body = sv_xrealloc(r->body, r->cap);
@@ -1859,6 +1993,9 @@ usage(FILE *f)
 	    "                  [--port-file FILE] [--state-dir DIR]\n"
 	    "                  [--max-pending N] [--expire DURATION] "
 	    "[--egress-proxy URL]\n"
+	    "                  [--allow-host NAME]... [--body-budget MIB] "
+	    "[--body-timeout SEC]\n"
+	    "                  [--max-waiters N]\n"
 	    "       supervised --drain [-s SLUG] [-q QUEUE_DIR] [-a AUDIT_DIR] "
 	    "[-r ROOT]\n"
 	    "                  [--state-dir DIR]\n"
@@ -1958,6 +2095,9 @@ parse_config(int argc, char **argv, struct config *cfg)
 		{ "rescan", required_argument, NULL, 'R' },
 		{ "progress", required_argument, NULL, 'P' },
 		{ "idle-timeout", required_argument, NULL, 'I' },
+		{ "body-budget", required_argument, NULL, 'B' },
+		{ "body-timeout", required_argument, NULL, 'Y' },
+		{ "max-waiters", required_argument, NULL, 'K' },
 		{ "port-file", required_argument, NULL, 'F' },
 		{ "allow-host", required_argument, NULL, 'H' },
 		{ "state-dir", required_argument, NULL, 'S' },
@@ -1984,6 +2124,9 @@ parse_config(int argc, char **argv, struct config *cfg)
 	cfg->rescan = 5;
 	cfg->progress = 25;
 	cfg->idle_timeout = 60;
+	cfg->body_budget = 64;
+	cfg->body_timeout = 30;
+	cfg->max_waiters = 64;
 	while ((ch = getopt_long(argc, argv, "s:q:a:r:p:b:h", opts, NULL)) !=
 	    -1) {
 		switch (ch) {
@@ -2012,6 +2155,18 @@ parse_config(int argc, char **argv, struct config *cfg)
 		case 'I':
 			cfg->idle_timeout = parse_seconds("--idle-timeout",
 			    optarg, 1, 86400);
+			break;
+		case 'B':
+			cfg->body_budget = parse_seconds("--body-budget",
+			    optarg, 1, 65536);
+			break;
+		case 'K':
+			cfg->max_waiters = parse_seconds("--max-waiters",
+			    optarg, 1, 1000000);
+			break;
+		case 'Y':
+			cfg->body_timeout = parse_seconds("--body-timeout",
+			    optarg, 1, 3600);
 			break;
 		case 'F': cfg->port_file = optarg; break;
 		case 'H': add_host(cfg, optarg); break;
@@ -2431,6 +2586,7 @@ serve(void)
 	    sv_egress_open(&sc.egress, sc.cfg.egress_proxy, ep, &e) == -1)
 		sv_die(1, "%s", e.msg);
 
+	sv_budget_init(&sc.bodies, (size_t)sc.cfg.body_budget << 20);
 	start_http();
 	batch.n = 0;
 	next_rescan = sv_now_ms() + sc.cfg.rescan * 1000;

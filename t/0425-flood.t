@@ -8,7 +8,7 @@ N=${FLOOD_N:-1000}
 plan 15
 
 supervise-init "$SLUG" >/dev/null 2>&1
-start_daemon d -s "$SLUG" || { not_ok "supervised starts"; done_testing; exit 1; }
+start_daemon d -s "$SLUG" --max-waiters "$N" || { not_ok "supervised starts"; done_testing; exit 1; }
 pending_is() { [ "$(supervise-list | grep -c .)" -eq "$1" ]; }
 connected() { grep -q '^connected' "$1"; }
 

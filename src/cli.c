@@ -559,8 +559,8 @@ sv_cli_list_line(const char *slug, const struct sv_entry *en,
 	esummary = sv_escape(summary ? summary : "",
 	    summary ? strlen(summary) : 0, 0);
 	etool = sv_escape(p->tool, strlen(p->tool), 0);
-	line = sv_xasprintf("%s\t%s\t%s\t%s\t%s\t%s", en->id, slug, etool, age,
-	    sv_cli_state(en), esummary);
+	line = sv_xasprintf("%s\t%s\t%s\t%s\t%s%s\t%s", en->id, slug, etool,
+	    age, sv_cli_state(en), en->gone ? ",gone" : "", esummary);
 	free(summary);
 	free(esummary);
 	free(etool);
@@ -1158,5 +1158,7 @@ sv_cli_caller(const struct sv_entry *en)
 {
 	if (strchr(en->flags, 'T'))
 		return "cancelled";
+	if (en->gone)
+		return "gone";
 	return "waiting";
 }

@@ -1101,6 +1101,7 @@ collect_entry(const char *name, const char *id, const char *flags, void *arg)
 	ent = &c->v[c->n++];
 	memcpy(ent->id, id, strlen(id) + 1);
 	ent->where = c->where;
+	ent->gone = 0;
 	memcpy(ent->flags, flags, strlen(flags) + 1);
 	memcpy(ent->name, name, strlen(name) + 1);
 }
@@ -1184,6 +1185,10 @@ sv_list_pending(struct sv_spool *s, struct sv_entry **out, size_t *n,
 	if (k == 0) {
 		free(c.v);
 		c.v = NULL;
+	}
+	if (k > 0 && sv_gone_apply(s, c.v, k, e) == -1) {
+		free(c.v);
+		return -1;
 	}
 	*out = c.v;
 	*n = k;

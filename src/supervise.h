@@ -246,7 +246,15 @@ struct sv_entry {
 	enum sv_where where;
 	char flags[16];		/* maildir flags, ASCII order, "" in new/ */
 	char name[SV_ID_MAX + 32];	/* file name in new/ or cur/ */
+	int gone;		/* its caller left (gone/ID; sv_list_pending) */
 };
+
+/* gone.c: queue/SLUG/gone/ID, a pending proposal whose caller left */
+int sv_gone_mark(struct sv_spool *s, const char *id, struct sv_err *e);
+int sv_gone_clear(struct sv_spool *s, const char *id, struct sv_err *e);
+/* Set v[i].gone for each entry, from one read of gone/. */
+int sv_gone_apply(struct sv_spool *s, struct sv_entry *v, size_t n,
+    struct sv_err *e);
 
 /* Split "ID:2,FLAGS" (or a bare "ID"); -1 if not a valid name. */
 int sv_parse_name(const char *name, char *id, size_t idn, char *flags, size_t fn);

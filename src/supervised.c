@@ -117,6 +117,9 @@ struct request {
 	int in_flight;		/* on the sidecar's list of calls */
 	int finished;		/* the final answer is queued */
 	int rejected;		/* an early error response was queued */
+	int gone;		/* its client hung up while it waited */
+	int watched;		/* fd is in sc.hup_ep */
+	int fd;			/* the connection's socket, once watched */
 	char *body;
 	size_t len, cap;
 	size_t reserved;	/* taken from the body budget, until freed */
@@ -141,6 +144,7 @@ struct pending {
 	size_t keylen;
 	struct request *waiters;
 	size_t nwaiters;
+	int gone_marked;	/* gone/ID exists (gone.c) */
 	struct pending *id_next, *key_next;
 	time_t expires;		/* when it is rejected; 0: never or unknown */
 	int expiring;		/* its rejection is on the way */
@@ -175,6 +179,11 @@ struct sidecar {
 	struct sv_rules rules;	/* the bottle's policy (decide.c) */
 	struct sv_budget bodies;	/* request bodies, in total */
 	struct sv_ratelog over_budget, too_slow;
+	int hup_ep;		/* epoll: suspended calls' sockets, for hang-up */
+	/* gone/ marks to write or remove, by the spool thread, outside the
+	 * lock: "+ID" or "-ID". */
+	char **gone_ops;
+	size_t ngone_ops, gone_cap;
 	int stopping;
 };
 
@@ -206,11 +215,65 @@ fnv1a(const char *s, size_t n)
 	return h;
 }
 
+/*
+ * A suspended connection is out of libmicrohttpd's sight: a client that
+ * hangs up then would hold its socket (CLOSE-WAIT) and its memory until
+ * the operator decides.  So while suspended its socket is watched for
+ * hang-up in the spool thread's loop (callers_left).  Under the lock.
+ */
+static void
+suspend(struct request *r)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct epoll_event ev;
+
+	r->suspended = 1;
+	MHD_suspend_connection(r->conn);
+	if (r->watched || sc.hup_ep <= 0)
+		return;
+	ci = MHD_get_connection_info(r->conn,
+	    MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL)
+		return;
+	memset(&ev, 0, sizeof ev);
+	ev.events = EPOLLRDHUP;
+	ev.data.ptr = r;
+	r->fd = ci->connect_fd;
+	if (epoll_ctl(sc.hup_ep, EPOLL_CTL_ADD, r->fd, &ev) == 0)
+		r->watched = 1;
+}
+
+static void
+unwatch(struct request *r)
+{
+	if (!r->watched)
+		return;
+	epoll_ctl(sc.hup_ep, EPOLL_CTL_DEL, r->fd, NULL);
+	r->watched = 0;
+}
+
+/* Queue a change of gone/ID for gone_sync; under the lock. */
+static void
+gone_queue(struct pending *p, int mark)
+{
+	if (p->gone_marked == mark)
+		return;
+	p->gone_marked = mark;
+	if (sc.ngone_ops == sc.gone_cap) {
+		sc.gone_cap = sc.gone_cap ? 2 * sc.gone_cap : 16;
+		sc.gone_ops = sv_xrealloc(sc.gone_ops, sc.gone_cap *
+		    sizeof *sc.gone_ops);
+	}
+	sc.gone_ops[sc.ngone_ops++] = sv_xasprintf("%c%s", mark ? '+' : '-',
+	    p->id);
+}
+
 static void
 resume_add(struct resume_list *rl, struct request *r)
 {
 	if (!r->suspended)
 		return;
+	unwatch(r);
 	r->suspended = 0;
 	if (rl->n == rl->cap) {
 		rl->cap = rl->cap ? rl->cap * 2 : 16;
@@ -456,6 +519,7 @@ pending_drop(struct pending *p)
 
 	while (p->waiters != NULL)
 		waiter_unlink(p->waiters);
+	gone_queue(p, 0);
 	pending_unkey(p);
 	for (b = &sc.by_id[fnv1a(p->id, strlen(p->id)) % NBUCKETS]; *b != NULL;
 	    b = &(*b)->id_next) {
@@ -469,13 +533,28 @@ pending_drop(struct pending *p)
 }
 
 /*
+ * A call stops waiting without an answer: the last caller of a pending
+ * proposal to go marks it gone (gone.c).  Under the lock.
+ */
+static void
+leave(struct request *r)
+{
+	struct pending *p = r->pending;
+
+	waiter_unlink(r);
+	call_unlink(r);
+	if (p != NULL && p->waiters == NULL && !r->finished)
+		gone_queue(p, 1);
+}
+
+/*
  * Can this request still be answered?  One whose connection went before
  * its job ran must not be attached: it would outlive its memory.
  */
 static int
 waiting(const struct request *r)
 {
-	return r->alive && !r->finished;
+	return r->alive && !r->finished && !r->gone;
 }
 
 static void
@@ -498,6 +577,7 @@ attach(struct request *r, struct pending *p, struct resume_list *rl)
 		p->waiters->wprev = r;
 	p->waiters = r;
 	p->nwaiters++;
+	gone_queue(p, 0);
 }
 
 /* --- answering decisions (spool thread) ---------------------------------- */
@@ -1329,6 +1409,68 @@ job_push(enum job_kind kind, struct request *r)
 		sv_warnx("can't wake the spool thread: %s", strerror(errno));
 }
 
+/* --- callers that hang up (spool thread) --------------------------------- */
+
+/*
+ * Suspended calls whose client hung up: released at once, connection and
+ * memory (libmicrohttpd closes the connection when it is resumed and
+ * told so), the proposal kept pending and, when no other call waits on
+ * it, marked gone.
+ */
+static void
+callers_left(void)
+{
+	struct resume_list rl = {0};
+	struct epoll_event evs[64];
+	struct request *r;
+	int n, i;
+
+	while ((n = epoll_wait(sc.hup_ep, evs, 64, 0)) > 0) {
+		lock();
+		for (i = 0; i < n; i++) {
+			r = evs[i].data.ptr;
+			/* Watched means suspended, so not freed: only this
+			 * thread resumes. */
+			if (!r->watched)
+				continue;
+			r->gone = 1;
+			if (!r->finished && r->id[0] != '\0')
+				sv_warnx("the caller waiting on %s left "
+				    "(connection closed); the proposal stays "
+				    "pending", r->id);
+			leave(r);
+			resume_add(&rl, r);
+		}
+		unlock();
+		resume_all(&rl);
+		if (n < 64)
+			break;
+	}
+}
+
+/* Write and remove the gone/ marks gone_queue asked for. */
+static void
+gone_sync(void)
+{
+	struct sv_err e;
+	char **ops;
+	size_t n, i;
+
+	lock();
+	ops = sc.gone_ops;
+	n = sc.ngone_ops;
+	sc.gone_ops = NULL;
+	sc.ngone_ops = sc.gone_cap = 0;
+	unlock();
+	for (i = 0; i < n; i++) {
+		if ((ops[i][0] == '+' ? sv_gone_mark(&sc.spool, ops[i] + 1,
+		    &e) : sv_gone_clear(&sc.spool, ops[i] + 1, &e)) == -1)
+			sv_warn_err(&e);
+		free(ops[i]);
+	}
+	free(ops);
+}
+
 /* --- timer: progress and --max-wait (spool thread) ----------------------- */
 
 static void
@@ -1606,6 +1748,10 @@ sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 	(void)pos;
 	lock();
+	if (r->gone) {
+		unlock();
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
 	if (r->out_off < r->out_len) {
 		n = r->out_len - r->out_off;
 		if (n > max)
@@ -1620,8 +1766,7 @@ sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	}
 	/* Nothing to say yet: sleep until sse_send or finish wakes us. */
-	r->suspended = 1;
-	MHD_suspend_connection(r->conn);
+	suspend(r);
 	unlock();
 	return 0;
 }
@@ -1684,8 +1829,7 @@ start_call(struct MHD_Connection *c, struct request *r)
 		ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
 		MHD_destroy_response(resp);
 	} else {
-		r->suspended = 1;
-		MHD_suspend_connection(c);
+		suspend(r);
 		ret = MHD_YES;
 	}
 	job_push(kind, r);
@@ -1919,11 +2063,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	if (r->parsed) {
-		/* Resumed: the JSON answer is ready. */
+		/* Resumed: the JSON answer is ready, or its caller left. */
 		lock();
+		if (r->gone) {
+			unlock();
+			return MHD_NO;
+		}
 		if (!r->finished) {
-			r->suspended = 1;
-			MHD_suspend_connection(c);
+			suspend(r);
 			unlock();
 			return MHD_YES;
 		}
@@ -1952,13 +2099,12 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 	lock();
 	r->alive = 0;
-	if (!r->finished && r->id[0] != '\0')
+	if (!r->finished && !r->gone && r->id[0] != '\0')
 		sv_warnx("the caller waiting on %s left (%s); the proposal "
 		    "stays pending", r->id,
 		    toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout" :
 		    "connection closed");
-	waiter_unlink(r);
-	call_unlink(r);
+	leave(r);
 	sc.ncalls--;
 	request_unref(r);
 	unlock();
@@ -2300,6 +2446,7 @@ load_pending(int again)
 	struct sv_err e;
 	size_t n, i, keylen;
 	char *path, *key;
+	struct pending *pp;
 	int known;
 
 	if (sv_list_pending(&sc.spool, &v, &n, &e) == -1) {
@@ -2325,8 +2472,9 @@ load_pending(int again)
 			key = strchr(v[i].flags, 'T') != NULL ? NULL :
 			    make_key(p.tool, p.proposed_file, &keylen);
 			lock();
-			pending_get(p.id, key, keylen)->expires =
-			    expiry_of(p.arrival_timestamp);
+			pp = pending_get(p.id, key, keylen);
+			pp->expires = expiry_of(p.arrival_timestamp);
+			pp->gone_marked = v[i].gone;
 			unlock();
 		}
 		sv_proposal_free(&p);
@@ -2586,6 +2734,12 @@ serve(void)
 	    sv_egress_open(&sc.egress, sc.cfg.egress_proxy, ep, &e) == -1)
 		sv_die(1, "%s", e.msg);
 
+	sc.hup_ep = epoll_create1(EPOLL_CLOEXEC);
+	if (sc.hup_ep == -1)
+		sv_die(1, "can't set up the event loop: %s", strerror(errno));
+	ev.events = EPOLLIN;
+	ev.data.fd = sc.hup_ep;
+	epoll_ctl(ep, EPOLL_CTL_ADD, sc.hup_ep, &ev);
 	sv_budget_init(&sc.bodies, (size_t)sc.cfg.body_budget << 20);
 	start_http();
 	batch.n = 0;
@@ -2610,6 +2764,8 @@ serve(void)
 				stop = 1;
 			} else if (fd == sc.job_fd) {
 				run_jobs();
+			} else if (fd == sc.hup_ep) {
+				callers_left();
 			} else if (fd == ino) {
 				/* Everything reported so far is one batch. */
 				overflow = 0;
@@ -2656,8 +2812,10 @@ serve(void)
 				sv_egress_event(sc.egress, fd, evs[i].events);
 			}
 		}
+		gone_sync();
 	}
 	shutdown_calls();
+	gone_sync();
 	sv_egress_close(sc.egress);
 	free_pending();
 	sv_rules_free(&sc.rules);
@@ -2666,6 +2824,7 @@ serve(void)
 	close(ino);
 	close(sfd);
 	close(sc.job_fd);
+	close(sc.hup_ep);
 	sv_audit_close(sc.audit);
 	sv_spool_close(&sc.spool);
 	pthread_mutex_destroy(&sc.lock);

@@ -137,6 +137,9 @@ audit_init(struct sv_audit *a, struct sv_err *e)
 	}
 attach:
 	rc = sv_odb_attach(a->repo, &a->odb, e);
+	/* Under the lock: no committer of ours is writing one now. */
+	if (rc == 0)
+		sv_odb_drop_tmp(a->odb);
 out:
 	free(marker);
 	return rc < 0 ? -1 : 0;

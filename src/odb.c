@@ -524,7 +524,7 @@ sv_odb_return_spare(struct sv_odb *o, char *path)
 }
 
 /*
- * A spare renamed to DIR/tmp_KIND_PID-XXXXXX and opened to be written;
+ * A spare renamed to DIR/tmp_KIND_sv-PID-XXXXXX and opened to be written;
  * -1 when there is none.  It is empty: only we made it, only we write it.
  */
 int
@@ -533,7 +533,7 @@ spare_take(struct sv_odb *o, const char *dir, const char *kind, char **tmp)
 	char *from;
 
 	while (o != NULL && (from = sv_odb_take_spare(o)) != NULL) {
-		char *to = sv_xasprintf("%s/tmp_%s_%s", dir, kind,
+		char *to = sv_xasprintf("%s/tmp_%s_" SV_TMP_OURS "%s", dir, kind,
 		    strrchr(from, '/') + sizeof "/spare-" - 1);
 		int fd = -1;
 

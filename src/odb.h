@@ -27,6 +27,18 @@ struct sv_odb;
  * then loose objects.  The store belongs to the repository: it is freed
  * with it.
  */
+/*
+ * Our temporary pack and index files are objects/pack/tmp_KIND_sv-...:
+ * git's own are tmp_KIND_ and six letters or digits, never a '-'.
+ */
+#define SV_TMP_OURS	"sv-"
+/*
+ * Remove the temporary files a killed committer of ours left in
+ * objects/pack/ (up to a pack's size each).  Only under the committers'
+ * lock, which each holds while it writes them: then none is live.
+ * Never git's, whoever holds what.  Returns how many went.
+ */
+size_t sv_odb_drop_tmp(struct sv_odb *o);
 int sv_odb_attach(git_repository *repo, struct sv_odb **out,
     struct sv_err *e);
 

@@ -7,6 +7,7 @@
  * index, so a reader that sees the index finds the pack.  The caller then
  * flushes the disk before any ref names these objects (see commit.c).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -48,7 +49,7 @@ out_open(struct out *w, struct sv_odb *o, const char *dir, const char *kind,
 		sv_die(111, "out of memory");
 	if ((w->fd = spare_take(o, dir, kind, &w->tmp)) != -1)
 		return 0;
-	w->tmp = sv_xasprintf("%s/tmp_%s_XXXXXX", dir, kind);
+	w->tmp = sv_xasprintf("%s/tmp_%s_" SV_TMP_OURS "XXXXXX", dir, kind);
 	if ((w->fd = mkostemp(w->tmp, O_CLOEXEC)) == -1) {
 		sv_errf(e, errno, "can't create '%s'", w->tmp);
 		EVP_MD_CTX_free(w->sha);
@@ -403,4 +404,25 @@ sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_err *e)
 	for (size_t k = 0; k < m->n; k++)
 		m->v[k].flushed = 1;
 	return 0;
+}
+
+size_t
+sv_odb_drop_tmp(struct sv_odb *o)
+{
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d = opendir(o->packdir);
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if ((strncmp(de->d_name, "tmp_pack_" SV_TMP_OURS,
+		    sizeof "tmp_pack_" SV_TMP_OURS - 1) == 0 ||
+		    strncmp(de->d_name, "tmp_idx_" SV_TMP_OURS,
+		    sizeof "tmp_idx_" SV_TMP_OURS - 1) == 0) &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }

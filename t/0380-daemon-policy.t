@@ -6,7 +6,7 @@
 # policy on main decides nothing and says so; kill -9 while a rule's
 # decision is on its way: committed once after the restart.
 . "$(dirname "$0")/lib.sh"
-plan 29
+plan 35
 
 Q=root/queue/web1
 A=root/audit.git
@@ -120,5 +120,20 @@ check_same "each is committed once or waits for the operator" \
     "$(( $(echo "$committed" | sed '/^$/d' | wc -l) + $(npending) ))" 6
 check_same "nothing left in responses/new" "$(ls $Q/responses/new)" ""
 check "supervised stops" stop_daemon d3
+# The state a kill leaves between the rule's files and its commit, made
+# by hand: the proposal and the rule's response, as the sidecar writes
+# them.  The next start commits it, with its trailers, once.
+id=$(supervise-propose -s web1 -t egress-block -j 'left' '{"host": "c.pypi.org", "path_allowlist": ["/simple/"]}')
+pc=$(g rev-parse main)
+printf '{"decided_at": "2026-12-04T12:00:00Z", "decided_by": "policy", "final_file": null, "notes": "rule web1/policy:2: approve egress-block host=*.pypi.org path=/simple/", "policy_commit": "%s", "proposal_id": "%s", "rule": "web1/policy:2: approve egress-block host=*.pypi.org path=/simple/", "status": "approved"}\n' "$pc" "$id" >"$Q/responses/tmp/$id"
+mv "$Q/responses/tmp/$id" "$Q/responses/new/$id"
+check "supervised starts over a rule's uncommitted response" start_daemon d4 -s web1
+check_same "recovery commits it once, as the rule's" \
+    "$(g log --format='%an|%(trailers:key=Rule,valueonly,separator=)|%(trailers:key=Policy-Commit,valueonly,separator=)' --grep="Proposal-Id: $id" main)" \
+    "policy|web1/policy:2: approve egress-block host=*.pypi.org path=/simple/|$pc"
+check "supervised stops" stop_daemon d4
+check "and starts again" start_daemon d5 -s web1
+check "supervised stops" stop_daemon d5
+check_same "still one commit" "$(g log --format=%h --grep="Proposal-Id: $id" main | wc -l)" 1
 check "git fsck --strict is clean (dangling objects of a killed commit are not errors)" g fsck --strict --no-progress
 done_testing

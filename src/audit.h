@@ -1,10 +1,11 @@
 /*
  * audit.h: what the parts of the audit repository share: audit.c (open,
- * read, decisions and config edits), commit.c (the commit loop), ref.c
- * (moving the branch), auditlock.c (our lock, and locks left by the
- * dead), durable.c (flushing), message.c (commit messages and
- * identities), auditrecord.c (a decision's record), git.c (libgit2's
- * set-up) and operator.c.  Programs use supervise.h and daemon.h.
+ * read, decisions and config edits), tree.c (reading main), commit.c
+ * (the commit loop), ref.c (moving the branch), auditlock.c (our lock,
+ * and locks left by the dead), durable.c (flushing), message.c (commit
+ * messages and identities), auditrecord.c (a decision's record), git.c
+ * (libgit2's set-up) and operator.c.  Programs use supervise.h and
+ * daemon.h.
  */
 #ifndef SUPERVISE_AUDIT_H
 #define SUPERVISE_AUDIT_H
@@ -106,7 +107,7 @@ int audit_commit(struct sv_audit *a, struct item *items, size_t n,
     struct sv_err *e);
 void merge_packs(struct sv_audit *a);
 
-/* audit.c */
+/* tree.c */
 int tree_entry(struct sv_audit *a, git_tree *tree, const char *path,
     git_tree_entry **ent, struct sv_err *e);
 int audit_tip(struct sv_audit *a, git_commit **commit, git_tree **tree,

@@ -78,6 +78,31 @@ drop_init_locks(struct sv_audit *a, struct sv_err *e)
 }
 
 /*
+ * A new repository on disk before the marker goes: what git needs to
+ * see a repository (HEAD, config, the object and ref directories), the
+ * directory itself and its parent's entry for it.
+ */
+static int
+init_sync(struct sv_audit *a, struct sv_err *e)
+{
+	static const char *const made[] = { "HEAD", "config", "objects/pack",
+	    "objects", "refs/heads", "refs", ".", ".." };
+	struct sv_durable d;
+	int rc;
+
+	sv_durable_init(&d);
+	for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) {
+		char *p = sv_xasprintf("%s/%s", a->path, made[i]);
+
+		sv_durable_path(&d, p);
+		free(p);
+	}
+	rc = sv_durable_sync(&d, e);
+	sv_durable_free(&d);
+	return rc;
+}
+
+/*
  * Open the repository, creating it first when needed; called under the
  * lock.  A creation killed half way would leave a directory that is
  * neither empty nor a repository, so it is bracketed by a marker file:
@@ -129,7 +154,7 @@ audit_init(struct sv_audit *a, struct sv_err *e)
 		    a->path);
 		goto out;
 	}
-	if ((rc = barrier(a, e)) < 0)
+	if ((rc = init_sync(a, e)) < 0)
 		goto out;
 	if (unlink(marker) == -1) {
 		rc = sv_errf(e, errno, "can't remove '%s'", marker);
@@ -201,6 +226,8 @@ sv_audit_close(struct sv_audit *a)
 	git_repository_free(a->repo);
 	if (a->lockfd != -1)
 		close(a->lockfd);
+	sv_durable_free(&a->durable);
+	free(a->branch);
 	free(a->path);
 	free(a);
 }
@@ -534,7 +561,12 @@ sv_audit_commit_decisions(struct sv_audit *a, struct sv_audit_decision *v,
 		items[k].message = ctx[i].message;
 		of[k++] = i;
 	}
-	rc = k > 0 ? audit_commit(a, items, k, e) : 0;
+	if (k > 0)
+		rc = audit_commit(a, items, k, e);
+	else {
+		rc = 0;
+		sv_durable_free(&a->durable);	/* nothing to make durable with */
+	}
 	for (size_t j = 0; j < k; j++) {
 		struct sv_audit_decision *d = &v[of[j]];
 

@@ -2,7 +2,7 @@
  * audit.h: what the parts of the audit repository share: audit.c (open,
  * read, decisions and config edits), tree.c (reading main), commit.c
  * (the commit loop), ref.c (moving the branch), auditlock.c (our lock,
- * and locks left by the dead), durable.c (flushing), message.c (commit
+ * and locks left by the dead), message.c (commit
  * messages and identities), auditrecord.c (a decision's record), git.c
  * (libgit2's set-up) and operator.c.  Programs use supervise.h and
  * daemon.h.
@@ -25,9 +25,9 @@ struct sv_audit {
 	int defer_sync;		/* sv_audit_sync makes the branch durable */
 	int unsynced;		/* the branch moved; not flushed since */
 	int oldref;		/* OLDREF_NAME is ours to remove */
-	int ref_known;		/* reflog and refmode are read */
-	int reflog;		/* core.logAllRefUpdates asks for reflogs */
-	mode_t refmode;		/* a new ref file's, as git makes it */
+	char *branch;		/* the ref HEAD named at the last move */
+	/* Made durable with the next commit's objects (sv_audit_durable). */
+	struct sv_durable durable;
 	char *path;
 	int lockfd;
 	char host[256];
@@ -47,12 +47,10 @@ int left_by_dead_committer(const char *mark);
 int oldest_lock(struct sv_audit *a, char **path, long *age,
     int *branch_lock);
 
-/* durable.c */
-int barrier(struct sv_audit *a, struct sv_err *e);
-
 /* ref.c */
 void drop_old_ref(struct sv_audit *a);
 int move_branch(struct sv_audit *a, const git_oid *old, const git_oid *id);
+int ref_sync(struct sv_audit *a, struct sv_err *e);
 
 /* message.c */
 struct ident {

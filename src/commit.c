@@ -9,9 +9,9 @@
  *    read-tip/build/commit step.  The kernel drops it when a process dies.
  *  - Inside the lock we read the tip, check the decision is not recorded
  *    yet (idempotence), build blobs and trees on the tip's tree and commit
- *    with the tip as the only parent.  git_commit_create with update_ref
- *    "HEAD" moves the branch only if it still points at that parent (a
- *    compare-and-swap); the first commit creates the branch with a
+ *    with the tip as the only parent.  The branch then moves only if it
+ *    still points at that parent (git_reference_create_matching, a
+ *    compare-and-swap: ref.c); the first commit creates the branch with a
  *    no-force git_reference_create, the same thing for an unborn branch.
  *    So a writer that ignores our flock (git itself) costs us a retry,
  *    never a lost commit or a merge: history stays linear.
@@ -24,11 +24,13 @@
  *    writer that holds it.
  *  - Durability: a decision counts once its commit landed, and it must
  *    still be there after a power cut.  A batch of decisions is written
- *    as a chain of commits, its objects as one pack (packwrite.c), then
- *    flushed (syncfs), then the branch moves once, then flushed again:
- *    see barrier().  The daemon takes the second flush out of the
- *    commit (sv_audit_defer_sync) to answer the agents first: see
- *    consume.c for why that loses nothing.
+ *    as a chain of commits, its objects as one pack (packwrite.c), which
+ *    is flushed by name with what the caller handed (sv_audit_durable),
+ *    then the branch moves once, then its ref file is flushed (ref_sync):
+ *    each flush an fsync of exactly what was written (durable.c).  The
+ *    daemon takes the second flush out of the commit
+ *    (sv_audit_defer_sync) to answer the agents first: see consume.c for
+ *    why that loses nothing.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -169,7 +171,7 @@ build_chain(struct sv_audit *a, git_commit *tip, git_tree *tree,
 /*
  * Commit items[0..n) on main, one commit each, in order: the whole batch
  * under our flock, with one compare-and-swap of the branch and two
- * flushes (barrier()).  Returns 0 when the repository took the batch:
+ * flushes (the objects, then the ref).  Returns 0 when the repository took the batch:
  * each item then says NEW, DONE or FAILED (with its reason).  -1 with e
  * set when the repository failed: nothing of the batch counts.
  */
@@ -226,16 +228,17 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 			sv_odb_discard(a->odb);
 			while (i < n && items[i].state != ITEM_DONE)
 				i++;
-			rc = i < n ? barrier(a, e) : 0;
+			rc = sv_durable_sync(&a->durable, e);
+			if (rc == 0 && i < n)
+				rc = ref_sync(a, e);
 			break;
 		}
-		/* The batch's objects as one pack, then on disk for good. */
-		if (sv_odb_flush(a->odb, &wrote, e) == -1) {
+		/* The batch's objects as one pack, on disk for good with what
+		 * the caller handed (sv_audit_durable). */
+		if (sv_odb_flush(a->odb, &wrote, &a->durable, e) == -1) {
 			sv_odb_discard(a->odb);
 			break;
 		}
-		if (barrier(a, e) == -1)
-			break;
 		mark_moving(a, 1);
 		grc = move_branch(a, tip ? git_commit_id(tip) : NULL,
 		    git_commit_id(head));
@@ -246,7 +249,7 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 			break;
 		}
 		if (grc == 0) {
-			if ((rc = barrier(a, e)) == 0 && !a->defer_merges)
+			if ((rc = ref_sync(a, e)) == 0 && !a->defer_merges)
 				merge_packs(a);
 			break;
 		}
@@ -290,6 +293,7 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 	}
 	sv_audit_unlock(a);
 out:
+	sv_durable_free(&a->durable);	/* synced, or the batch failed */
 	free(lock);
 	git_commit_free(head);
 	git_tree_free(tree);
@@ -311,8 +315,7 @@ merge_packs(struct sv_audit *a)
 	char **old = NULL;
 
 	if (sv_odb_merge(a->odb, 0, &old, &me) == -1 ||
-	    (old != NULL && (barrier(a, &me) == -1 ||
-	    sv_odb_remove(a->odb, old, &me) == -1)))
+	    (old != NULL && sv_odb_remove(a->odb, old, &me) == -1))
 		sv_warn_err(&me);
 	sv_odb_old_free(old);
 }
@@ -337,7 +340,29 @@ sv_audit_maintain(struct sv_audit *a, struct sv_err *e)
 			sv_audit_unlock(a);
 		}
 	}
-	/* The next batch's pack files, made while nobody waits. */
-	sv_odb_prepare(a->odb);
 	return rc;
+}
+
+struct sv_durable *
+sv_audit_durable(struct sv_audit *a)
+{
+	return &a->durable;
+}
+
+void
+sv_audit_defer_sync(struct sv_audit *a)
+{
+	a->defer_sync = 1;
+}
+
+int
+sv_audit_sync(struct sv_audit *a, struct sv_err *e)
+{
+	if (a->unsynced) {
+		if (ref_sync(a, e) == -1)
+			return -1;
+		a->unsynced = 0;
+	}
+	drop_old_ref(a);
+	return 0;
 }

@@ -5,9 +5,9 @@
  *   1. read responses/new/ID and resolve it against proposal ID;
  *   2. commit the decision to the audit repository, unless its record is
  *      already on main (so a re-run never commits twice): the objects,
- *      a flush, the move of the branch;
+ *      a flush of them and of the response, the move of the branch;
  *   3. answer (the caller's callback);
- *   4. flush again: the move of the branch is on disk;
+ *   4. flush again: the move of the branch (its ref file) is on disk;
  *   5. rename responses/new/ID to responses/cur/ID:2,S;
  *   6. flag the proposal R (decided).
  * Responses are taken in batches: every response of a batch is read,
@@ -19,13 +19,14 @@
  * once its commit is on main, and it is, for every reader, from the
  * instant the branch moves.  What a power cut could still undo is the
  * move, and the response that the decision came from is then still in
- * responses/new, on disk: the first flush wrote it too (or, when the
- * spool is on another file system, a flush of its own does), and the
- * response leaves new/ only after the second flush.  So the next start
+ * responses/new, on disk: the first flush syncs each response and
+ * responses/new by name with the commit's objects (one the operator
+ * moved in by hand was never synced), and the response leaves new/ only
+ * after the second flush.  So the next start
  * commits the same decision again; it is never lost, never doubled.
  * Steps 5 and 6 need not be durable, so the spool's directories are not
- * synced after them (the next flush of the file system writes them
- * anyway): a crash before 5 leaves the response in new/, and the next
+ * synced after them (the kernel writes them back in its own
+ * time): a crash before 5 leaves the response in new/, and the next
  * run finds its commit and goes on; a crash between 5 and 6 leaves a
  * response in cur/ and a proposal without R, and sv_consume_all's
  * recovery adds the R.  Either rename reaches the disk only after the
@@ -375,6 +376,25 @@ consume_slots(struct sv_spool *s, struct sv_audit *a, struct slot *v,
 		dv[k].r = &v[i].r;
 		of[k++] = i;
 	}
+	/*
+	 * Each response on disk before the branch moves, with the commit's
+	 * objects: one the operator moved in by hand was never synced, and
+	 * a move that a power cut undoes must find its response in new/.
+	 */
+	for (size_t j = 0; j < k; j++) {
+		char *label = sv_xasprintf("%s/responses/new/%s", s->path,
+		    v[of[j]].d.id);
+
+		sv_durable_at(sv_audit_durable(a), s->rnew, v[of[j]].d.id,
+		    label);
+		free(label);
+	}
+	if (k > 0) {
+		char *label = sv_xasprintf("%s/responses/new", s->path);
+
+		sv_durable_fd(sv_audit_durable(a), s->rnew, label);
+		free(label);
+	}
 	/* When the repository failed, each dv has failed set: say it once. */
 	if (k > 0 && (batch_failed = sv_audit_commit_decisions(a, dv, k,
 	    &err) == -1))
@@ -384,17 +404,6 @@ consume_slots(struct sv_spool *s, struct sv_audit *a, struct slot *v,
 			note_error(e, &failed, &dv[j].err);
 		else if (!dv[j].failed)
 			landed++;
-	/* A response on another file system than the repository's: the
-	 * first flush did not write it. */
-	if (landed > 0 && !sv_audit_same_fs(a, s->rnew) &&
-	    syncfs(s->rnew) == -1) {
-		sv_errf(&err, errno, "can't flush '%s/responses/new' to disk",
-		    s->path);
-		note_error(e, &failed, &err);
-		landed = 0;
-		for (size_t j = 0; j < k; j++)
-			dv[j].failed = 1;
-	}
 	/* On main: answer. */
 	for (size_t j = 0; j < k; j++) {
 		struct slot *sl = &v[of[j]];

@@ -72,10 +72,12 @@ void sv_audit_defer_merges(struct sv_audit *a);
  * sv_audit_close syncs what is left.
  */
 void sv_audit_defer_sync(struct sv_audit *a);
-/* The flush a deferred commit left to do, if any. */
+/* The flush a deferred commit left to do (the ref file), if any. */
 int sv_audit_sync(struct sv_audit *a, struct sv_err *e);
-/* Is fd on the repository's file system (one syncfs covers both)? */
-int sv_audit_same_fs(struct sv_audit *a, int fd);
+/* What the next commit makes durable with its objects, before the branch
+ * moves: a caller hands it files it did not write itself (a response
+ * the operator moved in by hand).  Emptied by the commit. */
+struct sv_durable *sv_audit_durable(struct sv_audit *a);
 /* Merge the repository's small packs if enough accumulated (a warning on
  * stderr if that fails: nothing is lost), and make the files the next
  * packs will be written into; -1 when the lock was not had. */

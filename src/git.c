@@ -33,7 +33,10 @@ git_init_once(void)
 	if (git_once_rc < 0)
 		return;
 	atexit(git_shutdown_at_exit);
-	/* Our barrier() flushes instead of libgit2, once per batch. */
+	/*
+	 * We flush what we wrote by name (durable.c) once per batch, where
+	 * libgit2 would flush each object and ref one by one.
+	 */
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0);
 	/*
 	 * Every tree entry and parent we commit is an object we just wrote

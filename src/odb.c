@@ -401,11 +401,6 @@ store_free(git_odb_backend *b)
 	struct memstore *m = (struct memstore *)b;
 	struct sv_odb *o = the_store_of(m);
 
-	for (int i = 0; i < o->nspare; i++) {
-		unlink(o->spare[i]);
-		free(o->spare[i]);
-	}
-	free(o->sparedir);
 	free(o->objdir);
 	free(o->packdir);
 	if (o->z_ready)
@@ -447,107 +442,6 @@ add_alternates(git_odb *odb, const char *objdir)
 	free(line);
 	fclose(f);
 	return rc;
-}
-
-/* --- spare files ------------------------------------------------------------ */
-
-/*
- * Files made ahead of time, while the daemon is idle (sv_odb_prepare),
- * for the next packs and indexes to be written into.  Creating a file
- * allocates an inode, and on ext4 without a journal the allocation walks
- * past every inode of its group freed in the last minute or so: after
- * a large removal anywhere near, 300 us and more per file, twice per
- * commit, on the way from a decision to its answer.  A spare is renamed
- * into objects/pack/ under a tmp_ name and written like a new file.
- * Spares live in SPARE_DIR beside objects/, named spare-PID-XXXXXX: a
- * process takes only those it made, removes them when done, and removes
- * those of processes that no longer run when it opens the repository.
- * Every failure here falls back to creating the file when it is needed.
- */
-#define SPARE_DIR	"supervise-spare"
-
-static void
-drop_dead_spares(const char *dir)
-{
-	struct dirent *de;
-	DIR *d = opendir(dir);
-	long pid;
-
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (sscanf(de->d_name, "spare-%ld-", &pid) != 1 || pid <= 0 ||
-		    (kill((pid_t)pid, 0) == -1 && errno == ESRCH))
-			unlinkat(dirfd(d), de->d_name, 0);
-	}
-	closedir(d);
-}
-
-void
-sv_odb_prepare(struct sv_odb *o)
-{
-	while (o->nspare < SV_PACK_SPARES) {
-		char *p = sv_xasprintf("%s/spare-%ld-XXXXXX", o->sparedir,
-		    (long)getpid());
-		int fd = mkostemp(p, O_CLOEXEC);
-
-		if (fd == -1 && errno == ENOENT && mkdir(o->sparedir, 0700) == 0) {
-			free(p);
-			continue;
-		}
-		if (fd == -1) {
-			free(p);
-			return;
-		}
-		close(fd);
-		o->spare[o->nspare++] = p;
-	}
-}
-
-char *
-sv_odb_take_spare(struct sv_odb *o)
-{
-	return o->nspare > 0 ? o->spare[--o->nspare] : NULL;
-}
-
-void
-sv_odb_return_spare(struct sv_odb *o, char *path)
-{
-	if (o->nspare < SV_PACK_SPARES)
-		o->spare[o->nspare++] = path;
-	else {
-		unlink(path);
-		free(path);
-	}
-}
-
-/*
- * A spare renamed to DIR/tmp_KIND_sv-PID-XXXXXX and opened to be written;
- * -1 when there is none.  It is empty: only we made it, only we write it.
- */
-int
-spare_take(struct sv_odb *o, const char *dir, const char *kind, char **tmp)
-{
-	char *from;
-
-	while (o != NULL && (from = sv_odb_take_spare(o)) != NULL) {
-		char *to = sv_xasprintf("%s/tmp_%s_" SV_TMP_OURS "%s", dir, kind,
-		    strrchr(from, '/') + sizeof "/spare-" - 1);
-		int fd = -1;
-
-		if (sv_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) == 0 &&
-		    (fd = open(to, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
-			unlink(to);
-		free(from);
-		if (fd != -1) {
-			*tmp = to;
-			return fd;
-		}
-		free(to);
-	}
-	return -1;
 }
 
 int
@@ -592,8 +486,6 @@ sv_odb_attach(git_repository *repo, struct sv_odb **out, struct sv_err *e)
 	ms->m.parent.free = store_free;
 	ms->store.mem = &ms->m;
 	ms->store.packs = wp;
-	ms->store.sparedir = sv_xasprintf("%s%s", gitdir, SPARE_DIR);
-	drop_dead_spares(ms->store.sparedir);
 	ms->store.objdir = objdir;
 	ms->store.packdir = sv_xstrdup(wp->packdir);
 

@@ -16,8 +16,6 @@
 #define SV_PACK_TIER		8
 /* Look for packs to merge after this many packs written (or when forced). */
 #define SV_PACK_CHECK		4
-/* Files kept ready for the next packs and indexes (sv_odb_prepare). */
-#define SV_PACK_SPARES		4
 
 struct sv_odb;
 
@@ -43,19 +41,10 @@ int sv_odb_attach(git_repository *repo, struct sv_odb **out,
     struct sv_err *e);
 
 /* Write the objects held since the last flush as one pack (and index);
- * *wrote is how many.  Not durable until the caller flushes the disk. */
-int sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_err *e);
-
-/*
- * Make files ready, while nothing waits, for the next packs and indexes
- * to be written into, so that writing them creates no file.  An
- * optimisation only: any failure leaves the flush to create its files.
- */
-void sv_odb_prepare(struct sv_odb *o);
-/* One of those files, for another use (the branch's lock file, ref.c):
- * its path, malloc'd, or NULL when there is none; or give it back. */
-char *sv_odb_take_spare(struct sv_odb *o);
-void sv_odb_return_spare(struct sv_odb *o, char *path);
+ * *wrote is how many.  On disk for good on return, with what d holds,
+ * which is synced (and emptied) even when there is nothing to write. */
+int sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_durable *d,
+    struct sv_err *e);
 
 /* Forget the objects held since the last flush (a batch that failed). */
 void sv_odb_discard(struct sv_odb *o);

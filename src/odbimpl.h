@@ -45,18 +45,12 @@ struct sv_odb {
 	int z_ready;
 	unsigned char *zbuf;
 	size_t zcap;
-	char *sparedir;		/* see "spare files" */
-	char *spare[SV_PACK_SPARES];
-	int nspare;
 };
 
 /* odb.c */
 void mem_filter(struct memstore *m, int (*keep)(const struct mobj *));
 int is_flushed(const struct mobj *o);
 int is_pending(const struct mobj *o);
-/* A spare renamed into dir, open to be written; -1 when there is none. */
-int spare_take(struct sv_odb *o, const char *dir, const char *kind,
-    char **tmp);
 /* Read objects/pack/ again, dropping the packs that are gone. */
 int odb_rescan_packs(struct sv_odb *o, struct sv_err *e);
 
@@ -69,8 +63,11 @@ struct source {
 	    const unsigned char **bytes, size_t *len, struct sv_err *e);
 };
 
-/* A pack of src's entries in packdir, and its index; *name its checksum. */
-int write_pack(struct sv_odb *o, const char *packdir, struct source *src,
+/*
+ * A pack of src's entries in packdir, and its index, named by the pack's
+ * checksum (*name), durable with what d holds, and their directory.
+ */
+int write_pack(const char *packdir, struct source *src, struct sv_durable *d,
     char name[2 * OID_RAW + 1], struct sv_err *e);
 uint32_t get_be32(const unsigned char *p);
 

@@ -39,16 +39,13 @@ struct out {
 };
 
 static int
-out_open(struct out *w, struct sv_odb *o, const char *dir, const char *kind,
-    struct sv_err *e)
+out_open(struct out *w, const char *dir, const char *kind, struct sv_err *e)
 {
 	w->off = 0;
 	w->n = 0;
 	w->sha = EVP_MD_CTX_new();
 	if (w->sha == NULL || EVP_DigestInit_ex(w->sha, EVP_sha1(), NULL) != 1)
 		sv_die(111, "out of memory");
-	if ((w->fd = spare_take(o, dir, kind, &w->tmp)) != -1)
-		return 0;
 	w->tmp = sv_xasprintf("%s/tmp_%s_" SV_TMP_OURS "XXXXXX", dir, kind);
 	if ((w->fd = mkostemp(w->tmp, O_CLOEXEC)) == -1) {
 		sv_errf(e, errno, "can't create '%s'", w->tmp);
@@ -109,9 +106,6 @@ out_finish(struct out *w, unsigned char sum[OID_RAW], struct sv_err *e)
 	}
 	if (rc == 0 && fchmod(w->fd, 0444) == -1)
 		rc = sv_errf(e, errno, "can't make '%s' read-only", w->tmp);
-	if (close(w->fd) == -1 && rc == 0)
-		rc = sv_errf(e, errno, "can't write '%s'", w->tmp);
-	w->fd = -1;
 	return rc;
 }
 
@@ -121,10 +115,14 @@ out_place(struct out *w, const char *final, struct sv_err *e)
 {
 	int rc = 0;
 
-	if (rename(w->tmp, final) == -1) {
+	if (close(w->fd) == -1)
+		rc = sv_errf(e, errno, "can't write '%s'", w->tmp);
+	w->fd = -1;
+	if (rc == 0 && rename(w->tmp, final) == -1) {
 		rc = sv_errf(e, errno, "can't rename '%s' to '%s'", w->tmp, final);
-		unlink(w->tmp);
 	}
+	if (rc == -1)
+		unlink(w->tmp);
 	EVP_MD_CTX_free(w->sha);
 	free(w->tmp);
 	w->tmp = NULL;
@@ -181,19 +179,16 @@ hex(char out[2 * OID_RAW + 1], const unsigned char sum[OID_RAW])
 
 /*
  * The index of a pack whose entries are v[0..n) (sorted here by id) and
- * whose checksum is sum, as packdir/pack-NAME.idx.
+ * whose checksum is sum, into a new temporary file in packdir: *w, open,
+ * for write_pack to sync and name.
  */
 static int
-write_index(struct sv_odb *o, const char *packdir, const char *name,
-    struct entry *v, size_t n, const unsigned char sum[OID_RAW],
-    struct sv_err *e)
+write_index(struct out *w, const char *packdir, struct entry *v, size_t n,
+    const unsigned char sum[OID_RAW], struct sv_err *e)
 {
-	struct out w;
 	unsigned char b[8], idxsum[OID_RAW];
 	uint32_t fan[256], nlarge = 0;
-	char *final;
 	size_t i;
-	int rc = -1;
 
 	qsort(v, n, sizeof *v, entry_cmp);
 	memset(fan, 0, sizeof fan);
@@ -201,23 +196,23 @@ write_index(struct sv_odb *o, const char *packdir, const char *name,
 		fan[v[i].id.id[0]]++;
 	for (i = 1; i < 256; i++)
 		fan[i] += fan[i - 1];
-	if (out_open(&w, o, packdir, "idx", e) == -1)
+	if (out_open(w, packdir, "idx", e) == -1)
 		return -1;
 	memcpy(b, "\377tOc", 4);
 	put_be32(b + 4, 2);
-	if (out_put(&w, b, 8, e) == -1)
+	if (out_put(w, b, 8, e) == -1)
 		goto out;
 	for (i = 0; i < 256; i++) {
 		put_be32(b, fan[i]);
-		if (out_put(&w, b, 4, e) == -1)
+		if (out_put(w, b, 4, e) == -1)
 			goto out;
 	}
 	for (i = 0; i < n; i++)
-		if (out_put(&w, v[i].id.id, OID_RAW, e) == -1)
+		if (out_put(w, v[i].id.id, OID_RAW, e) == -1)
 			goto out;
 	for (i = 0; i < n; i++) {
 		put_be32(b, v[i].crc);
-		if (out_put(&w, b, 4, e) == -1)
+		if (out_put(w, b, 4, e) == -1)
 			goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -225,7 +220,7 @@ write_index(struct sv_odb *o, const char *packdir, const char *name,
 			put_be32(b, (uint32_t)v[i].off);
 		else
 			put_be32(b, 0x80000000u | nlarge++);
-		if (out_put(&w, b, 4, e) == -1)
+		if (out_put(w, b, 4, e) == -1)
 			goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -233,20 +228,17 @@ write_index(struct sv_odb *o, const char *packdir, const char *name,
 			continue;
 		put_be32(b, (uint32_t)(v[i].off >> 32));
 		put_be32(b + 4, (uint32_t)v[i].off);
-		if (out_put(&w, b, 8, e) == -1)
+		if (out_put(w, b, 8, e) == -1)
 			goto out;
 	}
-	if (out_put(&w, sum, OID_RAW, e) == -1)
+	if (out_put(w, sum, OID_RAW, e) == -1)
 		goto out;
-	if (out_finish(&w, idxsum, e) == -1)
+	if (out_finish(w, idxsum, e) == -1)
 		goto out;
-	final = sv_xasprintf("%s/pack-%s.idx", packdir, name);
-	rc = out_place(&w, final, e);
-	free(final);
-	return rc;
+	return 0;
 out:
-	out_abort(&w);
-	return rc;
+	out_abort(w);
+	return -1;
 }
 
 /* A pack entry's header: type and inflated size, 4 then 7 bits a byte. */
@@ -265,16 +257,16 @@ entry_header(unsigned char *h, git_object_t type, size_t len)
 }
 
 int
-write_pack(struct sv_odb *o, const char *packdir, struct source *src,
+write_pack(const char *packdir, struct source *src, struct sv_durable *d,
     char name[2 * OID_RAW + 1], struct sv_err *e)
 {
 	struct entry *v = sv_xmalloc((src->n ? src->n : 1) * sizeof *v);
 	unsigned char hdr[12], sum[OID_RAW];
-	struct out w;
-	char *final;
-	int rc = -1;
+	struct out w, wi;
+	char *pack = NULL, *idx = NULL;
 
-	if (out_open(&w, o, packdir, "pack", e) == -1) {
+	wi.tmp = NULL;
+	if (out_open(&w, packdir, "pack", e) == -1) {
 		free(v);
 		return -1;
 	}
@@ -294,19 +286,36 @@ write_pack(struct sv_odb *o, const char *packdir, struct source *src,
 		if (out_put(&w, bytes, len, e) == -1)
 			goto fail;
 	}
-	/* Named by its checksum, like every git pack. */
-	if (out_finish(&w, sum, e) == -1)
+	if (out_finish(&w, sum, e) == -1 ||
+	    write_index(&wi, packdir, v, src->n, sum, e) == -1)
 		goto fail;
+	/* Both on disk, with what the caller handed, before either has a
+	 * name; then the names, the pack's first, so a reader that sees the
+	 * index finds the pack; then the directory that holds them. */
+	sv_durable_fd(d, w.fd, w.tmp);
+	sv_durable_fd(d, wi.fd, wi.tmp);
+	if (sv_durable_sync(d, e) == -1)
+		goto fail;
+	/* Named by its checksum, like every git pack. */
 	hex(name, sum);
-	final = sv_xasprintf("%s/pack-%s.pack", packdir, name);
-	rc = out_place(&w, final, e);
-	free(final);
-	if (rc == 0)
-		rc = write_index(o, packdir, name, v, src->n, sum, e);
+	pack = sv_xasprintf("%s/pack-%s.pack", packdir, name);
+	idx = sv_xasprintf("%s/pack-%s.idx", packdir, name);
+	if (out_place(&w, pack, e) == -1)
+		goto fail;
+	if (out_place(&wi, idx, e) == -1) {
+		unlink(pack);	/* no pack without its index */
+		goto fail;
+	}
+	free(pack);
+	free(idx);
 	free(v);
-	return rc;
+	sv_durable_path(d, packdir);
+	return sv_durable_sync(d, e);
 fail:
 	out_abort(&w);
+	out_abort(&wi);
+	free(pack);
+	free(idx);
 	free(v);
 	return -1;
 }
@@ -360,7 +369,8 @@ fresh_get(struct source *s, size_t i, git_oid *id, const unsigned char **bytes,
 }
 
 int
-sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_err *e)
+sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_durable *d,
+    struct sv_err *e)
 {
 	struct memstore *m = o->mem;
 	struct fresh f;
@@ -376,7 +386,7 @@ sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_err *e)
 			f.objs[n++] = &m->v[k];
 	if (n == 0) {
 		free(f.objs);
-		return 0;
+		return sv_durable_sync(d, e);
 	}
 	if (!o->z_ready) {
 		if (deflateInit(&o->z, Z_BEST_SPEED) != Z_OK)
@@ -389,7 +399,7 @@ sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_err *e)
 	if (mkdir(o->packdir, 0755) == -1 && errno != EEXIST)
 		rc = sv_errf(e, errno, "can't create '%s'", o->packdir);
 	else
-		rc = write_pack(o, o->packdir, &f.s, name, e);
+		rc = write_pack(o->packdir, &f.s, d, name, e);
 	free(f.objs);
 	if (rc == -1)
 		return -1;

@@ -383,6 +383,7 @@ sv_odb_merge(struct sv_odb *o, int force, char ***old, struct sv_err *e)
 	struct mapped *in = NULL;
 	struct piece *v = NULL;
 	struct merge m;
+	struct sv_durable d;
 	char name[2 * OID_RAW + 1], **gone = NULL;
 	size_t n, all, k, np = 0, cap = 0, used = 0, j;
 	int rc = -1, skip;
@@ -421,7 +422,10 @@ sv_odb_merge(struct sv_odb *o, int force, char ***old, struct sv_err *e)
 	m.in = in;
 	m.v = v;
 	m.dir = o->packdir;
-	if (write_pack(o, o->packdir, &m.s, name, e) == -1)
+	sv_durable_init(&d);
+	rc = write_pack(o->packdir, &m.s, &d, name, e);
+	sv_durable_free(&d);
+	if (rc == -1)
 		goto out;
 	/* The merged pack may be one of its inputs, by content: keep it. */
 	for (size_t i = j = 0; gone[i] != NULL; i++) {

@@ -335,10 +335,10 @@ sv_deliver(int tmpdir, int newdir, const char *name, const char *data,
 }
 
 /*
- * Publish n files as deliver_as() does one, with two flushes for all of
- * them: every file is written to tmpdir, then the file system is flushed
- * once (syncfs; one file is flushed with fsync), then each is renamed
- * into newdir, then newdir is flushed once.  v[i].ok says which were
+ * Publish n files as deliver_as() does one, with two rounds of flushes
+ * for all of them: every file is written to tmpdir, then all are
+ * fsync'd at once by name (sv_durable_sync), then each is renamed into
+ * newdir, then newdir is flushed once.  v[i].ok says which were
  * published, v[i].err why the others were not.
  */
 struct delivery {
@@ -355,6 +355,8 @@ deliver_many(int tmpdir, int newdir, struct delivery *v, size_t n,
     const char *what, const char *newsub)
 {
 	size_t written = 0, published = 0, i;
+	struct sv_durable d;
+	struct sv_err err;
 	int saved = 0;
 
 	if (n == 1) {		/* one file: its own fsync, as ever */
@@ -363,6 +365,7 @@ deliver_many(int tmpdir, int newdir, struct delivery *v, size_t n,
 		return (size_t)v[0].ok;
 	}
 	/* Closed as written: a batch must not need a descriptor a file. */
+	sv_durable_init(&d);
 	for (i = 0; i < n; i++) {
 		struct delivery *d = &v[i];
 		int fd;
@@ -392,8 +395,12 @@ deliver_many(int tmpdir, int newdir, struct delivery *v, size_t n,
 		d->written = 1;
 		written++;
 	}
-	if (written > 0 && syncfs(tmpdir) < 0)
-		saved = errno;
+	for (i = 0; i < n; i++)
+		if (v[i].written)
+			sv_durable_at(&d, tmpdir, v[i].tmpname, v[i].tmpname);
+	if (written > 0 && sv_durable_sync(&d, &err) == -1)
+		saved = err.errnum ? err.errnum : EIO;
+	sv_durable_free(&d);
 	for (i = 0; i < n; i++) {
 		struct delivery *d = &v[i];
 

@@ -104,6 +104,29 @@ int sv_mkdirs(const char *path, struct sv_err *e);
 int sv_all_space(const char *s);	/* nothing but ASCII white space? */
 char *sv_strip_dup(const char *s);	/* malloc'd copy, white space trimmed (Python's str.strip) */
 
+/*
+ * durable.c: making what we wrote survive a power cut, by name.  Hand a
+ * set the files and directories written, then sync it: each is fsync'd
+ * (all at once), nothing else.  A file must be synced before a name for
+ * it is made: hand the file, sync, rename, hand the directory, sync.
+ */
+struct sv_durable_item;
+struct sv_durable {
+	struct sv_durable_item *v;
+	size_t n, cap;
+};
+void sv_durable_init(struct sv_durable *d);
+/* An open file or directory (fd stays the caller's; open until synced). */
+void sv_durable_fd(struct sv_durable *d, int fd, const char *label);
+/* NAME in directory dirfd (opened when synced; dirfd open until then). */
+void sv_durable_at(struct sv_durable *d, int dirfd, const char *name,
+    const char *label);
+void sv_durable_path(struct sv_durable *d, const char *path);
+/* fsync everything handed, then forget it; "can't flush 'LABEL' to
+ * disk: reason" names the first that failed. */
+int sv_durable_sync(struct sv_durable *d, struct sv_err *e);
+void sv_durable_free(struct sv_durable *d);
+
 /* record.c: the one loader and dumper of proposal and response records */
 enum sv_status { SV_NONE = 0, SV_APPROVED, SV_MODIFIED, SV_REJECTED };
 
@@ -232,9 +255,9 @@ int sv_propose_decided(struct sv_spool *s, struct sv_proposal *p,
     struct sv_response *r, struct sv_err *e);
 /*
  * sv_propose for n proposals at once (calls that arrived together): the
- * files are written, then one flush of the file system makes them all
- * durable, then each is published, then one flush of proposals/new.  Two
- * flushes however many.  ok[i] says whether v[i] was filed, errs[i] why
+ * files are written, then all are synced at once by name (sv_durable),
+ * then each is published, then one flush of proposals/new.  Two rounds
+ * of flushes however many.  ok[i] says whether v[i] was filed, errs[i] why
  * not.  Returns how many were filed.
  */
 size_t sv_propose_many(struct sv_spool *s, struct sv_proposal **v, size_t n,

@@ -2,7 +2,8 @@
  * audit.c: audit commits on their own, and as history grows.
  *
  * Calls sv_audit_commit_decisions() in a loop on one bare repository, as
- * the daemon's consumer does, with decisions shaped like real ones: three
+ * the daemon's consumer does (packs merged by sv_audit_maintain after
+ * each batch, off the commit, whose time alone is recorded), with decisions shaped like real ones: three
  * approvals of an egress-block route for one in four rejections, over 64
  * hosts and 8 path prefixes, so the bottle's routes.json stays small and
  * only the history (commits, decision records) grows.
@@ -115,6 +116,11 @@ commit_batch(struct sv_audit *a, long i, long n)
 		exit(1);
 	}
 	t1 = bench_now();
+	/* As the daemon: merges are built off the commit, between batches. */
+	if (sv_audit_maintain(a, &e) != 0) {
+		fprintf(stderr, "%s: %s\n", prog, e.msg);
+		exit(1);
+	}
 	for (k = 0; k < n; k++) {
 		if (v[k].failed || !v[k].committed) {
 			fprintf(stderr, "%s: decision %ld (%s) was not committed"
@@ -162,6 +168,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", prog, e.msg);
 		return 1;
 	}
+	sv_audit_defer_merges(a);
 	t_begin = bench_now();
 	while (i < total) {
 		long end = every ? i + every : total;

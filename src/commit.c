@@ -329,20 +329,25 @@ sv_audit_defer_merges(struct sv_audit *a)
 int
 sv_audit_maintain(struct sv_audit *a, struct sv_err *e)
 {
+	char **old = NULL;
 	int rc = 0;
 
-	/* Not even the lock unless there are packs to look at. */
-	if (sv_odb_merge_due(a->odb)) {
+	/* A merged pack built meanwhile: in place, and the packs it
+	 * replaces gone, under the lock (a moment: renames and unlinks). */
+	if (sv_odb_merge_ready(a->odb)) {
 		if (sv_audit_lock(a, e) == -1)
-			rc = -1;
-		else {
-			merge_packs(a);
-			sv_audit_unlock(a);
-		}
+			return -1;
+		if ((rc = sv_odb_merge_finish(a->odb, &old, e)) == 0 &&
+		    old != NULL)
+			rc = sv_odb_remove(a->odb, old, e);
+		sv_audit_unlock(a);
+		sv_odb_old_free(old);
 	}
+	/* Not even a look at the packs unless enough were written. */
+	if (rc == 0)
+		rc = sv_odb_merge_start(a->odb, e);
 	return rc;
 }
-
 struct sv_durable *
 sv_audit_durable(struct sv_audit *a)
 {

@@ -63,7 +63,7 @@ char *sv_mcp_dumps(const json_t *j);
 
 /* audit.c, commit.c, durable.c: the audit repository, for the daemon */
 /* Commits leave the merging of packs to sv_audit_maintain (the daemon
- * merges after it has answered, not before). */
+ * merges off the answer path, not in the commit). */
 void sv_audit_defer_merges(struct sv_audit *a);
 /*
  * Commits stop once the branch has moved, before the flush that makes
@@ -78,9 +78,12 @@ int sv_audit_sync(struct sv_audit *a, struct sv_err *e);
  * moves: a caller hands it files it did not write itself (a response
  * the operator moved in by hand).  Emptied by the commit. */
 struct sv_durable *sv_audit_durable(struct sv_audit *a);
-/* Merge the repository's small packs if enough accumulated (a warning on
- * stderr if that fails: nothing is lost), and make the files the next
- * packs will be written into; -1 when the lock was not had. */
+/*
+ * Keep the repository's packs few: put in place a merged pack built
+ * since the last call (under the lock, a moment), and start building the
+ * next, off the lock on a thread of its own, if enough packs accumulated.
+ * -1 with e set when either failed: nothing is lost, the packs stay.
+ */
 int sv_audit_maintain(struct sv_audit *a, struct sv_err *e);
 /* One decision of a batch, and what became of it. */
 struct sv_audit_decision {

@@ -401,6 +401,7 @@ store_free(git_odb_backend *b)
 	struct memstore *m = (struct memstore *)b;
 	struct sv_odb *o = the_store_of(m);
 
+	sv_odb_merge_stop(o);
 	free(o->objdir);
 	free(o->packdir);
 	if (o->z_ready)
@@ -484,6 +485,7 @@ sv_odb_attach(git_repository *repo, struct sv_odb **out, struct sv_err *e)
 	ms->m.parent.freshen = mem_freshen;
 	ms->m.parent.foreach = mem_foreach;
 	ms->m.parent.free = store_free;
+	ms->store.repo = repo;
 	ms->store.mem = &ms->m;
 	ms->store.packs = wp;
 	ms->store.objdir = objdir;

@@ -10,8 +10,8 @@
 
 #include "supervise.h"
 
-/* Packs above this size are left to `git gc` / `git repack`. */
-#define SV_PACK_MERGE_MAX	((off_t)64 << 20)
+/* Packs of this size or more are left to `git gc` / `git repack`. */
+#define SV_PACK_MERGE_MAX	((off_t)8 << 20)
 /* A pack size class holds up to this many packs before they merge. */
 #define SV_PACK_TIER		8
 /* Look for packs to merge after this many packs written (or when forced). */
@@ -51,15 +51,27 @@ void sv_odb_discard(struct sv_odb *o);
 
 /*
  * Merge small packs, by size class, so their number stays in the tens
- * however many batches were written.  Writes the merged pack and returns
- * the packs it replaces in *old (NULL-terminated; free with
- * sv_odb_old_free) for the caller to remove with sv_odb_remove() once the
- * merged pack is on disk.  *old is NULL when nothing needs merging.
+ * however many batches were written.  Writes the merged pack, on disk for
+ * good and checked to hold every object of the packs it replaces, and
+ * returns those in *old (NULL-terminated; free with sv_odb_old_free) for
+ * the caller to remove with sv_odb_remove().  *old is NULL when nothing
+ * needs merging.
  */
 int sv_odb_merge(struct sv_odb *o, int force, char ***old,
     struct sv_err *e);
 /* Would sv_odb_merge (not forced) look at the packs now? */
 int sv_odb_merge_due(const struct sv_odb *o);
+/*
+ * sv_odb_merge in two steps, for the daemon: start builds the merged
+ * pack on a thread of its own, without the committers' lock, when a
+ * merge is due and none is under way; once ready, finish (under the
+ * lock) puts it in place and returns *old as sv_odb_merge does.  stop
+ * abandons one under way (the store's end does too).
+ */
+int sv_odb_merge_start(struct sv_odb *o, struct sv_err *e);
+int sv_odb_merge_ready(const struct sv_odb *o);
+int sv_odb_merge_finish(struct sv_odb *o, char ***old, struct sv_err *e);
+void sv_odb_merge_stop(struct sv_odb *o);
 int sv_odb_remove(struct sv_odb *o, char **old, struct sv_err *e);
 void sv_odb_old_free(char **old);
 

@@ -32,10 +32,12 @@ struct memstore {
 };
 
 struct sv_odb {
+	git_repository *repo;	/* which owns the store: not a reference */
 	struct memstore *mem;
 	struct wrap *packs;	/* libgit2's pack backend, wrapped */
 	char *objdir, *packdir;
 	unsigned flushes;	/* packs written since the last merge check */
+	struct merge *merge;	/* being built off the lock (repack.c) */
 	/*
 	 * The compressor and its output buffer live as long as the store:
 	 * set up afresh for every flush, zlib allocated and freed a quarter

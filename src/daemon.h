@@ -62,14 +62,15 @@ char *sv_mcp_pending_text(const char *id);
 char *sv_mcp_dumps(const json_t *j);
 
 /* audit.c, commit.c, durable.c: the audit repository, for the daemon */
-/* Commits leave the merging of packs to sv_audit_maintain (the daemon
- * merges off the answer path, not in the commit). */
+/* sv_audit_maintain builds merged packs on a thread of its own, off the
+ * committers' lock, and puts them in place at a later call. */
 void sv_audit_defer_merges(struct sv_audit *a);
 /*
  * Commits stop once the branch has moved, before the flush that makes
  * the move durable: the caller answers, then calls sv_audit_sync, and
  * only then treats the decisions as done for good (archives them).
- * sv_audit_close syncs what is left.
+ * sv_audit_close syncs what is left, silently: sv_audit_sync says why
+ * it failed.
  */
 void sv_audit_defer_sync(struct sv_audit *a);
 /* The flush a deferred commit left to do (the ref file), if any. */
@@ -79,10 +80,11 @@ int sv_audit_sync(struct sv_audit *a, struct sv_err *e);
  * the operator moved in by hand).  Emptied by the commit. */
 struct sv_durable *sv_audit_durable(struct sv_audit *a);
 /*
- * Keep the repository's packs few: put in place a merged pack built
- * since the last call (under the lock, a moment), and start building the
- * next, off the lock on a thread of its own, if enough packs accumulated.
- * -1 with e set when either failed: nothing is lost, the packs stay.
+ * Keep the repository's packs few, when enough were written since the
+ * last look: merge them at once, under the lock; or, after
+ * sv_audit_defer_merges, put in place a merged pack built since the last
+ * call (under the lock, a moment) and start building the next.  -1 with
+ * e set when that failed: nothing is lost, the packs stay.
  */
 int sv_audit_maintain(struct sv_audit *a, struct sv_err *e);
 /* One decision of a batch, and what became of it. */

@@ -53,9 +53,14 @@ json_t *sv_mcp_error(json_t *id, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* {"content": [{"type": "text", "text": TEXT}], "isError": is_error} */
 json_t *sv_mcp_text_result(const char *text, int is_error);
-/* The seed's format_response_text: "status: approved\nnotes: ...". */
-char *sv_mcp_decision_text(enum sv_status status, const char *notes,
-    const char *final_file);
+/*
+ * The seed's format_response_text with whether the change is in effect:
+ * "status: approved\napplied: yes\nnotes: ...".  applied is the apply
+ * note's first line ("applied: yes", "applied: no: REASON"), NULL for a
+ * rejection.
+ */
+char *sv_mcp_decision_text(enum sv_status status, const char *applied,
+    const char *notes, const char *final_file);
 /* The answer of a call that stopped waiting: names the proposal. */
 char *sv_mcp_pending_text(const char *id);
 /* Compact one-line JSON with a trailing newline; malloc'd. */

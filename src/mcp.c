@@ -103,20 +103,29 @@ sv_mcp_text_result(const char *text, int is_error)
 }
 
 char *
-sv_mcp_decision_text(enum sv_status status, const char *notes,
-    const char *final_file)
+sv_mcp_decision_text(enum sv_status status, const char *applied,
+    const char *notes, const char *final_file)
 {
 	char *text = sv_xasprintf("status: %s", sv_status_name(status)), *t;
+	int in_effect = applied != NULL && strcmp(applied, "applied: yes") == 0;
+
+	if (applied != NULL) {
+		t = sv_xasprintf("%s\n%s", text, applied);
+		free(text);
+		text = t;
+	}
 
 	if (notes != NULL && notes[0] != '\0') {
 		t = sv_xasprintf("%s\nnotes: %s", text, notes);
 		free(text);
 		text = t;
 	}
+	/* The seed's words where they are true. */
 	if (status == SV_MODIFIED && final_file != NULL) {
 		t = sv_xasprintf("%s\nthe operator modified your proposal "
-		    "before approving; the final config is now what's been "
-		    "applied", text);
+		    "before approving; %s", text, in_effect ?
+		    "the final config is now what's been applied" :
+		    "the final config is the operator's version");
 		free(text);
 		text = t;
 	}

@@ -579,6 +579,114 @@ int sv_live_publish(struct sv_audit *a, const char *slug, const char *dir,
 /* Create the live directory (and parents, 0755) when missing. */
 int sv_live_create(const char *dir, struct sv_err *e);
 
+/* applynote.c: whether a decision took effect, as a git note on its
+ * commit under refs/notes/apply; the one writer and reader of its text */
+struct sv_apply_note {
+	int applied;		/* "applied: yes" */
+	char *line;		/* the first line (sv_apply_note_parse) */
+	char *reason;		/* after "applied: no: " */
+	char *hook;		/* Hook:, NULL when none ran */
+	int exit_status;	/* Exit:, -1 when absent */
+	int signal;		/* Signal:, 0 when absent */
+	long timeout_s;		/* Timeout:, 0 when absent */
+	long duration_ms;	/* Duration-Ms:, -1 when absent */
+	long long output_bytes;	/* Output-Bytes:, -1 when absent */
+	char *files;		/* Files: the config files the decision changed */
+	char *commit;		/* Commit: the decision's */
+	char *output;		/* the tail of the hook's output, escaped */
+};
+void sv_apply_note_init(struct sv_apply_note *n);	/* all absent */
+void sv_apply_note_free(struct sv_apply_note *n);
+/* "applied: yes|no: REASON\nKey: value...\n\nOUTPUT"; malloc'd. */
+char *sv_apply_note_text(const struct sv_apply_note *n);
+int sv_apply_note_parse(const char *text, struct sv_apply_note *n,
+    struct sv_err *e);
+/* The note on commit (hex): 1 read, 0 none, -1 error. */
+int sv_apply_note_read(struct sv_audit *a, const char *commit,
+    struct sv_apply_note *n, struct sv_err *e);
+/* Add or replace the note on commit, under sv_audit_lock; the notes
+ * ref's history keeps a replaced one. */
+int sv_apply_note_write(struct sv_audit *a, const char *commit,
+    const struct sv_apply_note *n, struct sv_err *e);
+
+/* A decision's commit on main, read from its trailers. */
+struct sv_decision_commit {
+	char commit[41];
+	char parent[41];	/* "" for a root commit */
+	char *slug, *id, *tool, *status;
+	char *subject;
+	int64_t when;		/* committer time */
+};
+void sv_decision_commit_free(struct sv_decision_commit *d);
+/*
+ * Call fn for each decision commit of bottle slug (NULL: every bottle)
+ * among the last `max` commits of main (first parents), newest first;
+ * fn returns non-zero to stop.  d's strings are valid during the call.
+ */
+int sv_audit_decisions(struct sv_audit *a, const char *slug, size_t max,
+    int (*fn)(const struct sv_decision_commit *, void *), void *arg,
+    struct sv_err *e);
+/* The commit of the decision on id, among the last max: 1, 0, -1. */
+int sv_audit_find_decision(struct sv_audit *a, const char *slug,
+    const char *id, size_t max, struct sv_decision_commit *out,
+    struct sv_err *e);
+/* The bottle's config files that commit changed: bit i for
+ * sv_config_files()[i]. */
+int sv_audit_commit_changes(struct sv_audit *a,
+    const struct sv_decision_commit *d, unsigned *changed, struct sv_err *e);
+
+/* hook.c: making approved decisions take effect (live files, apply hook,
+ * note); see the comment at its top */
+#define SV_HOOK_OUTPUT_MAX	(16 << 10)	/* bytes of output kept */
+#define SV_HOOK_TIMEOUT		60		/* seconds, by default */
+/*
+ * The apply hook: `configured` (an absolute path that must be an
+ * executable file) when not NULL or empty, else ROOT/hooks/apply when it
+ * is an executable file, else none (*path NULL).
+ */
+int sv_hook_find(const char *configured, char **path, struct sv_err *e);
+/* The record of the decision on id from main: its text (may be NULL)
+ * and its response. */
+int sv_decision_read(struct sv_audit *a, const char *slug, const char *id,
+    char **text, struct sv_response *r, struct sv_err *e);
+struct sv_applier;
+struct sv_apply_result {
+	const char *id;
+	const struct sv_apply_note *note;	/* note->applied, ->reason */
+	enum sv_status status;			/* from the record */
+	const char *notes, *final_file;
+};
+/*
+ * An applier for one bottle: hook NULL for none, timeout in seconds,
+ * spooldir the spool's directory (its apply/ markers; -1: none).  done
+ * is called with each outcome, before its note is written.
+ */
+int sv_applier_new(struct sv_applier **ap, struct sv_audit *a,
+    const char *slug, const char *state_dir, const char *hook, long timeout,
+    int spooldir, void (*done)(const struct sv_apply_result *, void *),
+    void *arg, struct sv_err *e);
+void sv_applier_free(struct sv_applier *ap);	/* kills a running hook */
+/* An epoll descriptor for the caller's loop: when it is readable, call
+ * sv_applier_events. */
+int sv_applier_fd(const struct sv_applier *ap);
+void sv_applier_events(struct sv_applier *ap);
+/* Markers for responses about to be consumed (one flush for all), and
+ * their removal when a decision needs no apply. */
+int sv_applier_mark(struct sv_applier *ap, char *const *ids, size_t n,
+    struct sv_err *e);
+void sv_applier_unmark(struct sv_applier *ap, const char *id);
+/* Apply the decision on id (its commit on main), after those queued;
+ * again: even when it already has a note.  Starts at once when idle: with
+ * no hook, done is called before this returns. */
+void sv_applier_add(struct sv_applier *ap, const char *id, int again);
+/* Queue every decision a marker names (start-up). */
+int sv_applier_recover(struct sv_applier *ap, struct sv_err *e);
+int sv_applier_busy(const struct sv_applier *ap, const char *id);
+/* Write the notes of the outcomes so far (one notes commit). */
+int sv_applier_flush(struct sv_applier *ap, struct sv_err *e);
+/* Block until every queued decision is applied and noted. */
+int sv_applier_wait(struct sv_applier *ap, struct sv_err *e);
+
 /* cli.c: what the operator tools share */
 /*
  * Call fn(arg, ctx) for each operand: argv[0..argc) or, when there is

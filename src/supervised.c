@@ -88,6 +88,8 @@ struct config {
 	const char *port_file;
 	char *state_dir;	/* the bottle's live config directory */
 	const char *egress_proxy;	/* list-egress-routes asks it; or NULL */
+	char *apply_hook;	/* the apply hook, or NULL */
+	long apply_timeout;	/* seconds */
 	char *token;		/* required bearer token, or NULL */
 	unsigned char token_digest[SV_TOKEN_DIGEST];
 	const char **hosts;	/* names a Host header may carry */
@@ -168,6 +170,7 @@ struct sidecar {
 	struct sv_spool spool;
 	struct sv_audit *audit;
 	struct sv_egress *egress;	/* with --egress-proxy */
+	struct sv_applier *applier;	/* hook.c: decisions take effect */
 	struct MHD_Daemon *mhd;
 	pthread_mutex_t lock;
 	int job_fd;		/* eventfd: jobs are queued */
@@ -584,15 +587,15 @@ attach(struct request *r, struct pending *p, struct resume_list *rl)
 
 /* Answer every call waiting on `id` with the decision; forget the id. */
 static int
-answer_decision(const char *id, enum sv_status status, const char *notes,
-    const char *final_file)
+answer_decision(const char *id, enum sv_status status, const char *applied,
+    const char *notes, const char *final_file)
 {
 	struct resume_list rl = {0};
 	struct pending *p;
 	char *text;
 	int n = 0;
 
-	text = sv_mcp_decision_text(status, notes, final_file);
+	text = sv_mcp_decision_text(status, applied, notes, final_file);
 	lock();
 	p = pending_by_id(id);
 	if (p != NULL) {
@@ -627,6 +630,10 @@ answer_error(const char *id, const char *msg)
 static void
 log_decision(const struct sv_decision *d, int answered)
 {
+	if (d->status == SV_APPROVED || d->status == SV_MODIFIED) {
+		sv_warnx("%s %s; applying", d->id, sv_status_name(d->status));
+		return;
+	}
 	if (d->status == SV_NONE && d->error == NULL)
 		return;		/* consumed elsewhere meanwhile */
 	if (d->status == SV_NONE) {
@@ -657,19 +664,47 @@ publish_live(void)
 		sv_warn_err(&e);
 }
 
-/* sv_consume_batch's callback: a decision has landed, or was refused. */
+/*
+ * sv_consume_batch's callback: a decision has landed, or was refused.
+ * An approval is answered once it has been applied (on_applied); a
+ * rejection at once.
+ */
 static void
 on_decision(const struct sv_decision *d, void *arg)
 {
 	int n = 0;
 
 	(void)arg;
-	/* On main: the live files first, then the answer. */
-	if (d->status == SV_APPROVED || d->status == SV_MODIFIED)
-		publish_live();
+	if (d->status == SV_APPROVED || d->status == SV_MODIFIED) {
+		log_decision(d, 0);
+		sv_applier_add(sc.applier, d->id, 0);
+		return;
+	}
+	sv_applier_unmark(sc.applier, d->id);
 	if (d->status != SV_NONE)
-		n = answer_decision(d->id, d->status, d->notes, d->final_file);
+		n = answer_decision(d->id, d->status, NULL, d->notes,
+		    d->final_file);
 	log_decision(d, n);
+}
+
+/* The applier's callback: an approval has taken effect, or not. */
+static void
+on_applied(const struct sv_apply_result *res, void *arg)
+{
+	const struct sv_apply_note *note = res->note;
+	char *line, *esc;
+	int n;
+
+	(void)arg;
+	line = note->applied ? sv_xstrdup("applied: yes") :
+	    sv_xasprintf("applied: no: %s", note->reason);
+	n = answer_decision(res->id, res->status, line, res->notes,
+	    res->final_file);
+	esc = sv_escape(line, strlen(line), 0);
+	sv_warnx("%s %s, %s; answered %d waiting call%s", res->id,
+	    sv_status_name(res->status), esc, n, n == 1 ? "" : "s");
+	free(esc);
+	free(line);
 }
 
 /*
@@ -688,10 +723,16 @@ batch_flush(struct batch *b)
 
 	if (b->n == 0)
 		return;
-	if (sv_consume_batch(&sc.spool, sc.audit, b->v, b->n, on_decision,
-	    NULL, &e) == -1 && e.errnum != ENOENT)
+	/* Before anything commits: what a crash must not let us forget. */
+	if (sv_applier_mark(sc.applier, b->v, b->n, &e) == -1)
 		sv_warnx("can't consume from 'responses/new' (will retry): %s",
 		    e.msg);
+	else if (sv_consume_batch(&sc.spool, sc.audit, b->v, b->n,
+	    on_decision, NULL, &e) == -1 && e.errnum != ENOENT)
+		sv_warnx("can't consume from 'responses/new' (will retry): %s",
+		    e.msg);
+	if (sv_applier_flush(sc.applier, &e) == -1)
+		sv_warn_err(&e);
 	/* Answered: now keep the repository's packs few (pack.c). */
 	if (sv_audit_maintain(sc.audit, &e) == -1)
 		sv_warn_err(&e);
@@ -765,46 +806,21 @@ rescan(int min_age)
 	batch_flush(&b);
 }
 
-/* The decision on `id` as recorded in the audit repository. */
-static int
-read_recorded(const char *id, struct sv_response *resp, struct sv_err *e)
-{
-	char *rel, *text = NULL;
-	size_t len;
-	json_t *j = NULL;
-	int rc = -1;
-
-	memset(resp, 0, sizeof *resp);
-	if (sv_audit_read_record(sc.audit, sc.cfg.slug, id, &text, &len, &rel,
-	    e) == -1)
-		goto out;
-	if (text == NULL) {
-		sv_errf(e, 0, "no record of proposal '%s' in the audit "
-		    "repository", id);
-		goto out;
-	}
-	if (sv_record_loadb(text, len, rel, &j, e) == -1)
-		goto out;
-	if (sv_response_from_json(json_object_get(j, "response"), rel, text,
-	    resp, e) == -1)
-		goto out;
-	rc = 0;
-out:
-	json_decref(j);
-	free(text);
-	free(rel);
-	return rc;
-}
-
-/* Answer the waiters of `id` from its committed record. */
+/* Answer the waiters of `id` from its committed record and its note. */
 static void
 answer_recorded(const char *id)
 {
+	struct sv_decision_commit dc;
+	struct sv_apply_note note;
 	struct sv_response resp;
 	struct sv_err e;
-	char *msg;
+	char *msg, *line = NULL;
 
-	if (read_recorded(id, &resp, &e) == -1) {
+	/* Being applied: answered when that is done. */
+	if (sv_applier_busy(sc.applier, id))
+		return;
+	if (sv_decision_read(sc.audit, sc.cfg.slug, id, NULL, &resp,
+	    &e) == -1) {
 		msg = sv_xasprintf("can't read the decision on %s: %s", id,
 		    e.msg);
 		sv_warnx("%s", msg);
@@ -813,7 +829,19 @@ answer_recorded(const char *id)
 		sv_response_free(&resp);
 		return;
 	}
-	answer_decision(id, resp.status, resp.notes, resp.final_file);
+	sv_apply_note_init(&note);
+	if (resp.status != SV_REJECTED) {
+		if (sv_audit_find_decision(sc.audit, sc.cfg.slug, id, 100000,
+		    &dc, &e) == 1 &&
+		    sv_apply_note_read(sc.audit, dc.commit, &note, &e) == 1)
+			line = sv_xstrdup(note.line);
+		else
+			line = sv_xstrdup("applied: no: no outcome is recorded");
+		sv_decision_commit_free(&dc);
+		sv_apply_note_free(&note);
+	}
+	answer_decision(id, resp.status, line, resp.notes, resp.final_file);
+	free(line);
 	sv_response_free(&resp);
 }
 
@@ -2142,9 +2170,11 @@ usage(FILE *f)
 	    "                  [--allow-host NAME]... [--body-budget MIB] "
 	    "[--body-timeout SEC]\n"
 	    "                  [--max-waiters N]\n"
+	    "                  [--apply-hook PATH] [--apply-timeout SEC]\n"
 	    "       supervised --drain [-s SLUG] [-q QUEUE_DIR] [-a AUDIT_DIR] "
 	    "[-r ROOT]\n"
-	    "                  [--state-dir DIR]\n"
+	    "                  [--state-dir DIR] [--apply-hook PATH] "
+	    "[--apply-timeout SEC]\n"
 	    "       supervised -h\n"
 	    "Serve the MCP tools of one bottle on http://ADDR:PORT/mcp; each "
 	    "call files a\nproposal and waits for the operator's decision.\n");
@@ -2226,6 +2256,9 @@ add_hosts_env(struct config *cfg, const char *list)
 		add_host(cfg, tok);
 }
 
+/* Long options with no letter. */
+enum { OPT_APPLY_HOOK = 1000, OPT_APPLY_TIMEOUT };
+
 static void
 parse_config(int argc, char **argv, struct config *cfg)
 {
@@ -2250,6 +2283,8 @@ parse_config(int argc, char **argv, struct config *cfg)
 		{ "max-pending", required_argument, NULL, 'M' },
 		{ "expire", required_argument, NULL, 'E' },
 		{ "egress-proxy", required_argument, NULL, 'G' },
+		{ "apply-hook", required_argument, NULL, OPT_APPLY_HOOK },
+		{ "apply-timeout", required_argument, NULL, OPT_APPLY_TIMEOUT },
 		{ "drain", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -2257,6 +2292,8 @@ parse_config(int argc, char **argv, struct config *cfg)
 	const char *port = getenv("SUPERVISE_PORT"), *token_file = NULL;
 	const char *max_pending = getenv("SUPERVISE_MAX_PENDING");
 	const char *expire = getenv("SUPERVISE_EXPIRE");
+	const char *hook = getenv("SUPERVISE_APPLY_HOOK");
+	const char *hook_timeout = getenv("SUPERVISE_APPLY_TIMEOUT");
 	const char *v;
 	struct sv_err e;
 	int ch;
@@ -2319,11 +2356,14 @@ parse_config(int argc, char **argv, struct config *cfg)
 		case 'S':
 			if (optarg[0] == '\0')
 				config_error("invalid state directory ''");
+			free(cfg->state_dir);
 			cfg->state_dir = sv_xstrdup(optarg);
 			break;
 		case 'M': max_pending = optarg; break;
 		case 'E': expire = optarg; break;
 		case 'G': cfg->egress_proxy = optarg; break;
+		case OPT_APPLY_HOOK: hook = optarg; break;
+		case OPT_APPLY_TIMEOUT: hook_timeout = optarg; break;
 		case 'D': cfg->drain = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -2350,6 +2390,14 @@ parse_config(int argc, char **argv, struct config *cfg)
 	if (cfg->egress_proxy != NULL &&
 	    sv_egress_check_url(cfg->egress_proxy, &e) == -1)
 		config_error("%s", e.msg);
+	/* A hook that can't run is a configuration error, not a surprise at
+	 * the first approval. */
+	if (sv_hook_find(hook, &cfg->apply_hook, &e) == -1)
+		config_error("%s", e.msg);
+	cfg->apply_timeout = SV_HOOK_TIMEOUT;
+	if (hook_timeout != NULL && hook_timeout[0] != '\0')
+		cfg->apply_timeout = parse_seconds("--apply-timeout",
+		    hook_timeout, 1, 86400);
 	cfg->port = parse_seconds("port", port && *port ? port : "9100", 0,
 	    65535);
 	cfg->max_pending = MAX_PENDING;
@@ -2388,6 +2436,63 @@ open_stores(void)
 		sv_die(1, "%s", e.msg);
 	sv_audit_defer_merges(sc.audit);	/* see batch_flush */
 	sv_audit_defer_sync(sc.audit);		/* answer first: consume.c */
+	if (sv_applier_new(&sc.applier, sc.audit, sc.cfg.slug,
+	    sc.cfg.state_dir, sc.cfg.apply_hook, sc.cfg.apply_timeout,
+	    sc.spool.dirfd, on_applied, NULL, &e) == -1)
+		sv_die(1, "%s", e.msg);
+}
+
+/*
+ * Recovery: mark what responses/new holds (its apply is due once it is
+ * committed), consume it, bring the live files up to date, and apply
+ * again what a crash left unapplied (the markers).
+ */
+static int
+recover(void (*cb)(const struct sv_decision *, void *))
+{
+	struct dirent *de;
+	struct sv_err e;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	DIR *dir;
+	int fd, rc = 0;
+
+	fd = dup(sc.spool.rnew);
+	if (fd != -1 && (dir = fdopendir(fd)) != NULL) {
+		rewinddir(dir);
+		while ((de = readdir(dir)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			if (n == cap)
+				names = sv_xrealloc(names, (cap = cap ? 2 * cap :
+				    64) * sizeof *names);
+			names[n++] = sv_xstrdup(de->d_name);
+		}
+		closedir(dir);
+	} else if (fd != -1) {
+		close(fd);
+	}
+	if (sv_applier_mark(sc.applier, names, n, &e) == -1) {
+		sv_warn_err(&e);
+		rc = -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (rc == 0 && sv_consume_all(&sc.spool, sc.audit, cb, NULL, &e) == -1) {
+		sv_warn_err(&e);
+		rc = -1;
+	}
+	publish_live();
+	if (sv_applier_recover(sc.applier, &e) == -1) {
+		sv_warn_err(&e);
+		rc = -1;
+	}
+	if (sv_applier_flush(sc.applier, &e) == -1) {
+		sv_warn_err(&e);
+		rc = -1;
+	}
+	return rc;
 }
 
 static void
@@ -2395,7 +2500,7 @@ print_drained(const struct sv_decision *d, void *arg)
 {
 	char *why;
 
-	(void)arg;
+	on_decision(d, arg);
 	if (d->status == SV_NONE && d->error == NULL)
 		return;
 	if (d->status == SV_NONE) {
@@ -2415,23 +2520,18 @@ drain(void)
 	int n;
 
 	open_stores();
-	n = sv_consume_all(&sc.spool, sc.audit, print_drained, NULL, &e);
+	n = recover(print_drained);
+	if (sv_applier_wait(sc.applier, &e) == -1) {
+		sv_warn_err(&e);
+		n = -1;
+	}
 	fflush(stdout);
-	if (n == -1)
+	if (n == 0 && sv_audit_maintain(sc.audit, &e) == -1)
 		sv_warn_err(&e);
-	else if (sv_audit_maintain(sc.audit, &e) == -1)
-		sv_warn_err(&e);
-	publish_live();
+	sv_applier_free(sc.applier);
 	sv_audit_close(sc.audit);
 	sv_spool_close(&sc.spool);
 	return n == -1 ? 1 : 0;
-}
-
-static void
-log_recovered(const struct sv_decision *d, void *arg)
-{
-	(void)arg;
-	log_decision(d, 0);
 }
 
 /* Pending proposals become attachable again after a restart (withdrawn
@@ -2682,12 +2782,11 @@ serve(void)
 		    "%s", p, sc.cfg.rescan, strerror(errno));
 	free(p);
 
-	/* Recovery: decisions that landed while no sidecar ran. */
-	if (sv_consume_all(&sc.spool, sc.audit, log_recovered, NULL, &e) == -1 ||
-	    sv_audit_maintain(sc.audit, &e) == -1)
+	/* Recovery: decisions that landed while no sidecar ran, and those
+	 * a crash left unapplied; the live files as main has them. */
+	recover(on_decision);
+	if (sv_audit_maintain(sc.audit, &e) == -1)
 		sv_warn_err(&e);
-	/* Whatever landed before a crash reaches the live files now. */
-	publish_live();
 	load_pending(0);
 	if (sv_clean_tmp(&sc.spool, SV_TMP_MAX_AGE, &e) == -1)
 		sv_warn_err(&e);
@@ -2733,6 +2832,8 @@ serve(void)
 	if (sc.cfg.egress_proxy != NULL &&
 	    sv_egress_open(&sc.egress, sc.cfg.egress_proxy, ep, &e) == -1)
 		sv_die(1, "%s", e.msg);
+	ev.data.fd = sv_applier_fd(sc.applier);
+	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
 
 	sc.hup_ep = epoll_create1(EPOLL_CLOEXEC);
 	if (sc.hup_ep == -1)
@@ -2766,6 +2867,8 @@ serve(void)
 				run_jobs();
 			} else if (fd == sc.hup_ep) {
 				callers_left();
+			} else if (fd == sv_applier_fd(sc.applier)) {
+				sv_applier_events(sc.applier);
 			} else if (fd == ino) {
 				/* Everything reported so far is one batch. */
 				overflow = 0;
@@ -2817,6 +2920,7 @@ serve(void)
 	shutdown_calls();
 	gone_sync();
 	sv_egress_close(sc.egress);
+	sv_applier_free(sc.applier);
 	free_pending();
 	sv_rules_free(&sc.rules);
 	close(ep);
@@ -2830,6 +2934,7 @@ serve(void)
 	pthread_mutex_destroy(&sc.lock);
 	free(sc.cfg.token);
 	free(sc.cfg.state_dir);
+	free(sc.cfg.apply_hook);
 	return 0;
 }
 
@@ -2845,6 +2950,7 @@ main(int argc, char **argv)
 		free(sc.cfg.token);
 		free(sc.cfg.hosts);
 		free(sc.cfg.state_dir);
+		free(sc.cfg.apply_hook);
 		return rc;
 	}
 	return serve();

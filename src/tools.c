@@ -67,11 +67,14 @@ static const char egress_block_desc[] =
     "If the host already has a route, the proposed "
     "path_allowlist entries are unioned with the existing "
     "ones (host stays single-route). The operator approves "
-    "or rejects in the supervise TUI. On approval the "
-    "supervisor writes the merged routes.yaml, SIGHUPs "
-    "egress (atomic swap, no dropped connections), and "
-    "mirrors the host onto pipelock's allowlist for the "
-    "downstream gate.";
+    "or rejects. On approval the supervisor commits the "
+    "merged routes, swaps them into the bottle's live routes "
+    "file (atomically) and runs the operator's apply hook, "
+    "which on a configured system makes egress reload it "
+    "(no dropped connections). The answer's 'applied:' line "
+    "says whether the change is in effect: 'applied: yes', "
+    "or 'applied: no: REASON' (then retrying now will be "
+    "refused again).";
 
 static const char egress_allow_desc[] =
     "Call to ask for a route before egress refuses you \xe2\x80\x94 when "
@@ -82,7 +85,9 @@ static const char egress_allow_desc[] =
     "merges it into the live table at approval time; if the host "
     "already has a route, the path_allowlist entries are unioned "
     "with the existing ones. The call returns when the operator "
-    "has approved or rejected it.";
+    "has approved or rejected it and, on approval, once the "
+    "change was applied; its 'applied:' line says whether it is "
+    "in effect.";
 
 static const char list_routes_desc[] =
     "List the current egress route table \xe2\x80\x94 the bottle's "
@@ -108,7 +113,10 @@ static const char pipelock_desc[] =
     "Pass the full URL you tried to hit (scheme + host + "
     "path); the supervisor extracts the hostname and merges "
     "it into pipelock's allowlist. On approval the "
-    "supervisor restarts pipelock.";
+    "supervisor writes the new allowlist and runs the "
+    "operator's apply hook, which on a configured system "
+    "restarts pipelock; the answer's 'applied:' line says "
+    "whether that happened.";
 
 static const char capability_desc[] =
     "Call when the bottle is missing a tool, skill, permission, "
@@ -117,9 +125,11 @@ static const char capability_desc[] =
     "Read the current Dockerfile from "
     "/etc/claude-bottle/current-config/Dockerfile, compose a "
     "modified version, and pass the full new file plus a "
-    "justification. On approval the supervisor rebuilds the "
-    "bottle from the new Dockerfile and starts a replacement on "
-    "the same branch (wired in PRD 0016; v1 acknowledges only).";
+    "justification. On approval the new Dockerfile is recorded "
+    "and written where the bottle's build reads it; the bottle "
+    "is rebuilt from it by the operator (the apply hook may say "
+    "what that takes), not while you run: the answer's "
+    "'applied:' line says what happened.";
 
 static const char gitleaks_desc[] =
     "Call when the git push gate's secret scanner (gitleaks) "
@@ -129,17 +139,18 @@ static const char gitleaks_desc[] =
     "(commit:file:rule:line, e.g. "
     "abc123:config/app.env:generic-api-key:12) and a "
     "justification. On approval the supervisor adds the "
-    "fingerprint to the bottle's .gitleaksignore, so the same "
-    "finding no longer blocks the push. Never use this to "
-    "push a real credential.";
+    "fingerprint to the bottle's .gitleaksignore, so once it is "
+    "applied ('applied: yes' in the answer) the same finding no "
+    "longer blocks the push. Never use this to push a real "
+    "credential.";
 
 static const char status_desc[] =
     "Check on a proposal whose call returned \"still pending\" "
     "(the sidecar stopped waiting before the operator decided). "
     "Waits up to wait_seconds for the operator's decision, then "
     "returns it exactly as the original call would have "
-    "(status and notes), or says the proposal is still pending "
-    "so you can call again.";
+    "(status, whether it is applied, notes), or says the "
+    "proposal is still pending so you can call again.";
 
 static json_t *
 egress_schema(void)

@@ -38,7 +38,7 @@ wait $c1
 t1=$(date +%s%N)
 diag "decision to answer: $(( (t1 - t0) / 1000000 )) ms (supervise-approve included)"
 check_same "the call is answered with the decision" "$(cat out1)" \
-    '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"status: approved\nnotes: ok, go"}],"isError":false}}'
+    '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"status: approved\napplied: no: no hook configured\nnotes: ok, go"}],"isError":false}}'
 check_same "the decision is committed to the audit repository" \
     "$(commits_for "$ID")" "web1: approve egress-block api.github.com"
 check_match "the route is merged into the bottle's routes" \
@@ -78,7 +78,7 @@ printf 'FROM debian\n' >final
 supervise-approve -n "edited" "$ID" >/dev/null
 wait $c3
 check_match "then the real decision answers it" "$(cat out3)" \
-    '"text":"status: approved\\nnotes: edited"\}\],"isError":false'
+    '"text":"status: approved\\napplied: no: no hook configured\\nnotes: edited"\}\],"isError":false'
 
 # --- modified -------------------------------------------------------------------
 call 4 capability-block '{"dockerfile":"FROM debian\nRUN apt-get install -y jq\n","justification":"jq"}' >out4 &
@@ -89,7 +89,7 @@ printf 'FROM debian\nRUN apt-get install -y --no-install-recommends jq\n' >final
 supervise-approve -f final -n "slimmer" "$ID" >/dev/null
 wait $c4
 check_same "a modified decision says so" "$(cat out4)" \
-    '{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"status: modified\nnotes: slimmer\nthe operator modified your proposal before approving; the final config is now what'"'"'s been applied"}],"isError":false}}'
+    '{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"status: modified\napplied: no: no hook configured\nnotes: slimmer\nthe operator modified your proposal before approving; the final config is the operator'"'"'s version"}],"isError":false}}'
 check_same "the final Dockerfile is committed" \
     "$(git --git-dir=root/audit.git show main:web1/capability/Dockerfile)" \
     "$(cat final)"
@@ -115,7 +115,7 @@ check_match "progress names the token and the wait" "$(grep -m1 notifications/pr
     '^data: \{"jsonrpc":"2.0","method":"notifications/progress","params":\{"progressToken":"tok-5","progress":1,"message":"waiting for operator \(1s\)"\}\}$'
 check_same "the last event is the result, nothing after it" \
     "$(grep '^data:' sse1 | tail -n 1)" \
-    'data: {"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"status: approved\nnotes: npm ok"}],"isError":false}}'
+    'data: {"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"status: approved\napplied: no: no hook configured\nnotes: npm ok"}],"isError":false}}'
 check_same "the SSE answer is committed" "$(commits_for "$ID")" \
     "web1: approve egress-allow registry.npmjs.org"
 
@@ -131,7 +131,7 @@ supervise-approve -n "$notes" "$ID" >/dev/null
 check "the long answer's stream ends" wait_for 10 done_with $c7
 check_same "the long answer is one event, whole" \
     "$(grep '^data:' sse7 | tail -n 1)" \
-    "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"status: approved\\nnotes: $notes\"}],\"isError\":false}}"
+    "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"status: approved\\napplied: no: no hook configured\\nnotes: $notes\"}],\"isError\":false}}"
 
 # --- SSE without a progress token: comments keep the stream alive -------------------
 curl -sN -H "Content-Type: application/json" --max-time 60 -H 'Accept: text/event-stream' \

@@ -55,8 +55,8 @@ check_same "one proposal for both" "$(npending)" 1
 ID=$(supervise-list web1 | cut -f1)
 supervise-approve -n both "$ID" >/dev/null
 wait $c2 $c3
-check_match "the first call is answered" "$(cat out2)" '"id":2,"result":.*status: approved\\nnotes: both'
-check_match "the retry is answered" "$(cat out3)" '"id":3,"result":.*status: approved\\nnotes: both'
+check_match "the first call is answered" "$(cat out2)" '"id":2,"result":.*status: approved\\napplied: no: no hook configured\\nnotes: both'
+check_match "the retry is answered" "$(cat out3)" '"id":3,"result":.*status: approved\\napplied: no: no hook configured\\nnotes: both'
 check_same "one commit for both" "$(ncommits "$ID")" 1
 
 # --- notifications/cancelled ----------------------------------------------------------
@@ -127,7 +127,7 @@ check "a retry of a proposal from before the restart attaches" \
 check_same "no duplicate" "$(npending)" 1
 supervise-approve -n "second time" "$ID10" >/dev/null
 wait $c12
-check_match "and is answered" "$(cat out12)" '"id":12,"result":.*status: approved\\nnotes: second time'
+check_match "and is answered" "$(cat out12)" '"id":12,"result":.*status: approved\\napplied: no: no hook configured\\nnotes: second time'
 check "stops with status 0" stop_daemon d2
 
 # --- --drain --------------------------------------------------------------------------

@@ -62,7 +62,7 @@ check "the decision is committed with no caller waiting" \
     wait_for 10 test -f "$Q/proposals/cur/$ID:2,RS"
 check_same "proposal-status reports a modified decision" \
     "$(call 8 proposal-status "{\"proposal_id\":\"$ID\"}")" \
-    '{"jsonrpc":"2.0","id":8,"result":{"content":[{"type":"text","text":"status: modified\nnotes: with git\nthe operator modified your proposal before approving; the final config is now what'"'"'s been applied"}],"isError":false}}'
+    '{"jsonrpc":"2.0","id":8,"result":{"content":[{"type":"text","text":"status: modified\napplied: no: no hook configured\nnotes: with git\nthe operator modified your proposal before approving; the final config is the operator'"'"'s version"}],"isError":false}}'
 check_match "bad wait_seconds is -32602" \
     "$(call 9 proposal-status "{\"proposal_id\":\"$ID\",\"wait_seconds\":\"x\"}")" \
     '"code":-32602,"message":"proposal-status: .wait_seconds. must be a non-negative integer"'
@@ -81,12 +81,12 @@ check "proposal-status waits on the pending proposal" wait_for "$T_WAIT" \
 supervise-approve -n "now" "$ID" >/dev/null
 wait $c4
 check_same "proposal-status is answered by the decision" "$(cat out4)" \
-    '{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"status: approved\nnotes: now"}],"isError":false}}'
+    '{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"status: approved\napplied: no: no hook configured\nnotes: now"}],"isError":false}}'
 check "the decision answered the waiting call" \
     grep -q "$ID approved; answered 1 waiting call\$" d2.log
 check_same "proposal-status on a decided proposal answers from the audit record" \
     "$(call 5 proposal-status "{\"proposal_id\":\"$ID\",\"wait_seconds\":30}")" \
-    '{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"status: approved\nnotes: now"}],"isError":false}}'
+    '{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"status: approved\napplied: no: no hook configured\nnotes: now"}],"isError":false}}'
 check_same "and does not wait (no second waiting call)" \
     "$(grep -c "proposal-status call waiting on $ID\$" d2.log)" 1
 check "stops with status 0" stop_daemon d2

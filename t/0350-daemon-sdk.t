@@ -36,7 +36,7 @@ ID=$(supervise-list web1 | cut -f1)
 supervise-approve -n "go ahead" "$ID" >/dev/null
 check "the SDK call returns" wait_for 20 done_with $c1
 check_same "the SDK gets the decision" "$(sed -n 's/^result //p' call1)" \
-    '{"content":[{"type":"text","text":"status: approved\nnotes: go ahead"}],"isError":false}'
+    '{"content":[{"type":"text","text":"status: approved\napplied: no: no hook configured\nnotes: go ahead"}],"isError":false}'
 check_match "progress counted up in the SDK" \
     "$(grep '^progress ' call1 | head -n 2 | tr '\n' ' ')" \
     '^progress 1 waiting for operator \(1s\) progress 2 waiting for operator \(2s\) $'

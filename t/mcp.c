@@ -53,7 +53,7 @@ main(void)
 	char *s;
 	const char *v;
 
-	plan(42);
+	plan(43);
 
 	error_is("{", SV_RPC_PARSE_ERROR,
 	    "parse error: string or '}' expected near end of file: "
@@ -185,15 +185,22 @@ main(void)
 	    SV_RPC_INVALID_PARAMS, "proposal-status: 'wait_seconds' must be a "
 	    "non-negative integer", "negative wait refused");
 
-	s = sv_mcp_decision_text(SV_APPROVED, "ok", "x");
-	is_str(s, "status: approved\nnotes: ok", "approved text");
+	s = sv_mcp_decision_text(SV_APPROVED, "applied: yes", "ok", "x");
+	is_str(s, "status: approved\napplied: yes\nnotes: ok", "approved text");
 	free(s);
-	s = sv_mcp_decision_text(SV_MODIFIED, "", "x");
-	is_str(s, "status: modified\nthe operator modified your proposal before "
-	    "approving; the final config is now what's been applied",
-	    "modified text, empty notes left out");
+	s = sv_mcp_decision_text(SV_MODIFIED, "applied: yes", "", "x");
+	is_str(s, "status: modified\napplied: yes\nthe operator modified your "
+	    "proposal before approving; the final config is now what's been "
+	    "applied", "modified text, empty notes left out");
 	free(s);
-	s = sv_mcp_decision_text(SV_REJECTED, NULL, NULL);
+	s = sv_mcp_decision_text(SV_MODIFIED, "applied: no: no hook configured",
+	    "slimmer", "x");
+	is_str(s, "status: modified\napplied: no: no hook configured\nnotes: "
+	    "slimmer\nthe operator modified your proposal before approving; the "
+	    "final config is the operator's version",
+	    "modified but not applied: no promise that it is in effect");
+	free(s);
+	s = sv_mcp_decision_text(SV_REJECTED, NULL, NULL, NULL);
 	is_str(s, "status: rejected", "rejected text");
 	free(s);
 

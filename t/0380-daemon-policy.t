@@ -30,10 +30,8 @@ check_match "it names the policy at start-up" "$(cat d.log)" \
 
 # --- approved by rule, answered at once ---------------------------------------
 call 1 egress-block '{"host":"Files.PyPI.org","path_allowlist":["/simple/numpy/"],"justification":"pip"}' >out1
-# (an "applied:" line, where the sidecar runs an apply hook, may come
-# between status and notes)
-check_match "the call is answered by the rule at once" "$(cat out1)" \
-    '^\{"jsonrpc":"2.0","id":1,"result":\{"content":\[\{"type":"text","text":"status: approved\\n(applied: [^"]*\\n)?notes: rule web1/policy:2: approve egress-block host=\*\.pypi\.org path=/simple/"\}\],"isError":false\}\}$'
+check_same "the call is answered by the rule at once" "$(cat out1)" \
+    '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"status: approved\napplied: no: no hook configured\nnotes: rule web1/policy:2: approve egress-block host=*.pypi.org path=/simple/"}],"isError":false}}'
 id=$(g log -1 --format='%(trailers:key=Proposal-Id,valueonly)' main)
 check_same "its own commit" "$(commits_for "$id")" \
     "web1: approve egress-block files.pypi.org"
@@ -74,7 +72,7 @@ supervise-config -f p2 web1 policy >/dev/null
 pc2=$(g rev-parse main)
 call 4 egress-block '{"host":"pypi.org.evil.net","path_allowlist":["/simple/"],"justification":"y"}' >out4
 check_match "the new rule decides the next call" "$(cat out4)" \
-    'status: approved\\n(applied: [^"]*\\n)?notes: rule web1/policy:1: approve egress-block host=\*.evil.net'
+    'status: approved\\napplied: no: no hook configured\\nnotes: rule web1/policy:1: approve egress-block host=\*.evil.net'
 check_same "Policy-Commit names the new policy's commit" \
     "$(g log -1 --format='%(trailers:key=Policy-Commit,valueonly)' main)" "$pc2"
 

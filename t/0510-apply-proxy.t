@@ -119,14 +119,14 @@ check_same "... to the origin" "$(cat fetched)" "hello from origin"
 check_match "the hook got the decision record on stdin" "$(cat hook.stdin)" \
     "\"proposal_id\": \"$ID\""
 check_same "the hook got what changed in its environment" "$(tail -n 1 hook.runs)" \
-    "$ID $(commit_of "$ID") egress $PWD/$L/egress/routes.json"
+    "$ID $(commit_of "$ID") egress $PWD/$L/egress/routes.json $PWD/$L/pipelock/allowlist"
 check_same "the note's first line is the answer's" \
     "$(note_of "$ID" | head -n 1)" "applied: yes"
 check_match "the note names the hook and its exit" \
     "$(note_of "$ID" | tr '\n' ' ')" "Hook: $T_DIR/hook Exit: 0 Duration-Ms: [0-9]+ "
 check_match "the note says which files and which commit" \
     "$(note_of "$ID" | tr '\n' ' ')" \
-    "Files: egress/routes.json Commit: $(commit_of "$ID")"
+    "Files: egress/routes.json pipelock/allowlist Commit: $(commit_of "$ID")"
 check_match "the note keeps the hook's output" "$(note_of "$ID" | tail -n 1)" \
     '^tinyproxy reloaded its filter$'
 check_match "git log --notes=apply shows it" \

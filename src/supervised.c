@@ -630,10 +630,8 @@ answer_error(const char *id, const char *msg)
 static void
 log_decision(const struct sv_decision *d, int answered)
 {
-	if (d->status == SV_APPROVED || d->status == SV_MODIFIED) {
-		sv_warnx("%s %s; applying", d->id, sv_status_name(d->status));
-		return;
-	}
+	if (d->status == SV_APPROVED || d->status == SV_MODIFIED)
+		return;		/* said once applied: on_applied */
 	if (d->status == SV_NONE && d->error == NULL)
 		return;		/* consumed elsewhere meanwhile */
 	if (d->status == SV_NONE) {
@@ -676,7 +674,6 @@ on_decision(const struct sv_decision *d, void *arg)
 
 	(void)arg;
 	if (d->status == SV_APPROVED || d->status == SV_MODIFIED) {
-		log_decision(d, 0);
 		sv_applier_add(sc.applier, d->id, 0);
 		return;
 	}
@@ -700,6 +697,12 @@ on_applied(const struct sv_apply_result *res, void *arg)
 	    sv_xasprintf("applied: no: %s", note->reason);
 	n = answer_decision(res->id, res->status, line, res->notes,
 	    res->final_file);
+	/* A drain prints its decisions on stdout; it says only failures. */
+	if (sc.cfg.drain && (note->applied ||
+	    strcmp(note->reason, "no hook configured") == 0)) {
+		free(line);
+		return;
+	}
 	esc = sv_escape(line, strlen(line), 0);
 	sv_warnx("%s %s, %s; answered %d waiting call%s", res->id,
 	    sv_status_name(res->status), esc, n, n == 1 ? "" : "s");

@@ -16,7 +16,7 @@ if ! command -v tinyproxy >/dev/null 2>&1; then
 	echo "1..0 # SKIP tinyproxy is not installed (mk/deps.sh check installs it)"
 	exit 0
 fi
-plan 29
+plan 30
 CLIENT="$T_TOP/t/mcp-client.mjs"
 A=root/audit.git
 L=root/state/web1
@@ -102,6 +102,8 @@ has_pending() { [ "$(supervise-list web1 2>/dev/null | wc -l)" -ge 1 ]; }
 done_with() { ! kill -0 "$1" 2>/dev/null; }
 commit_of() { git --git-dir=$A log --format=%H --grep="Proposal-Id: $1" main; }
 note_of() { git --git-dir=$A notes --ref=apply show "$(commit_of "$1")"; }
+# The note is written just after the answer: wait for it.
+noted() { note_of "$1" >/dev/null 2>&1; }
 
 timeout 60 node "$CLIENT" "$URL" call egress-block \
     '{"host":"localhost","justification":"the test origin"}' >call1 2>&1 &
@@ -120,6 +122,7 @@ check_match "the hook got the decision record on stdin" "$(cat hook.stdin)" \
     "\"proposal_id\": \"$ID\""
 check_same "the hook got what changed in its environment" "$(tail -n 1 hook.runs)" \
     "$ID $(commit_of "$ID") egress $PWD/$L/egress/routes.json $PWD/$L/pipelock/allowlist"
+check "the outcome is noted" wait_for 20 noted "$ID"
 check_same "the note's first line is the answer's" \
     "$(note_of "$ID" | head -n 1)" "applied: yes"
 check_match "the note names the hook and its exit" \
@@ -147,6 +150,7 @@ check "the second call returns" wait_for 30 done_with $c2
 check_same "the answer says it is not in effect, and why" \
     "$(sed -n 's/^result //p' call2)" \
     '{"content":[{"type":"text","text":"status: approved\napplied: no: the hook failed with status 3"}],"isError":false}'
+wait_for 20 noted "$ID2"
 check_same "the note records it" "$(note_of "$ID2" | head -n 1)" \
     "applied: no: the hook failed with status 3"
 check_match "... with the exit status and what the hook said" \

@@ -57,6 +57,8 @@ call() {
 pending_tool() { supervise-list web1 2>/dev/null | awk -F '\t' -v t="$1" '$3 == t { print $1 }'; }
 has_tool() { [ -n "$(pending_tool "$1")" ]; }
 gone() { ! kill -0 "$1" 2>/dev/null; }
+# The note is written just after the answer: wait for it.
+note_to() { git --git-dir=$A notes --ref=apply show "$1" >"$2" 2>/dev/null; }
 running() { pgrep -f "$1" >/dev/null; }
 
 # --- while a hook runs, other calls flow ---------------------------------------
@@ -97,8 +99,8 @@ check_match "the call is answered when the hook times out" "$(cat out2)" \
     'status: approved\\napplied: no: the hook timed out after 2 s'
 check_fail "the hook's child was killed too" running "sleep $SLEEPER"
 commit=$(git --git-dir=$A log -1 --format=%H --grep='Tool: capability-block' main)
-check_match "the note says it timed out" \
-    "$(git --git-dir=$A notes --ref=apply show "$commit" | tr '\n' ' ')" \
+wait_for 20 note_to "$commit" note2
+check_match "the note says it timed out" "$(tr '\n' ' ' <note2)" \
     '^applied: no: the hook timed out after 2 s Hook: .* Timeout: 2 '
 
 # --- 100 MB of output ---------------------------------------------------------------
@@ -109,7 +111,7 @@ supervise-approve "$(pending_tool pipelock-block)" >/dev/null
 wait $c3
 check_match "a hook that writes 100 MB succeeds" "$(cat out3)" 'applied: yes'
 commit=$(git --git-dir=$A log -1 --format=%H --grep='Tool: pipelock-block' main)
-git --git-dir=$A notes --ref=apply show "$commit" >note3
+wait_for 20 note_to "$commit" note3
 check_match "the note counts every byte and keeps the tail" \
     "$(grep '^Output-Bytes: ' note3) $(tail -n 1 note3)" \
     '^Output-Bytes: 100000015 END-OF-OUTPUT$'

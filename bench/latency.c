@@ -13,11 +13,14 @@
  * because the instant of the publish is what is being measured.
  *
  *   latency -p PORT -d QUEUEDIR [-j] [-r] [-n COUNT] [-w WARMUP]
- *           [-t SECONDS] [-o RAW] [-P RAW2] [-k TOKEN]
+ *           [-t SECONDS] [-o RAW] [-P RAW2] [-k TOKEN] [-a TEXT]
  *
  * -r: the bottle's policy approves the calls (supervise-policy(5)), so
  * nothing is written here; the sample is call sent -> answer complete,
  * filing, the rule's response, its commit and the answer together.
+ *
+ * -a TEXT: an answer counts only when it holds TEXT (e.g. "applied: yes",
+ * to be sure the apply hook ran for it).
  *
  * -j asks for a plain JSON answer (Accept: application/json) instead of
  * the SSE stream real clients ask for.  -o appends the decision->agent
@@ -85,6 +88,7 @@ main(int argc, char **argv)
 	double seconds = 120;
 	int port = 0, sse = 1, by_rule = 0, c, ino;
 	const char *dir = NULL, *raw = NULL, *raw2 = NULL, *token = NULL;
+	const char *want = NULL;
 	const char *slug;
 	struct bench_samples lat = { 0 }, prop = { 0 };
 	struct sv_spool sp;
@@ -92,8 +96,9 @@ main(int argc, char **argv)
 	char path[PATH_MAX];
 	uint64_t stop;
 
-	while ((c = getopt(argc, argv, "d:jk:n:o:p:P:rt:w:")) != -1) {
+	while ((c = getopt(argc, argv, "a:d:jk:n:o:p:P:rt:w:")) != -1) {
 		switch (c) {
+		case 'a': want = optarg; break;
 		case 'd': dir = optarg; break;
 		case 'j': sse = 0; break;
 		case 'r': by_rule = 1; break;
@@ -191,9 +196,11 @@ main(int argc, char **argv)
 			return 1;
 		}
 		if (bench_http_read(fd, &h, t0 + 30000000000u) != 0 ||
-		    !bench_http_approved(&h)) {
+		    !bench_http_approved(&h) || (want != NULL &&
+		    strstr(h.buf + h.hdr_end, want) == NULL)) {
 			fprintf(stderr, "%s: call %ld (%s): %s (status %d)\n", prog,
 			    i, id, errno == ETIMEDOUT ? "no answer within 30 s" :
+			    want ? "not approved, or not as wanted" :
 			    "not approved", h.status);
 			if (h.len > 0)
 				fprintf(stderr, "%.*s\n", (int)h.len, h.buf);
@@ -226,6 +233,7 @@ main(int argc, char **argv)
 	return failed ? 1 : 0;
 usage:
 	fprintf(stderr, "usage: %s -p PORT -d QUEUEDIR [-j] [-r] [-n COUNT] "
-	    "[-w WARMUP] [-t SECONDS] [-o RAW] [-P RAW] [-k TOKEN]\n", prog);
+	    "[-w WARMUP] [-t SECONDS] [-o RAW] [-P RAW] [-k TOKEN] "
+	    "[-a TEXT]\n", prog);
 	return 2;
 }

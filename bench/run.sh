@@ -6,8 +6,9 @@
 #   BENCH_BUILD=DIR sh bench/run.sh   the build dir holding bin/ and bench/
 #   BENCH_QUICK=1                     about a minute: fewer samples, 10,000
 #                                     decisions of history, no 10,000 burst
-#   BENCH_ONLY="latency throughput"   a subset of: latency concurrency
-#                                     throughput scale footprint console
+#   BENCH_ONLY="latency throughput"   a subset of: latency apply
+#                                     concurrency throughput scale footprint
+#                                     console
 #   BENCH_RESULTS=DIR                 where the .txt files go
 #   BENCH_KEEP=1                      keep the work directory (logs,
 #                                     repositories) and say where
@@ -31,7 +32,7 @@ quick=${BENCH_QUICK:-0}
 # scale goes last: it leaves ~10^6 deleted inodes behind, and on this
 # machine's ext4 (no journal) creating files right after mass deletion is
 # slower (the allocator skips recently deleted inodes).
-only=${BENCH_ONLY:-latency concurrency throughput footprint console scale}
+only=${BENCH_ONLY:-latency apply concurrency throughput footprint console scale}
 
 for p in "$bin/supervised" "$bin/supervise-init" "$bin/supervise-list" \
     "$bb/floor" "$bb/latency" "$bb/burst" "$bb/cycle" "$bb/approver" \
@@ -106,7 +107,7 @@ start_daemon() {
 	rm -f "$work/$1.port"
 	SUPERVISE_BOTTLE_SLUG=$1 SUPERVISE_PORT=0 \
 	    ${BENCH_DAEMON_WRAPPER:-} "$bin/supervised" --port-file "$work/$1.port" \
-	    2>"$work/$1.log" &
+	    ${BENCH_DAEMON_ARGS:-} 2>"$work/$1.log" &
 	dpid=$!
 	pids="$pids $dpid"
 	i=0
@@ -163,6 +164,40 @@ fig_latency() {
 	"$bb/stats" "disk: write+fsync+dir fsync" "$work/fsync-lat.raw"
 	stop_daemon "$dpid"
 	stop_daemon "$rpid"
+}
+
+fig_apply() {
+	header "6. the apply hook: decision to agent with a hook that does nothing, next to none"
+	# Three bottles in the same run, taking turns: no hook ("applied: no:
+	# no hook configured"), /bin/true, and a two-line sh script.  What the
+	# hook adds is starting it: fork/exec, the pipe, waiting for its exit.
+	printf '#!/bin/sh\nexit 0\n' >"$work/hook.sh" && chmod 755 "$work/hook.sh"
+	start_daemon nohook || return 1
+	npid=$dpid nport=$dport nq=$dq
+	BENCH_DAEMON_ARGS="--apply-hook /bin/true" start_daemon truehook || return 1
+	tpid=$dpid tport=$dport tq=$dq
+	BENCH_DAEMON_ARGS="--apply-hook $work/hook.sh" start_daemon shhook || return 1
+	spid=$dpid sport=$dport sq=$dq
+	r=0
+	while [ $r -lt $lat_rounds ]; do
+		r=$((r + 1))
+		echo "## round $r of $lat_rounds"
+		run "$bb/latency" -p "$nport" -d "$nq" -n $lat_n -o "$work/apply-none.raw" \
+		    -a "applied: no: no hook configured"
+		run "$bb/latency" -p "$tport" -d "$tq" -n $lat_n -o "$work/apply-true.raw" \
+		    -a "applied: yes"
+		run "$bb/latency" -p "$sport" -d "$sq" -n $lat_n -o "$work/apply-sh.raw" \
+		    -a "applied: yes"
+	done
+	echo "## all rounds (ms)"
+	"$bb/stats" "decision->agent sse, no hook" "$work/apply-none.raw"
+	"$bb/stats" -f "$work/apply-none.raw" "decision->agent sse, hook /bin/true (vs no hook)" \
+	    "$work/apply-true.raw"
+	"$bb/stats" -f "$work/apply-none.raw" "decision->agent sse, hook sh script (vs no hook)" \
+	    "$work/apply-sh.raw"
+	stop_daemon "$npid"
+	stop_daemon "$tpid"
+	stop_daemon "$spid"
 }
 
 fig_concurrency() {
@@ -245,7 +280,7 @@ fig_console() {
 status=0
 for f in $only; do
 	case $f in
-	latency|concurrency|throughput|scale|footprint|console) ;;
+	latency|apply|concurrency|throughput|scale|footprint|console) ;;
 	*) echo "run.sh: unknown figure '$f'" >&2; exit 2 ;;
 	esac
 	echo "==> $f" >&2

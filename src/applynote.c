@@ -245,19 +245,29 @@ sv_apply_note_read(struct sv_audit *a, const char *commit,
 	return 1;
 }
 
+/*
+ * Notes are stored as git stores many of them: under a fan-out of the
+ * first two hex digits (ab/cdef...), so that adding one rewrites a tree
+ * of 256 entries and one of 1/256th of the notes, not one tree of all of
+ * them (libgit2's git_note_create writes them flat).  git and libgit2
+ * read either layout.
+ */
 int
-sv_apply_note_write(struct sv_audit *a, const char *commit,
-    const struct sv_apply_note *n, struct sv_err *e)
+sv_apply_notes_write(struct sv_audit *a, const char *const *commits,
+    const char *const *texts, size_t n, struct sv_err *e)
 {
 	git_repository *repo = a->repo;
+	git_tree_update *up = NULL;
 	git_commit *parent = NULL;
+	git_tree *base = NULL, *tree = NULL;
 	git_signature *sig = NULL;
-	git_oid target, old, made, blob;
-	char *text, host[256], *email, *lockpath;
+	git_oid old, made, tree_id;
+	char host[256], *email, *lockpath, **paths = NULL;
+	size_t k = 0;
 	int rc, have_old;
 
-	if (oid_of(a, commit, &target, e) == -1)
-		return -1;
+	if (n == 0)
+		return 0;
 	if (gethostname(host, sizeof host) == -1)
 		snprintf(host, sizeof host, "localhost");
 	host[sizeof host - 1] = '\0';
@@ -266,11 +276,39 @@ sv_apply_note_write(struct sv_audit *a, const char *commit,
 	free(email);
 	if (rc < 0)
 		return git_err(e, rc, "make a signature", a);
-	text = sv_apply_note_text(n);
+	up = sv_xmalloc(n * sizeof *up);
+	paths = sv_xmalloc(n * sizeof *paths);
+	memset(up, 0, n * sizeof *up);
+	for (size_t i = 0; i < n; i++) {
+		git_oid target;
+		size_t j;
+
+		if (oid_of(a, commits[i], &target, e) == -1) {
+			rc = -1;
+			goto free;
+		}
+		/* The same commit twice: the later note wins. */
+		for (j = i + 1; j < n; j++)
+			if (strcmp(commits[j], commits[i]) == 0)
+				break;
+		if (j < n)
+			continue;
+		paths[k] = sv_xasprintf("%.2s/%s", commits[i], commits[i] + 2);
+		rc = git_blob_create_from_buffer(&up[k].id, repo, texts[i],
+		    strlen(texts[i]));
+		if (rc < 0) {
+			rc = git_err(e, rc, "write an apply note", a);
+			k++;
+			goto free;
+		}
+		up[k].action = GIT_TREE_UPDATE_UPSERT;
+		up[k].filemode = GIT_FILEMODE_BLOB;
+		up[k].path = paths[k];
+		k++;
+	}
 	if (sv_audit_lock(a, e) == -1) {
-		free(text);
-		git_signature_free(sig);
-		return -1;
+		rc = -1;
+		goto free;
 	}
 	/*
 	 * Only supervise's programs write this ref, and only under the lock
@@ -286,24 +324,56 @@ sv_apply_note_write(struct sv_audit *a, const char *commit,
 		rc = git_err(e, rc, "read " NOTES_REF, a);
 		goto out;
 	}
-	if (have_old && (rc = git_commit_lookup(&parent, repo, &old)) < 0) {
+	if (have_old && ((rc = git_commit_lookup(&parent, repo, &old)) < 0 ||
+	    (rc = git_commit_tree(&base, parent)) < 0)) {
 		rc = git_err(e, rc, "read " NOTES_REF, a);
 		goto out;
 	}
-	rc = git_note_commit_create(&made, &blob, repo, parent, sig, sig,
-	    &target, text, 1);
+	if ((rc = git_tree_create_updated(&tree_id, repo, base, k, up)) < 0 ||
+	    (rc = git_tree_lookup(&tree, repo, &tree_id)) < 0) {
+		rc = git_err(e, rc, "build the tree of " NOTES_REF, a);
+		goto out;
+	}
+	{
+		const git_commit *parents[1] = { parent };
+
+		rc = git_commit_create(&made, repo, NULL, sig, sig, NULL,
+		    k == 1 ? "supervised: apply note\n" :
+		    "supervised: apply notes\n", tree, parent != NULL ? 1 : 0,
+		    parents);
+	}
 	if (rc < 0) {
-		rc = git_err(e, rc, "write the apply note", a);
+		rc = git_err(e, rc, "commit to " NOTES_REF, a);
 		goto out;
 	}
 	rc = set_ref(a, NOTES_REF, have_old ? &old : NULL, &made,
-	    "supervised: apply note", e);
+	    "supervised: apply notes", e);
 out:
+	if (rc < 0)
+		sv_odb_discard(a->odb);
 	sv_audit_unlock(a);
+free:
+	for (size_t i = 0; i < k; i++)
+		free(paths[i]);
+	free(paths);
+	free(up);
+	git_tree_free(tree);
+	git_tree_free(base);
 	git_commit_free(parent);
 	git_signature_free(sig);
-	free(text);
 	return rc < 0 ? -1 : 0;
+}
+
+int
+sv_apply_note_write(struct sv_audit *a, const char *commit,
+    const struct sv_apply_note *n, struct sv_err *e)
+{
+	char *text = sv_apply_note_text(n);
+	const char *texts[1] = { text };
+	int rc = sv_apply_notes_write(a, &commit, texts, 1, e);
+
+	free(text);
+	return rc;
 }
 
 /* --- decision commits ---------------------------------------------------- */

@@ -20,7 +20,8 @@
  * run one at a time, in the order the decisions landed.
  *
  * Crashes.  Before a batch of responses is consumed, a marker
- * SPOOL/apply/ID is made for each (and its directory flushed once); it
+ * SPOOL/apply/ID, a link to the response, is made for each (and its
+ * directory flushed once); it
  * goes once the outcome's note is on disk, or once the decision turns
  * out to need no apply (a rejection, a refused response).  At start-up
  * every marker left is applied again unless its decision already has a
@@ -57,6 +58,7 @@ extern char **environ;
 #define READ_PER_EVENT	(1 << 20)	/* then back to the daemon's loop */
 #define POLL_MS		2		/* without pidfd: how often to look */
 #define FIND_MAX	100000		/* commits looked through for one */
+#define CACHE_MAX	4096		/* decision commits remembered */
 
 struct job {
 	char id[SV_ID_MAX + 1];
@@ -79,6 +81,7 @@ struct sv_applier {
 	void (*done)(const struct sv_apply_result *, void *);
 	void *arg;
 	int markfd;		/* SPOOL/apply, or -1 */
+	int newfd;		/* SPOOL/responses/new, or -1 */
 	int ep, tfd;
 	struct job *head, **tail;
 	struct outcome *notes, **notes_tail;
@@ -95,6 +98,11 @@ struct sv_applier {
 	struct sv_response resp;
 	char *record;
 	unsigned changed;
+	/* Decision commits seen walking main, newest first: a batch of
+	 * decisions applied oldest first walks main once, not once each. */
+	struct sv_decision_commit *cache;
+	size_t ncache;
+	char published[41];	/* main's tip when the live files were written */
 };
 
 static int64_t
@@ -200,7 +208,7 @@ sv_applier_new(struct sv_applier **out, struct sv_audit *a, const char *slug,
 	ap->timeout_s = timeout_s;
 	ap->done = done;
 	ap->arg = arg;
-	ap->markfd = ap->pidfd = ap->out = -1;
+	ap->markfd = ap->newfd = ap->pidfd = ap->out = -1;
 	ap->tail = &ap->head;
 	ap->notes_tail = &ap->notes;
 	ap->ring = sv_xmalloc(SV_HOOK_OUTPUT_MAX);
@@ -225,7 +233,9 @@ sv_applier_new(struct sv_applier **out, struct sv_audit *a, const char *slug,
 		}
 		ap->markfd = openat(spooldir, "apply", O_RDONLY | O_DIRECTORY |
 		    O_NOFOLLOW | O_CLOEXEC);
-		if (ap->markfd == -1) {
+		ap->newfd = openat(spooldir, "responses/new", O_RDONLY |
+		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (ap->markfd == -1 || ap->newfd == -1) {
 			sv_errf(e, errno, "can't open the spool's 'apply' "
 			    "directory");
 			goto fail;
@@ -257,26 +267,32 @@ sv_applier_busy(const struct sv_applier *ap, const char *id)
 
 /* --- markers -------------------------------------------------------------- */
 
+/*
+ * A marker is a second link to the response: a directory entry, no new
+ * inode.  (Creating a file each time, on ext4 after the markers of the
+ * last batches were removed, cost more than the rest of the decision:
+ * its inode allocator steps over recently freed inodes one by one.)
+ */
 int
 sv_applier_mark(struct sv_applier *ap, char *const *ids, size_t n,
     struct sv_err *e)
 {
 	struct sv_err why;
 	size_t made = 0;
-	int fd;
 
 	if (ap->markfd == -1)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		if (sv_valid_id(ids[i], &why) == -1)
 			continue;
-		fd = openat(ap->markfd, ids[i], O_WRONLY | O_CREAT | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
-		if (fd == -1)
-			return sv_errf(e, errno, "can't create 'apply/%s' in the "
-			    "spool", ids[i]);
-		close(fd);
-		made++;
+		if (linkat(ap->newfd, ids[i], ap->markfd, ids[i], 0) == 0) {
+			made++;
+			continue;
+		}
+		if (errno == EEXIST || errno == ENOENT)
+			continue;	/* marked already; consumed meanwhile */
+		return sv_errf(e, errno, "can't link 'responses/new/%s' to "
+		    "'apply/%s' in the spool", ids[i], ids[i]);
 	}
 	if (made > 0 && fsync(ap->markfd) == -1)
 		return sv_errf(e, errno, "can't flush the spool's 'apply' "
@@ -297,6 +313,102 @@ sv_applier_unmark(struct sv_applier *ap, const char *id)
 /* --- jobs ------------------------------------------------------------------ */
 
 static void start_next(struct sv_applier *ap);
+
+static void
+cache_clear(struct sv_applier *ap)
+{
+	for (size_t i = 0; i < ap->ncache; i++)
+		sv_decision_commit_free(&ap->cache[i]);
+	ap->ncache = 0;
+}
+
+struct walk {
+	struct sv_applier *ap;
+	const char *id;
+	int found;
+};
+
+static int
+cache_one(const struct sv_decision_commit *d, void *arg)
+{
+	struct walk *w = arg;
+	struct sv_applier *ap = w->ap;
+	struct sv_decision_commit *c;
+
+	for (size_t i = 0; i < ap->ncache; i++)
+		if (strcmp(ap->cache[i].commit, d->commit) == 0)
+			return strcmp(d->id, w->id) == 0 ? (w->found = 1) : 0;
+	if (ap->ncache == CACHE_MAX)
+		cache_clear(ap);
+	if (ap->cache == NULL)
+		ap->cache = sv_xmalloc(CACHE_MAX * sizeof *ap->cache);
+	c = &ap->cache[ap->ncache++];
+	*c = *d;
+	c->slug = sv_xstrdup(d->slug);
+	c->id = sv_xstrdup(d->id);
+	c->tool = sv_xstrdup(d->tool);
+	c->status = sv_xstrdup(d->status);
+	c->subject = sv_xstrdup(d->subject);
+	if (strcmp(d->id, w->id) == 0)
+		w->found = 1;
+	return w->found;
+}
+
+/* The decision commit of id: from the cache, else walking main (and
+ * remembering what the walk passes).  1, 0 (not on main), -1. */
+static int
+find_decision(struct sv_applier *ap, const char *id,
+    struct sv_decision_commit *out, struct sv_err *e)
+{
+	struct walk w = { ap, id, 0 };
+	size_t i;
+
+	memset(out, 0, sizeof *out);
+	/* A look in the cache, a walk that adds what it passes, a look. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (i = 0; i < ap->ncache; i++)
+			if (strcmp(ap->cache[i].id, id) == 0)
+				break;
+		if (i < ap->ncache) {
+			*out = ap->cache[i];
+			out->slug = sv_xstrdup(ap->cache[i].slug);
+			out->id = sv_xstrdup(ap->cache[i].id);
+			out->tool = sv_xstrdup(ap->cache[i].tool);
+			out->status = sv_xstrdup(ap->cache[i].status);
+			out->subject = sv_xstrdup(ap->cache[i].subject);
+			return 1;
+		}
+		if (pass == 1)
+			break;
+		if (sv_audit_decisions(ap->a, ap->slug, FIND_MAX, cache_one, &w,
+		    e) == -1)
+			return -1;
+		if (!w.found)
+			return 0;
+	}
+	return sv_errf(e, 0, "lost the commit of the decision on %s", id);
+}
+
+/* Write the live files, unless main has not moved since we last did. */
+static int
+publish(struct sv_applier *ap, struct sv_err *e)
+{
+	git_oid tip;
+	char hex[41];
+
+	if (git_reference_name_to_id(&tip, ap->a->repo, "HEAD") == 0) {
+		git_oid_tostr(hex, sizeof hex, &tip);
+		if (strcmp(hex, ap->published) == 0)
+			return 0;
+	} else {
+		hex[0] = '\0';
+	}
+	if (sv_live_publish(ap->a, ap->slug, ap->state_dir, NULL, e) == -1)
+		return -1;
+	/* Read before publishing: a later move publishes again. */
+	snprintf(ap->published, sizeof ap->published, "%s", hex);
+	return 0;
+}
 
 void
 sv_applier_add(struct sv_applier *ap, const char *id, int again)
@@ -707,8 +819,7 @@ start_next(struct sv_applier *ap)
 			ap->tail = &ap->head;
 		ap->cur->next = NULL;
 
-		rc = sv_audit_find_decision(ap->a, ap->slug, ap->cur->id,
-		    FIND_MAX, &ap->dc, &e);
+		rc = find_decision(ap, ap->cur->id, &ap->dc, &e);
 		if (rc == 0) {
 			/* Never committed (a marker left by a crash before
 			 * the commit): its response is consumed again. */
@@ -743,8 +854,7 @@ start_next(struct sv_applier *ap)
 			sv_warn_err(&e);
 			ap->changed = 0;
 		}
-		if (sv_live_publish(ap->a, ap->slug, ap->state_dir, NULL,
-		    &e) == -1) {
+		if (publish(ap, &e) == -1) {
 			sv_warn_err(&e);
 			finish_no(ap, "%s", e.msg);
 			continue;
@@ -810,19 +920,23 @@ int
 sv_applier_flush(struct sv_applier *ap, struct sv_err *e)
 {
 	struct outcome *o, *next;
-	struct sv_apply_note n;
-	int rc = 0;
+	const char **commits, **texts;
+	size_t n = 0, i = 0;
+	int rc;
 
 	if (ap->notes == NULL)
 		return 0;
-	for (o = ap->notes; o != NULL && rc == 0; o = o->next) {
-		if (sv_apply_note_parse(o->text, &n, e) == -1 ||
-		    sv_apply_note_write(ap->a, o->commit, &n, e) == -1)
-			rc = -1;
-		sv_apply_note_free(&n);
+	for (o = ap->notes; o != NULL; o = o->next)
+		n++;
+	commits = sv_xmalloc(n * sizeof *commits);
+	texts = sv_xmalloc(n * sizeof *texts);
+	for (o = ap->notes; o != NULL; o = o->next, i++) {
+		commits[i] = o->commit;
+		texts[i] = o->text;
 	}
-	/* On disk: the markers go.  A failed note keeps its marker, so the
-	 * next start applies that decision again. */
+	rc = sv_apply_notes_write(ap->a, commits, texts, n, e);
+	/* On disk: the markers go.  Notes that failed keep their markers,
+	 * so the next start applies those decisions again. */
 	for (o = ap->notes; o != NULL; o = next) {
 		next = o->next;
 		if (rc == 0)
@@ -830,6 +944,8 @@ sv_applier_flush(struct sv_applier *ap, struct sv_err *e)
 		free(o->text);
 		free(o);
 	}
+	free(commits);
+	free(texts);
 	ap->notes = NULL;
 	ap->notes_tail = &ap->notes;
 	return rc;
@@ -876,12 +992,16 @@ sv_applier_free(struct sv_applier *ap)
 	if (ap->pidfd != -1)
 		close(ap->pidfd);
 	job_reset(ap);
+	cache_clear(ap);
+	free(ap->cache);
 	if (ap->ep != -1)
 		close(ap->ep);
 	if (ap->tfd != -1)
 		close(ap->tfd);
 	if (ap->markfd != -1)
 		close(ap->markfd);
+	if (ap->newfd != -1)
+		close(ap->newfd);
 	free(ap->ring);
 	free(ap->slug);
 	free(ap->state_dir);

@@ -608,6 +608,10 @@ int sv_apply_note_read(struct sv_audit *a, const char *commit,
  * ref's history keeps a replaced one. */
 int sv_apply_note_write(struct sv_audit *a, const char *commit,
     const struct sv_apply_note *n, struct sv_err *e);
+/* The same for n notes (texts from sv_apply_note_text) at once: one
+ * commit of the notes ref, two flushes. */
+int sv_apply_notes_write(struct sv_audit *a, const char *const *commits,
+    const char *const *texts, size_t n, struct sv_err *e);
 
 /* A decision's commit on main, read from its trailers. */
 struct sv_decision_commit {

@@ -167,7 +167,7 @@ fig_latency() {
 }
 
 fig_apply() {
-	header "6. the apply hook: decision to agent with a hook that does nothing, next to none"
+	header "7. the apply hook: decision to agent with a hook that does nothing, next to none"
 	# Three bottles in the same run, taking turns: no hook ("applied: no:
 	# no hook configured"), /bin/true, and a two-line sh script.  What the
 	# hook adds is starting it: fork/exec, the pipe, waiting for its exit.

@@ -24,7 +24,7 @@ printf 'pypi.org\n' >allow
 supervise-init --allowlist allow web1 >/dev/null
 check "supervised starts" start_daemon d -s web1 --apply-hook "$T_DIR/hook"
 call() {
-	curl -s --max-time 60 -H 'Accept: application/json' -d \
+	curl -s --max-time 60 -H 'Content-Type: application/json' -H 'Accept: application/json' -d \
 	    "{\"jsonrpc\":\"2.0\",\"id\":$1,\"method\":\"tools/call\",\"params\":{\"name\":\"$2\",\"arguments\":$3}}" \
 	    "$URL"
 }

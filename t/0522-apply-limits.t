@@ -50,7 +50,7 @@ supervised -s web1 --apply-hook hook >start.out 2>&1
 check_same "a relative hook path: exit 2" "$?" 2
 
 call() {
-	curl -s --max-time 120 -H 'Accept: application/json' -d \
+	curl -s --max-time 120 -H 'Content-Type: application/json' -H 'Accept: application/json' -d \
 	    "{\"jsonrpc\":\"2.0\",\"id\":$1,\"method\":\"tools/call\",\"params\":{\"name\":\"$2\",\"arguments\":$3}}" \
 	    "$URL"
 }

@@ -83,7 +83,7 @@ wait $c4
 check_same "proposal-status is answered by the decision" "$(cat out4)" \
     '{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"status: approved\napplied: no: no hook configured\nnotes: now"}],"isError":false}}'
 check "the decision answered the waiting call" \
-    grep -q "$ID approved; answered 1 waiting call\$" d2.log
+    grep -q "$ID approved, applied: no: no hook configured; answered 1 waiting call\$" d2.log
 check_same "proposal-status on a decided proposal answers from the audit record" \
     "$(call 5 proposal-status "{\"proposal_id\":\"$ID\",\"wait_seconds\":30}")" \
     '{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"status: approved\napplied: no: no hook configured\nnotes: now"}],"isError":false}}'

@@ -63,6 +63,9 @@ id=$(supervise-list "$SLUG" | cut -f1)
 supervise-approve "$id" >/dev/null
 wait "$cpid"
 check_match "the first decision answers the call" "$(cat answer)" 'status: approved'
+# The answer comes before the first response is archived (supervised(8)):
+# a second one written before that would take its place in new/.
+wait_for 20 test -e "$QUEUE/responses/cur/$id:2,S"
 printf '{"status": "rejected", "notes": "late"}\n' >"$QUEUE/responses/tmp/$id"
 mv "$QUEUE/responses/tmp/$id" "$QUEUE/responses/new/$id"
 logged() { grep -q "refused a second response to $id" d.log; }

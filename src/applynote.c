@@ -47,15 +47,18 @@ set_ref(struct sv_audit *a, const char *name, const git_oid *old,
     const git_oid *id, const char *log, struct sv_err *e)
 {
 	git_reference *ref = NULL;
+	struct sv_durable d;
 	size_t wrote;
+	char *p;
 	int rc;
 
-	if (sv_odb_flush(a->odb, &wrote, e) == -1) {
+	sv_durable_init(&d);
+	rc = sv_odb_flush(a->odb, &wrote, &d, e);
+	sv_durable_free(&d);
+	if (rc == -1) {
 		sv_odb_discard(a->odb);
 		return -1;
 	}
-	if (barrier(a, e) == -1)
-		return -1;
 	if (old != NULL)
 		rc = git_reference_create_matching(&ref, a->repo, name, id, 1,
 		    old, log);
@@ -64,7 +67,16 @@ set_ref(struct sv_audit *a, const char *name, const git_oid *old,
 	git_reference_free(ref);
 	if (rc < 0)
 		return git_err(e, rc, "move " NOTES_REF, a);
-	return barrier(a, e);
+	/* The ref file and its directory, by name. */
+	sv_durable_init(&d);
+	p = sv_xasprintf("%s/%s", a->path, name);
+	sv_durable_path(&d, p);
+	*strrchr(p, '/') = '\0';
+	sv_durable_path(&d, p);
+	free(p);
+	rc = sv_durable_sync(&d, e);
+	sv_durable_free(&d);
+	return rc;
 }
 
 void

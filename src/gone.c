@@ -100,7 +100,8 @@ sv_gone_apply(struct sv_spool *s, struct sv_entry *v, size_t n,
 		ids[nids++] = sv_xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(ids, nids, sizeof *ids, cmp_str);
+	if (nids > 1)
+		qsort(ids, nids, sizeof *ids, cmp_str);
 	for (i = 0; i < n && nids > 0; i++) {
 		const char *key = v[i].id;
 

@@ -8,7 +8,7 @@
 #                                     decisions of history, no 10,000 burst
 #   BENCH_ONLY="latency throughput"   a subset of: latency apply
 #                                     concurrency throughput scale footprint
-#                                     console
+#                                     console cotenant
 #   BENCH_RESULTS=DIR                 where the .txt files go
 #   BENCH_KEEP=1                      keep the work directory (logs,
 #                                     repositories) and say where
@@ -32,12 +32,12 @@ quick=${BENCH_QUICK:-0}
 # scale goes last: it leaves ~10^6 deleted inodes behind, and on this
 # machine's ext4 (no journal) creating files right after mass deletion is
 # slower (the allocator skips recently deleted inodes).
-only=${BENCH_ONLY:-latency apply concurrency throughput footprint console scale}
+only=${BENCH_ONLY:-latency apply concurrency throughput footprint console cotenant scale}
 
 for p in "$bin/supervised" "$bin/supervise-init" "$bin/supervise-list" \
     "$bb/floor" "$bb/latency" "$bb/burst" "$bb/cycle" "$bb/approver" \
     "$bb/audit" "$bb/fill" "$bb/timeit" "$bb/stats" "$bb/startup" \
-    "$bin/supervise-top" "$bb/keys"; do
+    "$bin/supervise-top" "$bb/keys" "$bb/cotenant"; do
 	[ -x "$p" ] || { echo "run.sh: missing '$p' (make bench builds it)" >&2; exit 2; }
 done
 
@@ -70,6 +70,7 @@ if [ "$quick" = 1 ]; then
 	list_n=10000 list_runs=3
 	start_runs=5
 	keys_rounds=2 keys_n=200
+	cot_rounds=2 cot_n=40 cot_mb=400
 else
 	lat_rounds=5 lat_n=200 floor_n=400
 	bursts="1000 10000"
@@ -79,6 +80,7 @@ else
 	list_n=100000 list_runs=5
 	start_runs=20
 	keys_rounds=5 keys_n=400
+	cot_rounds=4 cot_n=50 cot_mb=400
 fi
 
 # Print a command, then run it; the result files carry exact commands.
@@ -277,10 +279,53 @@ fig_console() {
 	    "$work/keysopen.raw"
 }
 
+# 7. Another program keeps writing large files to the same file system:
+# the disk's floor and decision to agent, each quiet and under that
+# load, taking turns within each round so both see the same load.
+fig_cotenant() {
+	header "7. a co-tenant: decision to agent while another program writes ${cot_mb} MB files to the same file system"
+	start_daemon cot || return 1
+	mkdir -p "$work/cot"
+	r=0
+	while [ $r -lt $cot_rounds ]; do
+		r=$((r + 1))
+		echo "## round $r of $cot_rounds: quiet"
+		run "$bb/floor" -f -n $cot_n -o "$work/cot-floor-quiet.raw" "$work/floor"
+		run "$bb/latency" -p "$dport" -d "$dq" -n $cot_n -o "$work/cot-sse-quiet.raw"
+		echo "## round $r of $cot_rounds: while the co-tenant writes"
+		rm -f "$work/cot/ready"
+		"$bb/cotenant" -d "$work/cot" -s $cot_mb -t 600 -r "$work/cot/ready" \
+		    >"$work/cot.out" &
+		cpid=$!
+		pids="$pids $cpid"
+		i=0
+		while [ ! -e "$work/cot/ready" ] && [ $i -lt 600 ]; do
+			sleep 0.1; i=$((i + 1))
+		done
+		if [ ! -e "$work/cot/ready" ]; then
+			echo "run.sh: the co-tenant wrote nothing in 60 s" >&2
+			kill "$cpid"; wait "$cpid"
+			return 1
+		fi
+		for half in 1 2; do
+			run "$bb/floor" -f -n $cot_n -o "$work/cot-floor-load.raw" "$work/floor"
+			run "$bb/latency" -p "$dport" -d "$dq" -n $cot_n -o "$work/cot-sse-load.raw"
+		done
+		kill "$cpid"; wait "$cpid"
+		cat "$work/cot.out"
+	done
+	echo "## all rounds (ms)"
+	"$bb/stats" "quiet: disk write+fsync+dir fsync" "$work/cot-floor-quiet.raw"
+	"$bb/stats" -f "$work/cot-floor-quiet.raw" "quiet: decision->agent sse" "$work/cot-sse-quiet.raw"
+	"$bb/stats" "co-tenant: disk write+fsync+dir fsync" "$work/cot-floor-load.raw"
+	"$bb/stats" -f "$work/cot-floor-load.raw" "co-tenant: decision->agent sse" "$work/cot-sse-load.raw"
+	stop_daemon "$dpid"
+}
+
 status=0
 for f in $only; do
 	case $f in
-	latency|apply|concurrency|throughput|scale|footprint|console) ;;
+	latency|apply|concurrency|throughput|scale|footprint|console|cotenant) ;;
 	*) echo "run.sh: unknown figure '$f'" >&2; exit 2 ;;
 	esac
 	echo "==> $f" >&2

@@ -279,11 +279,11 @@ fig_console() {
 	    "$work/keysopen.raw"
 }
 
-# 7. Another program keeps writing large files to the same file system:
+# 8. Another program keeps writing large files to the same file system:
 # the disk's floor and decision to agent, each quiet and under that
 # load, taking turns within each round so both see the same load.
 fig_cotenant() {
-	header "7. a co-tenant: decision to agent while another program writes ${cot_mb} MB files to the same file system"
+	header "8. a co-tenant: decision to agent while another program writes ${cot_mb} MB files to the same file system"
 	start_daemon cot || return 1
 	mkdir -p "$work/cot"
 	r=0

@@ -6,7 +6,7 @@
 # policy on main decides nothing and says so; kill -9 while a rule's
 # decision is on its way: committed once after the restart.
 . "$(dirname "$0")/lib.sh"
-plan 35
+plan 41
 
 Q=root/queue/web1
 A=root/audit.git
@@ -133,5 +133,24 @@ check "supervised stops" stop_daemon d4
 check "and starts again" start_daemon d5 -s web1
 check "supervised stops" stop_daemon d5
 check_same "still one commit" "$(g log --format=%h --grep="Proposal-Id: $id" main | wc -l)" 1
+# A rule's approval takes effect like the operator's: the live file is
+# written and the apply hook runs before the answer, which says so.
+cat >hook <<'HOOK'
+#!/bin/sh
+echo "$SUPERVISE_PROPOSAL_ID $SUPERVISE_STATUS" >>"$HOOK_DIR/hook.runs"
+HOOK
+chmod +x hook
+export HOOK_DIR="$T_DIR"
+check "supervised starts with an apply hook" start_daemon d6 -s web1 --apply-hook "$T_DIR/hook"
+call 7 egress-block '{"host":"d.pypi.org","path_allowlist":["/simple/"],"justification":"h"}' >out7
+id=$(g log -1 --format='%(trailers:key=Proposal-Id,valueonly)' main | sed '/^$/d')
+check_match "the rule's answer says the change is in effect" "$(cat out7)" \
+    'status: approved\\napplied: yes\\nnotes: rule web1/policy:2: '
+check_same "the hook ran once, for that decision" "$(cat hook.runs)" "$id approved"
+check_match "the live routes hold the host" "$(cat root/state/web1/egress/routes.json)" '"d\.pypi\.org"'
+# The note is written just after the answer: wait for it.
+noted() { g notes --ref=apply show "$(g log -1 --format=%H --grep="Proposal-Id: $id" main)" 2>/dev/null | grep -q '^applied: yes$'; }
+check "the apply note on the rule's commit says applied: yes" wait_for 20 noted
+check "supervised stops" stop_daemon d6
 check "git fsck --strict is clean (dangling objects of a killed commit are not errors)" g fsck --strict --no-progress
 done_testing

@@ -29,8 +29,10 @@
  * hook runs (again) for that decision.  Hooks must therefore be
  * idempotent, as reloading a proxy is.
  *
- * Notes are written in batches (sv_applier_flush): decisions approved
- * together with no hook to wait for get one notes commit, two flushes.
+ * Notes are written after the answers, in batches (sv_applier_flush):
+ * decisions approved together with no hook to wait for get one notes
+ * commit; with a hook, each outcome's note is written once the agent has
+ * its answer and before the next hook starts.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -252,6 +254,12 @@ int
 sv_applier_fd(const struct sv_applier *ap)
 {
 	return ap->ep;
+}
+
+int
+sv_applier_idle(const struct sv_applier *ap)
+{
+	return ap->cur == NULL && ap->head == NULL;
 }
 
 int
@@ -863,9 +871,6 @@ start_next(struct sv_applier *ap)
 			finish_no(ap, "no hook configured");
 			continue;
 		}
-		/* A long hook must not hold up the notes before it. */
-		if (sv_applier_flush(ap, &e) == -1)
-			sv_warn_err(&e);
 		if (spawn_hook(ap, &e) == -1) {
 			sv_warn_err(&e);
 			finish_no(ap, "%s", e.msg);
@@ -905,7 +910,11 @@ sv_applier_events(struct sv_applier *ap)
 	if (ap->cur != NULL && ap->pid > 0) {
 		r = waitpid(ap->pid, &status, WNOHANG);
 		if (r == ap->pid) {
+			/* Answered, then the note (off the answer's path, and
+			 * before the next hook, however long that one runs). */
 			hook_ended(ap, status);
+			if (sv_applier_flush(ap, &e) == -1)
+				sv_warn_err(&e);
 			start_next(ap);
 		} else if (r == -1 && errno != EINTR) {
 			sv_warnx("can't wait for the apply hook: %s",

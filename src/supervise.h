@@ -686,6 +686,8 @@ void sv_applier_add(struct sv_applier *ap, const char *id, int again);
 /* Queue every decision a marker names (start-up). */
 int sv_applier_recover(struct sv_applier *ap, struct sv_err *e);
 int sv_applier_busy(const struct sv_applier *ap, const char *id);
+/* Nothing queued, no hook running. */
+int sv_applier_idle(const struct sv_applier *ap);
 /* Write the notes of the outcomes so far (one notes commit). */
 int sv_applier_flush(struct sv_applier *ap, struct sv_err *e);
 /* Block until every queued decision is applied and noted. */

@@ -171,6 +171,7 @@ struct sidecar {
 	struct sv_audit *audit;
 	struct sv_egress *egress;	/* with --egress-proxy */
 	struct sv_applier *applier;	/* hook.c: decisions take effect */
+	int maintain_due;	/* sv_audit_maintain waits for a hook */
 	struct MHD_Daemon *mhd;
 	pthread_mutex_t lock;
 	int job_fd;		/* eventfd: jobs are queued */
@@ -711,6 +712,26 @@ on_applied(const struct sv_apply_result *res, void *arg)
 }
 
 /*
+ * Answered: now keep the repository's packs few and make the files the
+ * next commit will use (odb.c).  That is work for when nobody waits, so
+ * while an apply hook runs, it waits until the hook's caller has its
+ * answer.
+ */
+static void
+maintain(void)
+{
+	struct sv_err e;
+
+	if (!sv_applier_idle(sc.applier)) {
+		sc.maintain_due = 1;
+		return;
+	}
+	sc.maintain_due = 0;
+	if (sv_audit_maintain(sc.audit, &e) == -1)
+		sv_warn_err(&e);
+}
+
+/*
  * Names seen in responses/new, consumed together: one chain of commits
  * and two flushes for all of them, however many arrived at once.
  */
@@ -736,9 +757,9 @@ batch_flush(struct batch *b)
 		    e.msg);
 	if (sv_applier_flush(sc.applier, &e) == -1)
 		sv_warn_err(&e);
-	/* Answered: now keep the repository's packs few (pack.c). */
-	if (sv_audit_maintain(sc.audit, &e) == -1)
-		sv_warn_err(&e);
+	/* A quick hook may have finished meanwhile: answer now. */
+	sv_applier_events(sc.applier);
+	maintain();
 	/*
 	 * A big batch (a bulk approve) grew the heap by megabytes that the
 	 * allocator keeps; give them back, or RSS stays at its high-water
@@ -2872,6 +2893,8 @@ serve(void)
 				callers_left();
 			} else if (fd == sv_applier_fd(sc.applier)) {
 				sv_applier_events(sc.applier);
+				if (sc.maintain_due)
+					maintain();
 			} else if (fd == ino) {
 				/* Everything reported so far is one batch. */
 				overflow = 0;

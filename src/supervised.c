@@ -631,6 +631,8 @@ answer_error(const char *id, const char *msg)
 static void
 log_decision(const struct sv_decision *d, int answered)
 {
+	if (sc.cfg.drain)
+		return;		/* a drain prints its decisions on stdout */
 	if (d->status == SV_APPROVED || d->status == SV_MODIFIED)
 		return;		/* said once applied: on_applied */
 	if (d->status == SV_NONE && d->error == NULL)

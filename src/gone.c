@@ -58,6 +58,17 @@ sv_gone_clear(struct sv_spool *s, const char *id, struct sv_err *e)
 	return rc;
 }
 
+int
+sv_gone_is(struct sv_spool *s, const char *id)
+{
+	char *path = sv_xasprintf(GONE_DIR "/%s", id);
+	struct stat st;
+	int rc = fstatat(s->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+
+	free(path);
+	return rc;
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {

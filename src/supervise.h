@@ -275,6 +275,8 @@ struct sv_entry {
 /* gone.c: queue/SLUG/gone/ID, a pending proposal whose caller left */
 int sv_gone_mark(struct sv_spool *s, const char *id, struct sv_err *e);
 int sv_gone_clear(struct sv_spool *s, const char *id, struct sv_err *e);
+/* Is proposal id marked gone?  One look-up, for one that changed. */
+int sv_gone_is(struct sv_spool *s, const char *id);
 /* Set v[i].gone for each entry, from one read of gone/. */
 int sv_gone_apply(struct sv_spool *s, struct sv_entry *v, size_t n,
     struct sv_err *e);

@@ -7,7 +7,7 @@
 # resize; NO_COLOR; the terminal as it was after q, SIGINT and SIGTERM;
 # and the decisions in audit.git exactly as the CLI's.
 . "$(dirname "$0")/lib.sh"
-plan 63
+plan 65
 
 Q=$SUPERVISE_ROOT/queue
 A=$SUPERVISE_ROOT/audit.git
@@ -174,6 +174,21 @@ see s 'gone:caller' >/dev/null
 mv "$Q/web1/proposals/new/$f" "$Q/web1/proposals/cur/$f:2,T"
 check "a withdrawn call shows as cancelled" wait_for "$T_WAIT" \
     row_has s gone:caller cancelled
+
+# A call on the line, then its agent hangs up: waiting, then gone (the
+# sidecar marks it in gone/).
+start_daemon d -s web1 || exit 1
+printf '%s\n' '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "gitleaks-allow", "arguments": {"fingerprint": "left:caller:rule:1", "justification": "x"}}}' >call.json
+curl -s --max-time 60 -H 'Content-Type: application/json' \
+    -H 'Accept: application/json' --data-binary @call.json "$URL" >/dev/null &
+cpid=$!
+check "an agent on the line shows as waiting" wait_for "$T_WAIT" \
+    row_has s left:caller waiting
+kill "$cpid"
+{ wait "$cpid"; } 2>/dev/null
+check "an agent whose connection dropped shows as gone" wait_for "$T_WAIT" \
+    row_has s left:caller gone
+stop_daemon d
 
 # Hostile text, filed by hand as any component may: escape sequences, a
 # C1 control, a bidi override, a 10,000-character line.

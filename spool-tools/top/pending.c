@@ -6,7 +6,9 @@
  *  - proposals/new and proposals/cur: a proposal arrives, is seen,
  *    withdrawn, or flagged R (decided);
  *  - responses/new: a decision was made (by anyone: a CLI, a hand, another
- *    console) or was refused and moved aside (pending again).
+ *    console) or was refused and moved aside (pending again);
+ *  - gone/ (once the sidecar has made it): the agent's call hung up, or
+ *    a call waits on the proposal again.
  * Subscribe first, then look (as supervise-watch does): the watches are
  * placed before a bottle is read, so nothing published in between is
  * missed, and a proposal seen twice is one row.  A bottle still being
@@ -25,7 +27,7 @@
 
 #include "top.h"
 
-enum wkind { W_ANCESTOR, W_QUEUE, W_BOTTLE, W_PNEW, W_PCUR, W_RNEW };
+enum wkind { W_ANCESTOR, W_QUEUE, W_BOTTLE, W_PNEW, W_PCUR, W_RNEW, W_GONE };
 
 struct top_watch {
 	int wd;
@@ -135,6 +137,7 @@ add_row(struct top_pending *m, struct top_bottle *b, const char *id)
 	r->b = b;
 	snprintf(r->id, sizeof r->id, "%s", id);
 	r->en = en;
+	r->en.gone = sv_gone_is(&b->s, id);
 	r->tool = sv_escape(p.tool, strlen(p.tool), 0);
 	summary = sv_payload_summary(p.tool, p.proposed_file);
 	r->summary = sv_escape(summary ? summary : "",
@@ -184,6 +187,7 @@ top_pending_refresh(struct top_pending *m, struct top_bottle *b,
 			remove_row(m, (size_t)i);
 		return;
 	}
+	en.gone = sv_gone_is(&b->s, id);
 	if (i >= 0)
 		m->rows[i]->en = en;
 	else
@@ -231,6 +235,17 @@ scan(struct top_pending *m, struct top_bottle *b)
 	sv_entries_free(v);
 }
 
+/* gone/ is made by the sidecar when a caller first hangs up: watched
+ * when it is there, else its creation is seen in the bottle's directory. */
+static void
+watch_gone(struct top_pending *m, struct top_bottle *b)
+{
+	char *path = sv_xasprintf("%s/gone", b->queue);
+
+	add_watch(m, path, W_GONE, b);
+	free(path);
+}
+
 /* Place bottle b's watches, then read it; quietly wait while it is
  * still being made. */
 static void
@@ -263,6 +278,7 @@ establish(struct top_pending *m, struct top_bottle *b)
 	}
 	if (!complete)
 		return;
+	watch_gone(m, b);
 	if (!b->open) {
 		if (sv_spool_open(&b->s, b->queue, b->slug, 0, &e) < 0)
 			return;	/* still being made: its next mkdir retries */
@@ -384,8 +400,14 @@ static void
 forget(struct top_pending *m, size_t w)
 {
 	struct top_bottle *b = m->watches[w].b;
+	enum wkind kind = m->watches[w].kind;
 
 	m->watches[w] = m->watches[--m->nwatches];
+	/* Without gone/ the bottle is whole; its marks are gone too. */
+	if (kind == W_GONE && b && b->watched) {
+		scan(m, b);
+		return;
+	}
 	if (b && b->watched) {
 		for (size_t i = m->n; i-- > 0; )
 			if (m->rows[i]->b == b)
@@ -431,6 +453,12 @@ handle(struct top_pending *m, const struct inotify_event *ev)
 					establish(m, m->bottles[i]);
 		break;
 	case W_BOTTLE:
+		if (m->watches[w].b->watched && ev->len > 0 &&
+		    strcmp(ev->name, "gone") == 0) {
+			/* Marks made before the watch: read them. */
+			watch_gone(m, m->watches[w].b);
+			scan(m, m->watches[w].b);
+		}
 		establish(m, m->watches[w].b);
 		break;
 	case W_PNEW:
@@ -440,6 +468,7 @@ handle(struct top_pending *m, const struct inotify_event *ev)
 			top_pending_refresh(m, m->watches[w].b, id);
 		break;
 	case W_RNEW:
+	case W_GONE:
 		if (ev->len > 0 && sv_valid_id(ev->name, &e) == 0)
 			top_pending_refresh(m, m->watches[w].b, ev->name);
 		break;

@@ -5,8 +5,9 @@
  * notes under refs/notes/apply: id, bottle, tool, status, what became of
  * it ("applied: yes", "applied: no: REASON", "-" for a rejection, which
  * changes nothing, or "applied: unknown" when no outcome is recorded),
- * the commit and when it was made.  The id comes first so that a line
- * can be handed to supervise-apply.
+ * the commit, when it was made and who decided (sv_cli_log_line, the
+ * format supervise-watch -d prints too).  The id comes first so that a
+ * line can be handed to supervise-apply.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -35,52 +36,24 @@ static int
 print_one(const struct sv_decision_commit *d, void *arg)
 {
 	struct ctx *c = arg;
-	struct sv_apply_note n;
 	struct sv_err e;
-	struct tm tm;
-	time_t when = (time_t)d->when;
-	char date[32], *applied, *esc;
-	int rc, applies = strcmp(d->status, "approved") == 0 ||
-	    strcmp(d->status, "modified") == 0;
+	char *outcome, *line;
+	int noted;
 
-	if (!applies) {
-		if (c->unapplied)
-			return 0;
-		applied = sv_xstrdup("-");
-	} else {
-		rc = sv_apply_note_read(c->a, d->commit, &n, &e);
-		if (rc == -1) {
-			sv_warn_err(&e);
-			c->failed = 1;
-			applied = sv_xstrdup("applied: unknown");
-		} else if (rc == 0) {
-			applied = sv_xstrdup("applied: unknown");
-		} else {
-			applied = sv_xstrdup(n.line);
-		}
-		if (rc == 1 && n.applied && c->unapplied) {
-			sv_apply_note_free(&n);
-			free(applied);
-			return 0;
-		}
-		sv_apply_note_free(&n);
+	if (sv_cli_outcome(c->a, d, &outcome, &noted, &e) == -1) {
+		sv_warn_err(&e);
+		c->failed = 1;
 	}
-	gmtime_r(&when, &tm);
-	strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	/* Each field escaped on its own: tabs separate them. */
-	const char *f[5] = { d->id, d->slug, d->tool, d->status, applied };
-	char *ef[5];
-
-	for (int i = 0; i < 5; i++)
-		ef[i] = sv_escape(f[i], strlen(f[i]), 0);
-	esc = sv_xasprintf("%s\t%s\t%s\t%s\t%s\t%.12s\t%s", ef[0], ef[1],
-	    ef[2], ef[3], ef[4], d->commit, date);
-	for (int i = 0; i < 5; i++)
-		free(ef[i]);
-	fputs(esc, stdout);
+	if (c->unapplied && (strcmp(outcome, "-") == 0 ||
+	    strcmp(outcome, "applied: yes") == 0)) {
+		free(outcome);
+		return 0;
+	}
+	line = sv_cli_log_line(d, outcome);
+	fputs(line, stdout);
 	putchar(c->nul ? '\0' : '\n');
-	free(esc);
-	free(applied);
+	free(line);
+	free(outcome);
 	return --c->left <= 0;
 }
 

@@ -12,9 +12,11 @@
  */
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 
 #include <curses.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <locale.h>
 #include <poll.h>
@@ -28,7 +30,20 @@
 #include "top.h"
 
 static struct top_pending model;
+static struct top_recent recent;
 static struct top_ui ui;
+static uint64_t recent_loaded;	/* when (ms, monotonic) */
+
+#define RECENT_EVERY 250	/* ms between two loads of the recent tab */
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static _Noreturn void
 usage(FILE *f, int status)
@@ -353,6 +368,171 @@ out:
 	sv_spool_close(&s);
 }
 
+/* --- the recent tab ------------------------------------------------------ */
+
+static void
+recent_refresh(int force)
+{
+	if (!force && (!recent.dirty || now_ms() - recent_loaded < RECENT_EVERY))
+		return;
+	top_recent_load(&recent);
+	recent_loaded = now_ms();
+	if (recent.error)
+		say(1, "%s", recent.error);
+}
+
+static void
+open_decision(void)
+{
+	const struct top_decision *t = ui.rcur < recent.n ?
+	    &recent.rows[ui.rcur] : NULL;
+
+	if (!t)
+		return;
+	snprintf(ui.d_slug, sizeof ui.d_slug, "%s", t->d.slug);
+	snprintf(ui.d_id, sizeof ui.d_id, "%s", t->d.id);
+	ui.d_gone = 0;
+	doc_set(top_recent_doc(t));
+	ui.view = V_DECISION;
+}
+
+/* supervise-apply beside this program, else on PATH. */
+static void
+exec_apply(const char *slug, const char *id)
+{
+	char self[4096], *slash, *path;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+	if (n > 0) {
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/'))) {
+			*slash = '\0';
+			path = sv_xasprintf("%s/supervise-apply", self);
+			if (access(path, X_OK) == 0)
+				execl(path, "supervise-apply", slug, id,
+				    (char *)NULL);
+			free(path);
+		}
+	}
+	execlp("supervise-apply", "supervise-apply", slug, id, (char *)NULL);
+}
+
+/* A: run supervise-apply SLUG ID for the decision under the cursor (or
+ * the open one), its output to us; the loop reads it. */
+static void
+apply_again(void)
+{
+	const struct top_decision *t = NULL;
+	sigset_t none;
+	int p[2];
+	pid_t pid;
+
+	if (ui.view == V_DECISION) {
+		for (size_t i = 0; i < recent.n && !t; i++)
+			if (strcmp(recent.rows[i].d.id, ui.d_id) == 0 &&
+			    strcmp(recent.rows[i].d.slug, ui.d_slug) == 0)
+				t = &recent.rows[i];
+	} else if (ui.rcur < recent.n) {
+		t = &recent.rows[ui.rcur];
+	}
+	if (!t)
+		return;
+	if (ui.apply_pid) {
+		say(1, "an apply is running already: %s", ui.apply_what);
+		return;
+	}
+	if (strcmp(t->d.status, "approved") != 0 &&
+	    strcmp(t->d.status, "modified") != 0) {
+		say(1, "a %s decision changes nothing: nothing to apply",
+		    t->d.status);
+		return;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		say(1, "can't run supervise-apply: %s", strerror(errno));
+		return;
+	}
+	if ((pid = fork()) < 0) {
+		say(1, "can't run supervise-apply: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (null >= 0)
+			dup2(null, STDIN_FILENO);
+		dup2(p[1], STDOUT_FILENO);
+		dup2(p[1], STDERR_FILENO);
+		exec_apply(t->d.slug, t->d.id);
+		dprintf(STDERR_FILENO, "supervise-top: can't run "
+		    "supervise-apply: %s\n", strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	ui.apply_pid = pid;
+	ui.apply_fd = p[0];
+	ui.apply_len = 0;
+	snprintf(ui.apply_what, sizeof ui.apply_what, "%s/%s", t->d.slug,
+	    t->d.id);
+	say(0, "applying again: %s", ui.apply_what);
+}
+
+/* Output of the running supervise-apply; at its end, what it said. */
+static void
+apply_output(void)
+{
+	char buf[4096];
+	ssize_t n;
+	int wstatus;
+
+	while ((n = read(ui.apply_fd, buf, sizeof buf)) > 0) {
+		/* Keep the end: the last line says what happened. */
+		if ((size_t)n >= sizeof ui.apply_out) {
+			memcpy(ui.apply_out, buf + n - (sizeof ui.apply_out - 1),
+			    sizeof ui.apply_out - 1);
+			ui.apply_len = sizeof ui.apply_out - 1;
+			continue;
+		}
+		if (ui.apply_len + (size_t)n >= sizeof ui.apply_out) {
+			size_t drop = ui.apply_len + (size_t)n -
+			    (sizeof ui.apply_out - 1);
+
+			memmove(ui.apply_out, ui.apply_out + drop,
+			    ui.apply_len - drop);
+			ui.apply_len -= drop;
+		}
+		memcpy(ui.apply_out + ui.apply_len, buf, (size_t)n);
+		ui.apply_len += (size_t)n;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	close(ui.apply_fd);
+	ui.apply_fd = -1;
+	while (waitpid(ui.apply_pid, &wstatus, 0) < 0 && errno == EINTR)
+		;
+	ui.apply_pid = 0;
+	ui.apply_out[ui.apply_len] = '\0';
+	while (ui.apply_len > 0 && ui.apply_out[ui.apply_len - 1] == '\n')
+		ui.apply_out[--ui.apply_len] = '\0';
+	{
+		char *last = strrchr(ui.apply_out, '\n');
+		char *tab;
+
+		last = last ? last + 1 : ui.apply_out;
+		/* "ID<TAB>applied: ..." on success, a message otherwise. */
+		if ((tab = strchr(last, '\t')))
+			last = tab + 1;
+		say(!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0,
+		    "applied again %s: %s", ui.apply_what,
+		    *last ? last : "(no output)");
+	}
+	recent.dirty = 1;
+}
+
 /* --- keys ---------------------------------------------------------------- */
 
 #ifndef CTRL
@@ -464,7 +644,47 @@ key(int code, wint_t wc)
 		ui.help = 1;
 		return 0;
 	}
-	if (ui.view == V_DETAIL) {
+	if (code == OK && wc == '\t' && (ui.view == V_LIST ||
+	    ui.view == V_RECENT)) {
+		ui.view = ui.view == V_LIST ? V_RECENT : V_LIST;
+		if (ui.view == V_RECENT)
+			recent_refresh(recent.dirty);
+		return 0;
+	}
+	if (ui.view == V_RECENT) {
+		long to = (long)ui.rcur, n = (long)recent.n;
+
+		if (code == KEY_CODE_YES) {
+			switch (wc) {
+			case KEY_DOWN: to++; break;
+			case KEY_UP: to--; break;
+			case KEY_NPAGE: to += page; break;
+			case KEY_PPAGE: to -= page; break;
+			case KEY_HOME: to = 0; break;
+			case KEY_END: to = n - 1; break;
+			case KEY_ENTER: case KEY_RIGHT: open_decision(); break;
+			}
+		} else {
+			switch (wc) {
+			case 'q': return 1;
+			case 'j': to++; break;
+			case 'k': to--; break;
+			case 'g': to = 0; break;
+			case 'G': to = n - 1; break;
+			case CTRL('f'): case CTRL('d'): to += page; break;
+			case CTRL('b'): case CTRL('u'): to -= page; break;
+			case '\r': case '\n': case 'l': open_decision(); break;
+			case 'A': apply_again(); break;
+			}
+		}
+		if (to >= n)
+			to = n - 1;
+		ui.rcur = to < 0 ? 0 : (size_t)to;
+		return 0;
+	}
+	if (ui.view == V_DECISION || ui.view == V_DETAIL) {
+		enum top_view back = ui.view == V_DECISION ? V_RECENT : V_LIST;
+
 		if (code == KEY_CODE_YES) {
 			switch (wc) {
 			case KEY_DOWN: scroll_doc(1); break;
@@ -473,7 +693,7 @@ key(int code, wint_t wc)
 			case KEY_PPAGE: scroll_doc(-page); break;
 			case KEY_HOME: ui.scroll = 0; break;
 			case KEY_END: scroll_doc((long)ui.nlines); break;
-			case KEY_LEFT: case KEY_ENTER: ui.view = V_LIST; break;
+			case KEY_LEFT: case KEY_ENTER: ui.view = back; break;
 			}
 			return 0;
 		}
@@ -484,12 +704,14 @@ key(int code, wint_t wc)
 		case 'b': scroll_doc(-page); break;
 		case 'g': ui.scroll = 0; break;
 		case 'G': scroll_doc((long)ui.nlines); break;
-		case 'a': ask(ACT_APPROVE); break;
-		case 'r': ask(ACT_REJECT); break;
-		case 'e': edit(); break;
 		case 'q': case 'h': case 27: case '\r': case '\n':
-			ui.view = V_LIST;
+			ui.view = back;
 			break;
+		/* What can be done with what is open. */
+		case 'A': if (back == V_RECENT) apply_again(); break;
+		case 'a': if (back == V_LIST) ask(ACT_APPROVE); break;
+		case 'r': if (back == V_LIST) ask(ACT_REJECT); break;
+		case 'e': if (back == V_LIST) edit(); break;
 		}
 		return 0;
 	}
@@ -566,7 +788,7 @@ age_timeout(time_t now)
 int
 main(int argc, char *argv[])
 {
-	struct pollfd pfd[3];
+	struct pollfd pfd[5];
 	struct sv_err e;
 	sigset_t sigs;
 	int c, sfd, quit = 0, status = 0;
@@ -602,6 +824,9 @@ main(int argc, char *argv[])
 	if (top_pending_open(&model, argv, (size_t)argc, &e) < 0)
 		sv_die(1, "%s", e.msg);
 	ui.m = &model;
+	top_recent_open(&recent, argv, (size_t)argc);
+	ui.r = &recent;
+	ui.apply_fd = -1;
 	if (scr_start(&ui) < 0)
 		sv_die(2, "can't use the terminal (TERM=%s)",
 		    getenv("TERM") ? getenv("TERM") : "");
@@ -619,15 +844,31 @@ main(int argc, char *argv[])
 	pfd[1].events = POLLIN;
 	pfd[2].fd = sfd;
 	pfd[2].events = POLLIN;
+	pfd[3].fd = recent.ifd;
+	pfd[3].events = POLLIN;
+	pfd[4].events = POLLIN;
 	while (!quit) {
 		struct signalfd_siginfo si;
 		time_t now = time(NULL);
+		int timeout = age_timeout(now);
 		wint_t wc;
 		int code;
 
+		if (ui.view == V_RECENT) {
+			recent_refresh(0);
+			/* Moved too soon after the last load: come back. */
+			if (recent.dirty && (timeout < 0 ||
+			    timeout > RECENT_EVERY))
+				timeout = RECENT_EVERY;
+		}
 		scr_draw(&ui, now);
-		if (poll(pfd, 3, age_timeout(now)) < 0 && errno != EINTR)
+		pfd[4].fd = ui.apply_fd;
+		if (poll(pfd, 5, timeout) < 0 && errno != EINTR)
 			sv_die(1, "can't wait for events: %s", strerror(errno));
+		if (pfd[3].revents & POLLIN)
+			top_recent_events(&recent);
+		if (ui.apply_fd >= 0 && (pfd[4].revents & (POLLIN | POLLHUP)))
+			apply_output();
 		while (read(sfd, &si, sizeof si) == sizeof si) {
 			if (si.ssi_signo == SIGWINCH) {
 				struct winsize ws;
@@ -654,6 +895,7 @@ main(int argc, char *argv[])
 	scr_stop();
 	targets_free();
 	top_pending_close(&model);
+	top_recent_close(&recent);
 	free(ui.doc);
 	free(ui.lines);
 	free(ui.message);

@@ -12,9 +12,18 @@
  *  - on an inotify queue overflow every bottle is read again.
  * Without SLUG arguments the queue directory itself is watched too, so
  * bottles created later are followed.
+ *
+ * With -d it follows decisions instead, once committed, in the format of
+ * supervise-log: the refs of the audit repository are watched (main
+ * moves at each decision, refs/notes/apply when an outcome is noted);
+ * at each move the new decision commits of main are read back to the
+ * last one seen.  A rejection is printed at once; an approval once its
+ * outcome is noted (the apply hook has run), or after DECISION_WAIT
+ * seconds as "applied: unknown" when none comes.
  */
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -49,10 +58,13 @@ static int ready;	/* set up: newly established watches print */
 static void *printed;	/* tsearch set of printed (or known) ids */
 static int status;
 
+#define DECISION_WAIT 900	/* seconds an approval's outcome is waited for */
+
 static _Noreturn void
 usage(FILE *f, int st)
 {
-	fprintf(f, "usage: supervise-watch [-0n] [SLUG ...]\n");
+	fprintf(f, "usage: supervise-watch [-0n] [SLUG ...]\n"
+	    "       supervise-watch -d [-0] [SLUG ...]\n");
 	exit(st);
 }
 
@@ -257,10 +269,12 @@ add_bottle(const char *slug)
 	establish(&targets[ntargets - 1]);
 }
 
-static void
-handle(const struct inotify_event *ev)
+static int
+handle(const struct inotify_event *ev, void *arg)
 {
 	char id[SV_ID_MAX + 1], flags[16];
+
+	(void)arg;
 
 	if (ev->mask & IN_Q_OVERFLOW) {
 		for (size_t i = 0; i < ntargets; i++) {
@@ -271,7 +285,7 @@ handle(const struct inotify_event *ev)
 			else
 				scan_queue();
 		}
-		return;
+		return 1;
 	}
 	for (size_t i = 0; i < ntargets; i++) {
 		struct target *t = &targets[i];
@@ -295,6 +309,191 @@ handle(const struct inotify_event *ev)
 	}
 	/* Any creation may be a missing directory appearing. */
 	establish_all();
+	return 1;
+}
+
+/* --- -d: decisions as they are committed ----------------------------- */
+
+struct waiting {
+	struct sv_decision_commit d;
+	time_t until;
+};
+
+struct follow {
+	char **slugs;		/* NULL: every bottle */
+	int nslugs;
+	char last[41];		/* the newest decision commit seen */
+	struct sv_decision_commit *fresh;	/* newest first */
+	size_t nfresh;
+	struct waiting *w;	/* approvals waiting for their outcome */
+	size_t nw;
+};
+
+/* sv_audit_decisions: everything newer than f->last. */
+static int
+collect(const struct sv_decision_commit *d, void *arg)
+{
+	struct follow *f = arg;
+
+	if (strcmp(d->commit, f->last) == 0)
+		return 1;
+	f->fresh = sv_xrealloc(f->fresh, (f->nfresh + 1) * sizeof *f->fresh);
+	sv_decision_commit_copy(&f->fresh[f->nfresh++], d);
+	return 0;
+}
+
+static int
+followed(const struct follow *f, const char *slug)
+{
+	if (!f->slugs)
+		return 1;
+	for (int i = 0; i < f->nslugs; i++)
+		if (strcmp(f->slugs[i], slug) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+print_decision(const struct sv_decision_commit *d, const char *outcome)
+{
+	char *line = sv_cli_log_line(d, outcome);
+
+	emit(line);
+	free(line);
+}
+
+/* Read main back to the last decision seen; print what is known. */
+static void
+follow_look(struct follow *f, int first)
+{
+	struct sv_audit *a;
+	struct sv_err e;
+	struct stat st;
+	char *dir = sv_audit_dir();
+	time_t now = time(NULL);
+	int exists = stat(dir, &st) == 0;
+
+	free(dir);
+	if (!exists)
+		return;		/* no decision yet; its creation is watched */
+	/* A fresh handle each time: another process wrote the objects. */
+	if (sv_audit_open(&a, NULL, &e) < 0) {
+		sv_warn_err(&e);
+		status = 1;
+		return;
+	}
+	if (sv_audit_decisions(a, NULL, (size_t)-1, collect, f, &e) < 0) {
+		sv_warn_err(&e);
+		status = 1;
+	}
+	if (f->nfresh > 0)
+		memcpy(f->last, f->fresh[0].commit, sizeof f->last);
+	/* Oldest first; at start-up only remembered. */
+	for (size_t i = f->nfresh; i-- > 0; ) {
+		struct sv_decision_commit *d = &f->fresh[i];
+
+		if (first || !followed(f, d->slug)) {
+			sv_decision_commit_free(d);
+			continue;
+		}
+		f->w = sv_xrealloc(f->w, (f->nw + 1) * sizeof *f->w);
+		f->w[f->nw].d = *d;
+		f->w[f->nw++].until = now + DECISION_WAIT;
+	}
+	f->nfresh = 0;
+	/* Each waiting decision whose outcome is known (or waited for long
+	 * enough), in the order of their commits. */
+	for (size_t i = 0; i < f->nw; ) {
+		char *outcome;
+		int noted;
+
+		if (sv_cli_outcome(a, &f->w[i].d, &outcome, &noted, &e) < 0) {
+			sv_warn_err(&e);
+			status = 1;
+		}
+		if (noted || strcmp(outcome, "-") == 0 || now >= f->w[i].until) {
+			print_decision(&f->w[i].d, outcome);
+			sv_decision_commit_free(&f->w[i].d);
+			memmove(f->w + i, f->w + i + 1,
+			    (f->nw - i - 1) * sizeof *f->w);
+			f->nw--;
+		} else {
+			i++;
+		}
+		free(outcome);
+	}
+	sv_audit_close(a);
+}
+
+/* Milliseconds until the first approval stops waiting; -1: none waits. */
+static int
+follow_timeout(const struct follow *f)
+{
+	time_t now = time(NULL), first = 0;
+
+	for (size_t i = 0; i < f->nw; i++)
+		if (first == 0 || f->w[i].until < first)
+			first = f->w[i].until;
+	if (first == 0)
+		return -1;
+	return first <= now ? 0 : (int)(first - now) * 1000;
+}
+
+static int
+audit_event(const struct inotify_event *ev, void *arg)
+{
+	return sv_cli_audit_event(ev, arg);
+}
+
+static int
+follow_decisions(int argc, char **argv, int sfd)
+{
+	struct follow f;
+	struct sv_err e;
+	struct pollfd pfd[2];
+	int wd[3] = { -1, -1, -1 }, look;
+
+	memset(&f, 0, sizeof f);
+	if (argc > 0) {
+		f.slugs = argv;
+		f.nslugs = argc;
+	}
+	/* Subscribe, then look. */
+	sv_cli_watch_audit(ifd, wd);
+	follow_look(&f, 1);
+	pfd[0].fd = ifd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = sfd;
+	pfd[1].events = POLLIN;
+	for (;;) {
+		int n = poll(pfd, 2, follow_timeout(&f));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			sv_die(1, "can't wait for events: %s", strerror(errno));
+		}
+		if (pfd[1].revents)
+			break;
+		if (n == 0) {
+			follow_look(&f, 0);
+			continue;
+		}
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		/* A move of a ref: follow new directories, then look once. */
+		if ((look = sv_cli_inotify_each(ifd, audit_event, wd, &e)) < 0)
+			sv_die(1, "%s", e.msg);
+		if (look) {
+			sv_cli_watch_audit(ifd, wd);
+			follow_look(&f, 0);
+		}
+	}
+	for (size_t i = 0; i < f.nw; i++)
+		sv_decision_commit_free(&f.w[i].d);
+	free(f.w);
+	free(f.fresh);
+	return status;
 }
 
 int
@@ -302,22 +501,22 @@ main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "existing", no_argument, NULL, 'n' },
+		{ "decisions", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char buf[64 * (sizeof(struct inotify_event) + NAME_MAX + 1)]
-	    __attribute__((aligned(__alignof__(struct inotify_event))));
 	struct pollfd pfd[2];
 	struct sv_err e;
 	sigset_t stop;
 	char **slugs = NULL;
 	size_t nslugs;
-	int c, existing = 0, sfd;
+	int c, existing = 0, decisions = 0, sfd;
 
 	sv_setprog(argv[0]);
-	while ((c = getopt_long(argc, argv, "0nh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "0dnh", longopts, NULL)) != -1) {
 		switch (c) {
 		case '0': nul = 1; break;
+		case 'd': decisions = 1; break;
 		case 'n': existing = 1; break;
 		case 'h': usage(stdout, 0);
 		default: usage(stderr, 2);
@@ -327,13 +526,8 @@ main(int argc, char *argv[])
 	argv += optind;
 	if (sv_cli_check_slugs(argc, argv, "watch") < 0)
 		return 2;
-	if (argc > 0) {
-		nslugs = (size_t)argc;
-	} else if (sv_cli_bottles(&slugs, &nslugs, &e) < 0) {
-		sv_warn_err(&e);
-		return 1;
-	}
-
+	if (decisions && existing)
+		usage(stderr, 2);
 	/* Stop cleanly on INT and TERM: read them from a descriptor. */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
@@ -341,8 +535,21 @@ main(int argc, char *argv[])
 	if (sigprocmask(SIG_BLOCK, &stop, NULL) < 0 ||
 	    (sfd = signalfd(-1, &stop, SFD_CLOEXEC)) < 0)
 		sv_die(1, "can't catch signals: %s", strerror(errno));
-	if ((ifd = inotify_init1(IN_CLOEXEC)) < 0)
+	if ((ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) < 0)
 		sv_die(1, "can't start inotify: %s", strerror(errno));
+	if (decisions) {
+		int rc = follow_decisions(argc, argv, sfd);
+
+		close(ifd);
+		close(sfd);
+		return rc;
+	}
+	if (argc > 0) {
+		nslugs = (size_t)argc;
+	} else if (sv_cli_bottles(&slugs, &nslugs, &e) < 0) {
+		sv_warn_err(&e);
+		return 1;
+	}
 
 	/*
 	 * What is there before we subscribe is remembered (or, with -n,
@@ -383,8 +590,6 @@ main(int argc, char *argv[])
 	pfd[1].fd = sfd;
 	pfd[1].events = POLLIN;
 	for (;;) {
-		ssize_t len;
-
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -394,19 +599,8 @@ main(int argc, char *argv[])
 			break;
 		if (!(pfd[0].revents & POLLIN))
 			continue;
-		len = read(ifd, buf, sizeof buf);
-		if (len < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			sv_die(1, "can't read inotify events: %s",
-			    strerror(errno));
-		}
-		for (char *ptr = buf; ptr < buf + len; ) {
-			const struct inotify_event *ev = (void *)ptr;
-
-			handle(ev);
-			ptr += sizeof *ev + ev->len;
-		}
+		if (sv_cli_inotify_each(ifd, handle, NULL, &e) < 0)
+			sv_die(1, "%s", e.msg);
 	}
 
 	for (size_t i = 0; i < ntargets; i++) {

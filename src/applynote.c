@@ -400,7 +400,21 @@ sv_decision_commit_free(struct sv_decision_commit *d)
 	free(d->tool);
 	free(d->status);
 	free(d->subject);
+	free(d->who);
 	memset(d, 0, sizeof *d);
+}
+
+void
+sv_decision_commit_copy(struct sv_decision_commit *to,
+    const struct sv_decision_commit *d)
+{
+	*to = *d;
+	to->slug = sv_xstrdup(d->slug);
+	to->id = sv_xstrdup(d->id);
+	to->tool = sv_xstrdup(d->tool);
+	to->status = sv_xstrdup(d->status);
+	to->subject = sv_xstrdup(d->subject);
+	to->who = sv_xstrdup(d->who ? d->who : "");
 }
 
 /* Fill d from a commit's trailers; 0 when it is not a decision. */
@@ -409,6 +423,7 @@ decision_of(git_commit *c, struct sv_decision_commit *d)
 {
 	git_message_trailer_array arr;
 	const char *msg = git_commit_message(c), *nl;
+	const git_signature *who;
 	const git_oid *p;
 
 	memset(d, 0, sizeof *d);
@@ -439,6 +454,14 @@ decision_of(git_commit *c, struct sv_decision_commit *d)
 	d->subject = nl ? sv_xasprintf("%.*s", (int)(nl - msg), msg) :
 	    sv_xstrdup(msg);
 	d->when = (int64_t)git_commit_time(c);
+	/* The author is the operator who decided (the committer, the
+	 * daemon that committed it). */
+	if ((who = git_commit_author(c)) != NULL)
+		d->who = who->email && *who->email ?
+		    sv_xasprintf("%s <%s>", who->name, who->email) :
+		    sv_xstrdup(who->name ? who->name : "");
+	else
+		d->who = sv_xstrdup("");
 	return 1;
 }
 
@@ -457,11 +480,15 @@ sv_audit_decisions(struct sv_audit *a, const char *slug, size_t max,
 	if ((rc = git_revwalk_new(&w, repo)) < 0)
 		return git_err(e, rc, "walk main", a);
 	git_revwalk_simplify_first_parent(w);
-	rc = git_revwalk_push_head(w);
+	/* A repository made but not committed to yet has no main: libgit2
+	 * 1.5.1's git_revwalk_push_head says so with -1, not ENOTFOUND. */
+	rc = git_reference_name_to_id(&oid, repo, "HEAD");
 	if (rc == GIT_ENOTFOUND || rc == GIT_EUNBORNBRANCH) {
 		git_revwalk_free(w);
 		return 0;
 	}
+	if (rc == 0)
+		rc = git_revwalk_push(w, &oid);
 	if (rc < 0) {
 		git_revwalk_free(w);
 		return git_err(e, rc, "walk main", a);
@@ -503,12 +530,7 @@ find_one(const struct sv_decision_commit *d, void *arg)
 
 	if (strcmp(d->id, f->id) != 0)
 		return 0;
-	*f->out = *d;
-	f->out->slug = sv_xstrdup(d->slug);
-	f->out->id = sv_xstrdup(d->id);
-	f->out->tool = sv_xstrdup(d->tool);
-	f->out->status = sv_xstrdup(d->status);
-	f->out->subject = sv_xstrdup(d->subject);
+	sv_decision_commit_copy(f->out, d);
 	f->found = 1;
 	return 1;
 }

@@ -7,12 +7,14 @@
  * decision into a response file.
  * Everything here returns errors as values; the programs print them.
  */
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <poll.h>
 #include <signal.h>
@@ -1161,4 +1163,143 @@ sv_cli_caller(const struct sv_entry *en)
 	if (en->gone)
 		return "gone";
 	return "waiting";
+}
+
+int
+sv_cli_outcome(struct sv_audit *a, const struct sv_decision_commit *d,
+    char **outcome, int *noted, struct sv_err *e)
+{
+	struct sv_apply_note n;
+	int rc;
+
+	*noted = 0;
+	if (strcmp(d->status, "approved") != 0 &&
+	    strcmp(d->status, "modified") != 0) {
+		*outcome = sv_xstrdup("-");
+		return 0;
+	}
+	rc = sv_apply_note_read(a, d->commit, &n, e);
+	if (rc == 1) {
+		*outcome = sv_xstrdup(n.line);
+		*noted = 1;
+		sv_apply_note_free(&n);
+		return 0;
+	}
+	*outcome = sv_xstrdup("applied: unknown");
+	return rc < 0 ? -1 : 0;
+}
+
+char *
+sv_cli_log_line(const struct sv_decision_commit *d, const char *outcome)
+{
+	const char *f[6] = { d->id, d->slug, d->tool, d->status, outcome,
+	    d->who ? d->who : "" };
+	char date[32], *ef[6], *line;
+	time_t when = (time_t)d->when;
+	struct tm tm;
+
+	gmtime_r(&when, &tm);
+	strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* Each field escaped on its own: tabs separate them. */
+	for (int i = 0; i < 6; i++)
+		ef[i] = sv_escape(f[i], strlen(f[i]), 0);
+	line = sv_xasprintf("%s\t%s\t%s\t%s\t%s\t%.12s\t%s\t%s", ef[0], ef[1],
+	    ef[2], ef[3], ef[4], d->commit, date, ef[5]);
+	for (int i = 0; i < 6; i++)
+		free(ef[i]);
+	return line;
+}
+
+/* Watch path, or while it is missing its parent: wd or -1. */
+static int
+watch_or_parent(int ifd, const char *path, int wd)
+{
+	/* Refs are renamed into place: no IN_CLOSE_WRITE, which every
+	 * opener of supervise.lock (ourselves too) would set off. */
+	const uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM |
+	    IN_DELETE | IN_ONLYDIR;
+	char *parent, *slash;
+	int w;
+
+	if ((w = inotify_add_watch(ifd, path, mask)) >= 0)
+		return w;
+	if (wd >= 0)
+		return wd;	/* the parent, watched already */
+	parent = sv_xstrdup(path);
+	if ((slash = strrchr(parent, '/')) && slash != parent)
+		*slash = '\0';
+	w = inotify_add_watch(ifd, parent, mask);
+	free(parent);
+	return w;
+}
+
+void
+sv_cli_watch_audit(int ifd, int wd[3])
+{
+	char *dir = sv_audit_dir();
+	char *heads = sv_xasprintf("%s/refs/heads", dir);
+	char *notes = sv_xasprintf("%s/refs/notes", dir);
+
+	wd[0] = watch_or_parent(ifd, dir, wd[0]);
+	wd[1] = watch_or_parent(ifd, heads, wd[1]);
+	wd[2] = watch_or_parent(ifd, notes, wd[2]);
+	free(dir);
+	free(heads);
+	free(notes);
+}
+
+int
+sv_cli_audit_event(const struct inotify_event *ev, const int wd[3])
+{
+	static const char *const names[] = { "main", "apply", "packed-refs",
+	    "heads", "notes", "refs", NULL };
+	char *dir;
+	const char *base;
+	int rc = 0;
+
+	if (ev->mask & IN_Q_OVERFLOW)
+		return 1;
+	if (ev->wd != wd[0] && ev->wd != wd[1] && ev->wd != wd[2])
+		return 0;
+	if (ev->mask & IN_IGNORED)
+		return 1;
+	if (ev->len == 0)
+		return 0;
+	for (int i = 0; names[i]; i++)
+		if (strcmp(ev->name, names[i]) == 0)
+			return 1;
+	/* The repository itself, made after we started. */
+	dir = sv_audit_dir();
+	base = strrchr(dir, '/');
+	rc = strcmp(ev->name, base ? base + 1 : dir) == 0;
+	free(dir);
+	return rc;
+}
+
+int
+sv_cli_inotify_each(int fd, int (*fn)(const struct inotify_event *, void *),
+    void *arg, struct sv_err *e)
+{
+	char buf[64 * (sizeof(struct inotify_event) + NAME_MAX + 1)]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	int n = 0;
+
+	for (;;) {
+		ssize_t len = read(fd, buf, sizeof buf);
+
+		if (len < 0 && errno == EINTR)
+			continue;
+		if (len < 0 && errno == EAGAIN)
+			return n;
+		if (len < 0)
+			return sv_errf(e, errno, "can't read inotify events");
+		if (len == 0)
+			return n;
+		for (char *p = buf; p < buf + len; ) {
+			const struct inotify_event *ev = (const void *)p;
+
+			n += fn(ev, arg) != 0;
+			p += sizeof *ev + ev->len;
+		}
+	}
 }

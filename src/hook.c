@@ -351,12 +351,7 @@ cache_one(const struct sv_decision_commit *d, void *arg)
 	if (ap->cache == NULL)
 		ap->cache = sv_xmalloc(CACHE_MAX * sizeof *ap->cache);
 	c = &ap->cache[ap->ncache++];
-	*c = *d;
-	c->slug = sv_xstrdup(d->slug);
-	c->id = sv_xstrdup(d->id);
-	c->tool = sv_xstrdup(d->tool);
-	c->status = sv_xstrdup(d->status);
-	c->subject = sv_xstrdup(d->subject);
+	sv_decision_commit_copy(c, d);
 	if (strcmp(d->id, w->id) == 0)
 		w->found = 1;
 	return w->found;
@@ -378,12 +373,7 @@ find_decision(struct sv_applier *ap, const char *id,
 			if (strcmp(ap->cache[i].id, id) == 0)
 				break;
 		if (i < ap->ncache) {
-			*out = ap->cache[i];
-			out->slug = sv_xstrdup(ap->cache[i].slug);
-			out->id = sv_xstrdup(ap->cache[i].id);
-			out->tool = sv_xstrdup(ap->cache[i].tool);
-			out->status = sv_xstrdup(ap->cache[i].status);
-			out->subject = sv_xstrdup(ap->cache[i].subject);
+			sv_decision_commit_copy(out, &ap->cache[i]);
 			return 1;
 		}
 		if (pass == 1)

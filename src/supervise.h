@@ -621,9 +621,13 @@ struct sv_decision_commit {
 	char parent[41];	/* "" for a root commit */
 	char *slug, *id, *tool, *status;
 	char *subject;
+	char *who;		/* the author, who decided: "Name <email>" */
 	int64_t when;		/* committer time */
 };
 void sv_decision_commit_free(struct sv_decision_commit *d);
+/* A copy of d that owns its strings (free with sv_decision_commit_free). */
+void sv_decision_commit_copy(struct sv_decision_commit *to,
+    const struct sv_decision_commit *d);
 /*
  * Call fn for each decision commit of bottle slug (NULL: every bottle)
  * among the last `max` commits of main (first parents), newest first;
@@ -770,6 +774,39 @@ int sv_cli_edit_text(const char *text, char **tmp, char **edited,
 /* Is the agent still waiting on the line for a pending proposal:
  * "waiting", "gone" (its connection dropped) or "cancelled" (flag T). */
 const char *sv_cli_caller(const struct sv_entry *en);
+/*
+ * What became of a decision, for lists: "applied: yes" or "applied: no:
+ * REASON" from its note (sv_apply_note_read), "-" for a rejection (it
+ * changes nothing), "applied: unknown" when no outcome is recorded (yet);
+ * malloc'd.  *noted: 1 when the note was there.  A note that can't be
+ * read is "applied: unknown" and -1, with e set.
+ */
+int sv_cli_outcome(struct sv_audit *a, const struct sv_decision_commit *d,
+    char **outcome, int *noted, struct sv_err *e);
+/* One supervise-log line, without its terminator: id, bottle, tool,
+ * status, outcome, commit (12 digits), date (UTC), who, tab-separated,
+ * each field escaped; malloc'd. */
+char *sv_cli_log_line(const struct sv_decision_commit *d,
+    const char *outcome);
+/*
+ * Watch (inotify descriptor ifd) what moves when a decision is committed
+ * or its outcome noted: the repository's refs/heads, refs/notes (refs/
+ * until it exists) and the repository itself (packed-refs; the
+ * repository's parent until it exists).  An event sv_cli_audit_event
+ * accepts means "look again"; call this again after one, to follow
+ * directories that appeared.  Unused slots are -1.
+ */
+void sv_cli_watch_audit(int ifd, int wd[3]);
+/* Does an event of those watches mean main or a note may have moved
+ * (not a lock file, not our own opening of the repository)? */
+struct inotify_event;
+int sv_cli_audit_event(const struct inotify_event *ev, const int wd[3]);
+/* Read every event waiting on the non-blocking inotify descriptor fd
+ * and call fn for each; the number of calls that returned non-zero, or
+ * -1 with e set. */
+int sv_cli_inotify_each(int fd,
+    int (*fn)(const struct inotify_event *, void *), void *arg,
+    struct sv_err *e);
 /* "new", "seen", "withdrawn" (flag T) or "decided" (flag R). */
 const char *sv_cli_state(const struct sv_entry *en);
 /* An age for lists: 5s, 3m, 2h, 4d (negative ages count as 0s). */

@@ -113,6 +113,7 @@ check_same "a slug that leaves the root: message" "$(cat err)" \
 supervise-watch -x >out 2>err
 check_same "a bad option: exit 2" "$?" 2
 supervise-watch -h >out 2>err
-check_same "-h: exit 0, usage" "$?:$(cat out)" "0:usage: supervise-watch [-0n] [SLUG ...]"
+check_same "-h: exit 0, usage" "$?:$(cat out)" "0:usage: supervise-watch [-0n] [SLUG ...]
+       supervise-watch -d [-0] [SLUG ...]"
 
 done_testing

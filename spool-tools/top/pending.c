@@ -19,7 +19,6 @@
 #include <sys/inotify.h>
 
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,27 +474,20 @@ handle(struct top_pending *m, const struct inotify_event *ev)
 	}
 }
 
+static int
+one_event(const struct inotify_event *ev, void *arg)
+{
+	handle(arg, ev);
+	return 1;
+}
+
 int
 top_pending_events(struct top_pending *m)
 {
-	char buf[64 * (sizeof(struct inotify_event) + NAME_MAX + 1)]
-	    __attribute__((aligned(__alignof__(struct inotify_event))));
-	int changed = 0;
+	struct sv_err e;
+	int n = sv_cli_inotify_each(m->ifd, one_event, m, &e);
 
-	for (;;) {
-		ssize_t len = read(m->ifd, buf, sizeof buf);
-
-		if (len < 0 && errno == EINTR)
-			continue;
-		if (len <= 0)
-			break;
-		for (char *p = buf; p < buf + len; ) {
-			const struct inotify_event *ev = (const void *)p;
-
-			handle(m, ev);
-			changed = 1;
-			p += sizeof *ev + ev->len;
-		}
-	}
-	return changed;
+	if (n < 0)
+		set_error(m, e.msg);
+	return n != 0;
 }

@@ -394,6 +394,112 @@ draw_list(struct top_ui *u, time_t now)
 	    "e edit  ? keys  q quit");
 }
 
+/* "applied: yes" -> "yes", "applied: no: R" -> "no: R". */
+static const char *
+effect(const char *outcome)
+{
+	return strncmp(outcome, "applied: ", 9) == 0 ? outcome + 9 : outcome;
+}
+
+static void
+draw_recent(struct top_ui *u, time_t now)
+{
+	struct top_recent *r = u->r;
+	int rows = scr_body_rows(), bw = 6, tw = 18, aw = 4, stw = 8, ww = 16;
+	char title[128], age[32];
+	size_t n = r->n;
+	int ew;
+
+	for (size_t i = 0; i < n; i++) {
+		int l = (int)strlen(r->rows[i].d.slug);
+
+		if (l > bw)
+			bw = l;
+	}
+	if (bw > 16)
+		bw = 16;
+	if (COLS < 100)
+		ww = 12;
+	snprintf(title, sizeof title, " supervise-top: the last %zu "
+	    "decision%s%s", n, n == 1 ? "" : "s",
+	    u->apply_pid ? ", applying again..." : "");
+	draw_title(u, title, "Pending [Recent] ");
+	move(1, 0);
+	clrtoeol();
+	attron(A_BOLD);
+	mvprintw(1, 0, "  %*s %-*s %-*s %-*s %-*s %s", aw, "AGO", bw, "BOTTLE",
+	    tw, "TOOL", stw, "STATUS", ww, "WHO", "TOOK EFFECT");
+	attroff(A_BOLD);
+	ew = COLS - (2 + aw + 1 + bw + 1 + tw + 1 + stw + 1 + ww + 1);
+	if (u->rcur >= n && n > 0)
+		u->rcur = n - 1;
+	if (u->rcur < u->rfirst)
+		u->rfirst = u->rcur;
+	if (rows > 0 && u->rcur >= u->rfirst + (size_t)rows)
+		u->rfirst = u->rcur - (size_t)rows + 1;
+	for (int y = 0; y < rows; y++) {
+		size_t i = u->rfirst + (size_t)y;
+		const struct top_decision *t = i < n ? &r->rows[i] : NULL;
+		const char *ef;
+		char *esc[4];
+		attr_t a = A_NORMAL, ea = A_NORMAL;
+		int x = 2;
+
+		move(2 + y, 0);
+		clrtoeol();
+		if (!t)
+			continue;
+		if (i == u->rcur)
+			a |= A_REVERSE;
+		attron(a);
+		if (i == u->rcur)
+			hline(' ', COLS);
+		esc[0] = sv_escape(t->d.slug, strlen(t->d.slug), 0);
+		esc[1] = sv_escape(t->d.tool, strlen(t->d.tool), 0);
+		esc[2] = sv_escape(t->d.status, strlen(t->d.status), 0);
+		esc[3] = sv_escape(t->d.who ? t->d.who : "",
+		    t->d.who ? strlen(t->d.who) : 0, 0);
+		sv_cli_age(now - (time_t)t->d.when, age, sizeof age);
+		mvprintw(2 + y, x, "%*.*s", aw, aw, age);
+		x += aw + 1;
+		move(2 + y, x);
+		put_text(esc[0], strlen(esc[0]), bw, 1);
+		x += bw + 1;
+		move(2 + y, x);
+		put_text(esc[1], strlen(esc[1]), tw, 1);
+		x += tw + 1;
+		move(2 + y, x);
+		put_text(esc[2], strlen(esc[2]), stw, 1);
+		x += stw + 1;
+		move(2 + y, x);
+		put_text(esc[3], strlen(esc[3]), ww, 1);
+		x += ww + 1;
+		ef = effect(t->outcome);
+		if (i != u->rcur && strncmp(ef, "no", 2) == 0)
+			ea = pair(u, C_BAD) | A_BOLD;
+		else if (i != u->rcur && strcmp(ef, "yes") == 0)
+			ea = pair(u, C_OK);
+		if (ew > 0) {
+			char *e = sv_escape(ef, strlen(ef), 0);
+
+			attron(ea);
+			move(2 + y, x);
+			put_text(e, strlen(e), ew, 1);
+			attroff(ea);
+			free(e);
+		}
+		attroff(a);
+		for (int k = 0; k < 4; k++)
+			free(esc[k]);
+	}
+	if (n == 0 && rows > 0)
+		puts_at(2, 2, r->error ? r->error : "No decision yet.",
+		    COLS - 2);
+	draw_message(u);
+	draw_keys(" j/k move  Enter open  A apply again  Tab pending  ? keys  "
+	    "q quit");
+}
+
 static void
 draw_doc(struct top_ui *u)
 {
@@ -409,7 +515,8 @@ draw_doc(struct top_ui *u)
 	else if (u->scroll > u->nlines - (size_t)rows)
 		u->scroll = u->nlines - (size_t)rows;
 	snprintf(title, sizeof title, " %s%s %s/%s",
-	    u->view == V_CONFIRM ? "Approve as modified:" : "Proposal",
+	    u->view == V_CONFIRM ? "Approve as modified:" :
+	    u->view == V_DECISION ? "Decision" : "Proposal",
 	    u->d_gone ? " (decided or gone)" : "", u->d_slug, u->d_id);
 	snprintf(right, sizeof right, "%zu/%zu ",
 	    u->nlines ? u->scroll + 1 : 0, u->nlines);
@@ -436,6 +543,8 @@ draw_doc(struct top_ui *u)
 	draw_message(u);
 	if (u->view == V_CONFIRM)
 		draw_keys(" Up/Down scroll  type notes, Enter approves  Esc cancels");
+	else if (u->view == V_DECISION)
+		draw_keys(" j/k scroll  A apply again  q back  ? keys");
 	else
 		draw_keys(" j/k scroll  a approve  r reject  e edit  q back  "
 		    "? keys");
@@ -455,6 +564,7 @@ static const char *const help_text[] = {
 	"  e              edit this one's payload in $EDITOR, then approve it",
 	"  o              newest or oldest first",
 	"  Tab            pending proposals or recent decisions",
+	"  A              (recent) apply a decision again: supervise-apply",
 	"  q, Esc         back from a proposal; quit from the list",
 	"  ^L             redraw",
 	"  ?              this list",
@@ -496,6 +606,8 @@ scr_draw(struct top_ui *u, time_t now)
 		draw_help(u);
 	else if (u->view == V_LIST)
 		draw_list(u, now);
+	else if (u->view == V_RECENT)
+		draw_recent(u, now);
 	else
 		draw_doc(u);
 	refresh();

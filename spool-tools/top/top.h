@@ -16,6 +16,8 @@
 #ifndef TOP_H
 #define TOP_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <time.h>
 #include <wchar.h>
@@ -72,6 +74,36 @@ long top_pending_find(const struct top_pending *m, const char *slug,
 size_t top_pending_marked(const struct top_pending *m);
 
 
+/* recent.c */
+#define TOP_RECENT_MAX 200	/* decisions on the second tab */
+
+struct top_decision {
+	struct sv_decision_commit d;
+	char *outcome;		/* sv_cli_outcome */
+	int noted;
+};
+
+struct top_recent {
+	char **slugs;		/* the bottles followed; none: every one */
+	size_t nslugs;
+	struct top_decision *rows;	/* newest first */
+	size_t n;
+	int ifd;		/* inotify on the repository's refs */
+	int wd[3];
+	int dirty;		/* main or a note moved since the last load */
+	char *error;
+};
+
+void top_recent_open(struct top_recent *r, char **slugs, size_t nslugs);
+void top_recent_close(struct top_recent *r);
+/* Read r->ifd's events; 1 (and r->dirty) when main or a note moved. */
+int top_recent_events(struct top_recent *r);
+/* Read the last TOP_RECENT_MAX decisions and their outcomes again. */
+void top_recent_load(struct top_recent *r);
+/* A decision and its note (the hook's output), escaped, for the detail
+ * view; malloc'd. */
+char *top_recent_doc(const struct top_decision *t);
+
 /* screen.c */
 struct scr_line {
 	const char *s;		/* into the document */
@@ -80,13 +112,20 @@ struct scr_line {
 };
 enum { SCR_TEXT, SCR_HEAD, SCR_ADD, SCR_DEL, SCR_HUNK, SCR_NOTE };
 
-enum top_view { V_LIST, V_DETAIL, V_CONFIRM, V_RECENT };
+enum top_view { V_LIST, V_DETAIL, V_CONFIRM, V_RECENT, V_DECISION };
 enum top_act { ACT_NONE, ACT_APPROVE, ACT_REJECT, ACT_MODIFY };
 
 #define TOP_INPUT_MAX 1024	/* characters in a notes prompt */
 
 struct top_ui {
 	struct top_pending *m;
+	struct top_recent *r;
+	size_t rcur, rfirst;	/* the recent tab: cursor, first row shown */
+	pid_t apply_pid;	/* a supervise-apply running, or 0 */
+	int apply_fd;		/* its output */
+	char apply_out[1024];	/* the end of it */
+	size_t apply_len;
+	char apply_what[SV_SLUG_MAX + SV_ID_MAX + 2];
 	enum top_view view;
 	int help;		/* the key list is shown over the view */
 	int newest_first;

@@ -17,6 +17,12 @@
 #define SV_RPC_INVALID_PARAMS	-32602
 #define SV_RPC_INTERNAL_ERROR	-32603
 #define SV_MCP_BODY_MAX		(1 << 20)	/* bytes in a request body */
+/*
+ * Bytes in a string request id or progressToken: a waiting call keeps
+ * both (to answer and to send progress) long after its body's share of
+ * the body budget is given back, so they are bounded instead.
+ */
+#define SV_MCP_ID_MAX		256
 /* Protocol versions, newest first, NULL-terminated. */
 extern const char *const sv_mcp_versions[];
 int sv_mcp_version_ok(const char *v);

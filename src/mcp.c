@@ -206,6 +206,12 @@ tools_call(struct sv_mcp_msg *m, json_t *params)
 	}
 	meta = json_object_get(params, "_meta");
 	v = json_object_get(meta, "progressToken");
+	if (json_is_string(v) && json_string_length(v) > SV_MCP_ID_MAX) {
+		reply(m, sv_mcp_error(m->id, SV_RPC_INVALID_PARAMS,
+		    "_meta.progressToken must be at most %d bytes long (this "
+		    "one has %zu)", SV_MCP_ID_MAX, json_string_length(v)));
+		return;
+	}
 	if (json_is_string(v) || json_is_integer(v))
 		m->progress_token = json_incref(v);
 	m->tool = t;
@@ -293,6 +299,13 @@ sv_mcp_handle(const char *body, size_t len, struct sv_mcp_msg *m)
 	    json_object_get(req, "method") != NULL) {
 		reply(m, sv_mcp_error(NULL, SV_RPC_INVALID_REQUEST,
 		    "id must be a string or a number, not null"));
+		goto out;
+	}
+	if (json_is_string(idj) && json_string_length(idj) > SV_MCP_ID_MAX) {
+		/* Not echoed: the answer would carry what it refuses. */
+		reply(m, sv_mcp_error(NULL, SV_RPC_INVALID_REQUEST,
+		    "id must be at most %d bytes long (this one has %zu)",
+		    SV_MCP_ID_MAX, json_string_length(idj)));
 		goto out;
 	}
 	if (idj != NULL)

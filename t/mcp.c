@@ -47,13 +47,68 @@ negotiated(const char *body)
 	    "protocolVersion", NULL));
 }
 
+/* "x" repeated n times, as a JSON string's contents. */
+static char *
+xs(size_t n)
+{
+	char *s = malloc(n + 1);
+
+	memset(s, 'x', n);
+	s[n] = '\0';
+	return s;
+}
+
+static void
+long_ids(void)
+{
+	char *at = xs(SV_MCP_ID_MAX), *over = xs(SV_MCP_ID_MAX + 1), *b, *msg;
+
+	b = sv_xasprintf("{\"jsonrpc\": \"2.0\", \"id\": \"%s\", "
+	    "\"method\": \"ping\"}", at);
+	handle(b);
+	ok(m.kind == SV_MCP_REPLY && json_object_get(m.reply, "result") &&
+	    strcmp(json_string_value(json_object_get(m.reply, "id")), at) == 0,
+	    "an id of %d bytes is answered", SV_MCP_ID_MAX);
+	free(b);
+	b = sv_xasprintf("{\"jsonrpc\": \"2.0\", \"id\": \"%s\", "
+	    "\"method\": \"ping\"}", over);
+	msg = sv_xasprintf("id must be at most %d bytes long (this one has "
+	    "%d)", SV_MCP_ID_MAX, SV_MCP_ID_MAX + 1);
+	error_is(b, SV_RPC_INVALID_REQUEST, msg, "a longer id is refused");
+	ok(json_is_null(json_object_get(m.reply, "id")),
+	    "and not echoed back");
+	free(b);
+	free(msg);
+	b = sv_xasprintf("{\"jsonrpc\": \"2.0\", \"id\": 4, \"method\": "
+	    "\"tools/call\", \"params\": {\"name\": \"egress-block\", "
+	    "\"_meta\": {\"progressToken\": \"%s\"}, \"arguments\": "
+	    "{\"host\": \"a.example\", \"justification\": \"j\"}}}", over);
+	msg = sv_xasprintf("_meta.progressToken must be at most %d bytes long "
+	    "(this one has %d)", SV_MCP_ID_MAX, SV_MCP_ID_MAX + 1);
+	error_is(b, SV_RPC_INVALID_PARAMS, msg,
+	    "a longer progress token is refused; nothing to file");
+	free(b);
+	free(msg);
+	b = sv_xasprintf("{\"jsonrpc\": \"2.0\", \"id\": 4, \"method\": "
+	    "\"tools/call\", \"params\": {\"name\": \"egress-block\", "
+	    "\"_meta\": {\"progressToken\": \"%s\"}, \"arguments\": "
+	    "{\"host\": \"a.example\", \"justification\": \"j\"}}}", at);
+	handle(b);
+	ok(m.kind == SV_MCP_CALL && json_string_length(m.progress_token) ==
+	    SV_MCP_ID_MAX, "a progress token of %d bytes is kept",
+	    SV_MCP_ID_MAX);
+	free(b);
+	free(at);
+	free(over);
+}
+
 int
 main(void)
 {
 	char *s;
 	const char *v;
 
-	plan(43);
+	plan(48);
 
 	error_is("{", SV_RPC_PARSE_ERROR,
 	    "parse error: string or '}' expected near end of file: "
@@ -168,6 +223,9 @@ main(void)
 	    "{\n  \"host\": \"a.example\"\n}\n") == 0 && m.justification &&
 	    strcmp(m.justification, "j") == 0, "proposing call validated");
 	is_str(json_string_value(m.progress_token), "p1", "progress token kept");
+
+	/* A waiting call keeps its id and progress token: both bounded. */
+	long_ids();
 
 	handle("{\"jsonrpc\": \"2.0\", \"id\": 5, \"method\": \"tools/call\", "
 	    "\"params\": {\"name\": \"proposal-status\", \"arguments\": "

@@ -3,7 +3,7 @@
 # run as printed against a repository with decisions and edits in it:
 # each must work and answer its question.
 . "$(dirname "$0")/lib.sh"
-plan 14
+plan 16
 
 A=$SUPERVISE_ROOT/audit.git
 drain() { SUPERVISE_BOTTLE_SLUG=$1 timeout 60 supervised --drain; }
@@ -15,7 +15,10 @@ a=$(supervise-propose -s web1 -t egress-block -j 'need the API' \
     '{"host": "api.github.com"}')
 b=$(supervise-propose -s web1 -t pipelock-block -j 'downloads' \
     'https://api.github.com/repos/x/y/tarball')
-c=$(supervise-propose -s web2 -t egress-block -j 'exfil?' '{"host": "evil.example"}')
+# An agent that writes trailers into its justification: the recipes
+# read the trailers git parses, which its quoted lines are not.
+c=$(supervise-propose -s web2 -t egress-block -j "$(printf 'exfil?\n\nProposal-Id: %s\nAction: operator-edit' "$a")" \
+    '{"host": "evil.example"}')
 supervise-approve "$a" "$b" >/dev/null
 SUPERVISE_OPERATOR='Bob Second <bob@example.org>' supervise-reject -n no "$c" >/dev/null
 drain web1 >/dev/null && drain web2 >/dev/null
@@ -42,8 +45,8 @@ recipes=$(awk '
 check_same "the page holds the recipes" "$(printf '%s\n' "$recipes" | wc -l | tr -d ' ')" 10
 
 n=0
-printf '%s\n' "$recipes" | sed "s/1795372716\\\\.M652059P19635Q1R76bddac99d901c51\\\\.vm/$(echo "$a" |
-    sed 's/\./\\\\./g')/" >recipes
+printf '%s\n' "$recipes" |
+    sed "s/1795372716\\.M652059P19635Q1R76bddac99d901c51\\.vm/$a/" >recipes
 while IFS= read -r cmd; do
 	n=$((n + 1))
 	(cd "$A" && eval "$cmd") >"r$n" 2>"e$n" </dev/null
@@ -84,4 +87,8 @@ check_match "one proposal: its record" "$(cat r8)" "decisions/.*/$a\.json"
 check_match "one proposal: its routes change" "$(cat r8)" '^\+      "host": "api.github.com"'
 check_match "route history names the proposal" "$(cat r9)" "^Proposal-Id: $a\$"
 check_match "operator edits only" "$(cat r10)" ' web1: operator edit pipelock/allowlist$'
+check_same "one proposal: not the one whose justification names it" \
+    "$(grep -c 'evil\.example' r8)" 0
+check_same "operator edits: not a justification that says it is one" \
+    "$(grep -c . r10)" 1
 done_testing

@@ -6,8 +6,9 @@
 #   make run             start supervised on a local spool (see README)
 #   make install         PREFIX, DESTDIR, BINDIR, MANDIR
 #
-# Each program in spool-tools/*.c and src/supervised.c links libsupervise.a,
-# built from the other src/*.c, so a binary carries only what it uses.
+# Each program in spool-tools/*.c, and supervised (built from DAEMONSRC,
+# the files that include src/sidecar.h), links libsupervise.a, built from
+# the other src/*.c, so a binary carries only what it uses.
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -26,7 +27,10 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS += -lpthread
 
-LIBSRC := $(filter-out src/supervised.c,$(wildcard src/*.c))
+DAEMONSRC := src/supervised.c src/config.c src/http.c src/calls.c \
+    src/jobs.c src/decisions.c
+DAEMONOBJ := $(DAEMONSRC:src/%.c=$(O)/src/%.o)
+LIBSRC := $(filter-out $(DAEMONSRC),$(wildcard src/*.c))
 LIBOBJ := $(LIBSRC:src/%.c=$(O)/src/%.o)
 LIB := $(O)/libsupervise.a
 TOOLS := $(patsubst spool-tools/%.c,$(O)/bin/%,$(wildcard spool-tools/*.c))
@@ -50,9 +54,9 @@ $(LIB): $(LIBOBJ)
 	rm -f $@
 	$(AR) rcs $@ $(LIBOBJ)
 
-$(O)/bin/supervised: $(O)/src/supervised.o $(LIB)
+$(O)/bin/supervised: $(DAEMONOBJ) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(DAEMONOBJ) $(LIB) $(PKG_LIBS) $(LDLIBS)
 
 $(O)/bin/%: spool-tools/%.c $(LIB) $(HDRS) | $(O)/.deps
 	@mkdir -p $(@D)

@@ -1,0 +1,662 @@
+/*
+ * http.c: the HTTP side of the sidecar, on libmicrohttpd.  A request's
+ * headers are checked before its body is read (path, Host, Origin, bearer
+ * token, method, type, protocol version, length: guard.c's verdicts as
+ * status codes); its body is read under the memory budget and its
+ * deadline, parsed (mcp.c), and answered at once or handed to the spool
+ * thread as a job; a waiting call gets its answer as JSON when resumed,
+ * or on an SSE stream that sse_read feeds.  start_http listens.
+ *
+ * Threads: all of it but start_http runs on libmicrohttpd's internal
+ * thread, which never touches the disk; the table of waiting calls is
+ * reached under the mutex (calls.c).  The full account is in sidecar.h.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "sidecar.h"
+
+/*
+ * Memory per waiting call, which is what 10,000 of them cost: the
+ * connection's pool holds the request's headers (up to about 2 KiB of
+ * them fit in 3 KiB; more gets 431) and never the body; an SSE
+ * response's block is its write buffer, and events are small (a long
+ * result just takes more calls of sse_read).  With libmicrohttpd's
+ * defaults (32 KiB and our 16 KiB block) a waiting call cost 38 KiB;
+ * with 3 KiB and 512 bytes, 5.3 KiB; the block is allocated with the
+ * response, so 256 bytes less is 2.5 MiB less for 10,000 calls.
+ */
+#define CONN_MEMORY	3072
+#define SSE_BLOCK	256
+
+/* --- HTTP (libmicrohttpd's thread) ---------------------------------------- */
+
+static enum MHD_Result
+queue_body(struct MHD_Connection *c, unsigned status, const char *type,
+    const char *body, size_t len, const char *hname, const char *hvalue)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, (void *)body,
+	    MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (hname != NULL)
+		MHD_add_response_header(resp, hname, hvalue);
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result
+queue_text(struct MHD_Connection *c, unsigned status, const char *text)
+{
+	return queue_body(c, status, "text/plain; charset=utf-8", text,
+	    strlen(text), NULL, NULL);
+}
+
+static enum MHD_Result
+queue_json(struct MHD_Connection *c, unsigned status, json_t *msg,
+    const char *hname, const char *hvalue)
+{
+	char *text = sv_mcp_dumps(msg);
+	enum MHD_Result ret;
+
+	json_decref(msg);
+	ret = queue_body(c, status, "application/json", text, strlen(text),
+	    hname, hvalue);
+	free(text);
+	return ret;
+}
+
+static const char *
+header(struct MHD_Connection *c, const char *name)
+{
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static int
+accepts_sse(struct MHD_Connection *c)
+{
+	const char *accept = header(c, MHD_HTTP_HEADER_ACCEPT);
+
+	return accept != NULL && strcasestr(accept, "text/event-stream") != NULL;
+}
+
+/* First look at a request: everything that can be refused before its body. */
+static enum MHD_Result
+check_headers(struct MHD_Connection *c, const char *url, const char *method,
+    int *handled)
+{
+	const char *v, *te;
+	char *msg;
+	enum MHD_Result ret;
+	unsigned long long clen;
+
+	*handled = 1;
+	if (strcmp(url, "/health") == 0) {
+		if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+			return queue_text(c, MHD_HTTP_OK, "ok\n");
+		return queue_body(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "text/plain; charset=utf-8", "use GET for /health\n", 20,
+		    MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	}
+	if (strcmp(url, "/mcp") != 0 && strcmp(url, "/") != 0)
+		return queue_text(c, MHD_HTTP_NOT_FOUND,
+		    "not found: the MCP endpoint is /mcp\n");
+	v = header(c, MHD_HTTP_HEADER_HOST);
+	switch (sv_host_check(v, sc.cfg.hosts, sc.cfg.nhosts)) {
+	case SV_HOST_OK:
+		break;
+	case SV_HOST_UNKNOWN:
+		/* Defence in depth behind Origin: a name that resolves to
+		 * us but is not ours is DNS rebinding, or a mistake. */
+		return queue_text(c, MHD_HTTP_MISDIRECTED_REQUEST,
+		    "this sidecar does not answer to that Host name "
+		    "(see supervised --allow-host)\n");
+	case SV_HOST_BAD:
+		return queue_text(c, MHD_HTTP_BAD_REQUEST,
+		    "malformed Host header\n");
+	}
+	v = header(c, "Origin");
+	if (v != NULL && !sv_origin_allowed(v))
+		return queue_text(c, MHD_HTTP_FORBIDDEN,
+		    "origin not allowed\n");
+	if (sc.cfg.token != NULL && !sv_token_ok(sc.cfg.token_digest,
+	    header(c, MHD_HTTP_HEADER_AUTHORIZATION)))
+		return queue_body(c, MHD_HTTP_UNAUTHORIZED,
+		    "text/plain; charset=utf-8", "bearer token required\n", 22,
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (strcmp(method, "POST") != 0)
+		return queue_body(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "text/plain; charset=utf-8", "use POST for MCP requests\n",
+		    26, MHD_HTTP_HEADER_ALLOW, "POST");
+	if (!sv_json_content_type(header(c, MHD_HTTP_HEADER_CONTENT_TYPE)))
+		return queue_text(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		    "Content-Type must be application/json\n");
+	v = header(c, "MCP-Protocol-Version");
+	if (v != NULL && !sv_mcp_version_ok(v)) {
+		msg = sv_escape(v, strlen(v), 0);
+		ret = queue_json(c, MHD_HTTP_BAD_REQUEST, sv_mcp_error(NULL,
+		    SV_RPC_INVALID_REQUEST, "unsupported MCP-Protocol-Version "
+		    "'%.100s' (supported: %s, %s, %s, %s)", msg,
+		    sv_mcp_versions[0], sv_mcp_versions[1], sv_mcp_versions[2],
+		    sv_mcp_versions[3]), NULL, NULL);
+		free(msg);
+		return ret;
+	}
+	v = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	te = header(c, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (v != NULL) {
+		errno = 0;
+		clen = strtoull(v, NULL, 10);
+		if (errno != 0 || clen > SV_MCP_BODY_MAX)
+			return queue_text(c, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "request body too large (limit 1 MiB)\n");
+	} else if (te == NULL || strcasestr(te, "chunked") == NULL) {
+		return queue_text(c, MHD_HTTP_LENGTH_REQUIRED,
+		    "Content-Length required\n");
+	}
+	*handled = 0;
+	return MHD_YES;
+}
+
+/* 32 hex digits from getrandom; NULL when it fails (never a guessable
+ * id such as all zeros). */
+static char *
+new_session_id(void)
+{
+	unsigned char b[16];
+	char *s;
+	size_t got = 0;
+	ssize_t n;
+	int i;
+
+	while (got < sizeof b) {
+		n = getrandom(b + got, sizeof b - got, 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		got += (size_t)n;
+	}
+	s = sv_xmalloc(33);
+	for (i = 0; i < 16; i++)
+		snprintf(s + 2 * i, 3, "%02x", b[i]);
+	return s;
+}
+
+static ssize_t
+sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct request *r = cls;
+	size_t n;
+
+	(void)pos;
+	lock();
+	if (r->gone) {
+		unlock();
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	if (r->out_off < r->out_len) {
+		n = r->out_len - r->out_off;
+		if (n > max)
+			n = max;
+		memcpy(buf, r->out + r->out_off, n);
+		r->out_off += n;
+		unlock();
+		return (ssize_t)n;
+	}
+	if (r->finished) {
+		unlock();
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	}
+	/* Nothing to say yet: sleep until sse_send or finish wakes us. */
+	suspend(r);
+	unlock();
+	return 0;
+}
+
+static void
+sse_free(void *cls)
+{
+	lock();
+	request_unref(cls);
+	unlock();
+}
+
+/* A tools/call the spool thread must carry out. */
+static enum MHD_Result
+start_call(struct MHD_Connection *c, struct request *r)
+{
+	const struct sv_tool *t = r->msg.tool;
+	struct MHD_Response *resp;
+	enum job_kind kind;
+	enum MHD_Result ret;
+	int may_wait;
+
+	kind = t->proposes ? JOB_PROPOSE :
+	    strcmp(t->name, SV_TOOL_PROPOSAL_STATUS) == 0 ? JOB_STATUS :
+	    JOB_ROUTES;
+	may_wait = kind != JOB_ROUTES && r->msg.wait_seconds != 0;
+	lock();
+	if (sc.stopping) {
+		unlock();
+		return queue_json(c, MHD_HTTP_OK, sv_mcp_error(r->msg.id,
+		    SV_RPC_INTERNAL_ERROR, "supervised is shutting down; "
+		    "nothing was proposed"), NULL, NULL);
+	}
+	r->start_ms = sv_now_ms();
+	r->next_progress_ms = r->start_ms + sc.cfg.progress * 1000;
+	if (kind == JOB_PROPOSE && sc.cfg.max_wait > 0)
+		r->deadline_ms = r->start_ms + sc.cfg.max_wait * 1000;
+	r->in_flight = 1;
+	r->anext = sc.calls;
+	if (sc.calls)
+		sc.calls->aprev = r;
+	sc.calls = r;
+	if (may_wait && accepts_sse(c)) {
+		/* Headers now: clients give up on a call whose response
+		 * headers take more than a minute. */
+		r->sse = 1;
+		out_append(r, ": waiting for operator\n\n", 24);
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+		    SSE_BLOCK, sse_read, r, sse_free);
+		if (resp == NULL) {
+			call_unlink(r);
+			unlock();
+			return MHD_NO;
+		}
+		r->refs++;
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    "text/event-stream");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+		    "no-cache");
+		ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+		MHD_destroy_response(resp);
+	} else {
+		suspend(r);
+		ret = MHD_YES;
+	}
+	job_push(kind, r);
+	unlock();
+	return ret;
+}
+
+/* notifications/cancelled: find the call by (session, request id). */
+static void
+cancel_call(struct request *from)
+{
+	struct request *r;
+
+	lock();
+	for (r = sc.calls; r != NULL; r = r->anext) {
+		if (r->finished || r->msg.id == NULL ||
+		    !json_equal(r->msg.id, from->msg.cancel_id))
+			continue;
+		if ((r->session == NULL) != (from->session == NULL) ||
+		    (r->session && strcmp(r->session, from->session) != 0))
+			continue;
+		job_push(JOB_CANCEL, r);
+		break;
+	}
+	unlock();
+}
+
+/* The Content-Length check_headers let through; 0 when chunked. */
+static size_t
+body_length(struct MHD_Connection *c)
+{
+	const char *v = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return v != NULL ? (size_t)strtoull(v, NULL, 10) : 0;
+}
+
+/* libmicrohttpd's timeout of one connection, in whole seconds, at least 1. */
+static void
+set_timeout(struct MHD_Connection *c, int64_t ms)
+{
+	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+	    (unsigned)((ms + 999) / 1000 > 0 ? (ms + 999) / 1000 : 1));
+}
+
+/* A flood makes one line a minute: "VERB N NOUN(s) WHY VALUE UNIT". */
+static void
+log_flood(struct sv_ratelog *rl, const char *verb, const char *noun,
+    const char *why, long value, const char *unit)
+{
+	unsigned long n;
+
+	if (sv_ratelog(rl, &n))
+		sv_warnx("%s %lu %s%s%s%ld%s", verb, n, noun, n == 1 ? "" : "s",
+		    why, value, unit);
+}
+
+static void
+log_over_budget(void)
+{
+	log_flood(&sc.over_budget, "refused", "request",
+	    ": request bodies hold the whole budget of ", sc.cfg.body_budget,
+	    " MiB (--body-budget)");
+}
+
+static void
+log_too_slow(void)
+{
+	log_flood(&sc.too_slow, "closed", "connection",
+	    " whose body took longer than ", sc.cfg.body_timeout,
+	    "s (--body-timeout)");
+}
+
+static enum MHD_Result
+refuse_over_budget(struct MHD_Connection *c)
+{
+	static const char text[] = "request bodies hold all the memory the "
+	    "sidecar lends them; try again shortly\n";
+
+	log_over_budget();
+	return queue_body(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+	    "text/plain; charset=utf-8", text, sizeof text - 1,
+	    MHD_HTTP_HEADER_RETRY_AFTER, "5");
+}
+
+static enum MHD_Result
+handle_body(struct MHD_Connection *c, struct request *r)
+{
+	char *sid;
+	enum MHD_Result ret;
+
+	sv_mcp_handle(r->body ? r->body : "", r->len, &r->msg);
+	r->parsed = 1;
+	/* Parsed into r->msg: a waiting call need not keep the text. */
+	free(r->body);
+	r->body = NULL;
+	r->cap = 0;
+	set_timeout(c, sc.cfg.idle_timeout * 1000);
+	if (r->msg.kind != SV_MCP_CALL || !r->msg.tool->proposes) {
+		/* Only a proposal's payload outlives the parse. */
+		lock();
+		sv_budget_give(&sc.bodies, r->reserved);
+		r->reserved = 0;
+		unlock();
+	}
+	switch (r->msg.kind) {
+	case SV_MCP_REPLY:
+		if (r->msg.initialize) {
+			if ((sid = new_session_id()) == NULL) {
+				sv_warnx("can't make a session id: getrandom: %s",
+				    strerror(errno));
+				return queue_json(c,
+				    MHD_HTTP_INTERNAL_SERVER_ERROR,
+				    sv_mcp_error(r->msg.id,
+				    SV_RPC_INTERNAL_ERROR, "can't make a "
+				    "session id; try again"), NULL, NULL);
+			}
+			ret = queue_json(c, MHD_HTTP_OK, json_incref(r->msg.reply),
+			    "Mcp-Session-Id", sid);
+			free(sid);
+			return ret;
+		}
+		return queue_json(c, MHD_HTTP_OK, json_incref(r->msg.reply),
+		    NULL, NULL);
+	case SV_MCP_CANCEL:
+		cancel_call(r);
+		/* FALLTHROUGH */
+	case SV_MCP_ACCEPTED:
+		return queue_body(c, MHD_HTTP_ACCEPTED, "text/plain", "", 0,
+		    NULL, NULL);
+	case SV_MCP_CALL:
+		return start_call(c, r);
+	}
+	return MHD_NO;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_size, void **con_cls)
+{
+	struct request *r = *con_cls;
+	enum MHD_Result ret;
+	const char *v;
+	int handled;
+	char *body;
+	size_t clen;
+	int64_t left;
+
+	(void)cls;
+	(void)version;
+	if (r == NULL) {
+		ret = check_headers(c, url, method, &handled);
+		if (handled)
+			return ret;
+		/* A body of known length takes its share now, before a byte
+		 * of it is held: refused at once when there is none. */
+		clen = body_length(c);
+		if (clen > 0 && sv_budget_take(&sc.bodies, clen) == -1)
+			return refuse_over_budget(c);
+		r = sv_xmalloc(sizeof *r);
+		memset(r, 0, sizeof *r);
+		r->refs = 1;
+		r->alive = 1;
+		r->conn = c;
+		r->reserved = clen;
+		r->body_deadline_ms = sv_now_ms() + sc.cfg.body_timeout * 1000;
+		set_timeout(c, sc.cfg.body_timeout * 1000);
+		v = header(c, "Mcp-Session-Id");
+		if (v != NULL)
+			r->session = sv_xstrdup(v);
+		lock();
+		sc.ncalls++;
+		unlock();
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (r->rejected) {
+		/*
+		 * libmicrohttpd takes no response in the middle of a body:
+		 * read the rest of an oversized chunked body and throw it
+		 * away, then answer 413; past a bound, just hang up.
+		 */
+		if (*upload_size == 0)
+			return queue_text(c, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "request body too large (limit 1 MiB)\n");
+		r->len += *upload_size;
+		*upload_size = 0;
+		return r->len > 16 * (size_t)SV_MCP_BODY_MAX ? MHD_NO : MHD_YES;
+	}
+	if (*upload_size > 0 && (left = r->body_deadline_ms - sv_now_ms()) <= 0) {
+		log_too_slow();
+		return MHD_NO;		/* hang up: no response mid-body */
+	}
+	if (*upload_size > 0) {
+		/* The rest must come by the deadline, not by one more idle
+		 * timeout after each byte. */
+		set_timeout(c, left);
+		if (r->len + *upload_size > SV_MCP_BODY_MAX) {
+			/* A chunked body (its length was not known). */
+			r->rejected = 1;
+			r->len += *upload_size;
+			*upload_size = 0;
+			free(r->body);
+			r->body = NULL;
+			r->cap = 0;
+			return MHD_YES;
+		}
+		if (r->len + *upload_size > r->reserved) {
+			/* A chunked body takes its share as it grows. */
+			if (sv_budget_take(&sc.bodies, r->len + *upload_size -
+			    r->reserved) == -1) {
+				log_over_budget();
+				return MHD_NO;
+			}
+			r->reserved = r->len + *upload_size;
+		}
+		if (r->len + *upload_size > r->cap) {
+			/* Its length when known (pages are touched only as
+			 * bytes arrive), else exact, doubling after. */
+			r->cap = r->len + *upload_size > 2 * r->cap ?
+			    r->len + *upload_size : 2 * r->cap;
+			if (r->cap < r->reserved)
+				r->cap = r->reserved;
+			if (r->cap > SV_MCP_BODY_MAX)
+				r->cap = SV_MCP_BODY_MAX;
+			r->body = sv_xrealloc(r->body, r->cap);
+		}
+		memcpy(r->body + r->len, upload, *upload_size);
+		r->len += *upload_size;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->parsed) {
+		/* Resumed: the JSON answer is ready, or its caller left. */
+		lock();
+		if (r->gone) {
+			unlock();
+			return MHD_NO;
+		}
+		if (!r->finished) {
+			suspend(r);
+			unlock();
+			return MHD_YES;
+		}
+		body = r->out;
+		r->out = NULL;
+		r->out_len = r->out_cap = 0;
+		unlock();
+		ret = queue_body(c, MHD_HTTP_OK, "application/json",
+		    body ? body : "", body ? strlen(body) : 0, NULL, NULL);
+		free(body);
+		return ret;
+	}
+	return handle_body(c, r);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct request *r = *con_cls;
+
+	(void)cls;
+	(void)c;
+	if (r == NULL)
+		return;
+	*con_cls = NULL;
+	lock();
+	r->alive = 0;
+	if (!r->finished && !r->gone && r->id[0] != '\0')
+		sv_warnx("the caller waiting on %s left (%s); the proposal "
+		    "stays pending", r->id,
+		    toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout" :
+		    "connection closed");
+	leave(r);
+	sc.ncalls--;
+	request_unref(r);
+	unlock();
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[1024];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof line, fmt, ap);
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	sv_warnx("libmicrohttpd: %s", line);
+}
+
+/* Connections we can carry: the file limit less a reserve for the spool,
+ * the audit repository and libmicrohttpd's own descriptors. */
+static unsigned
+connection_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return 65536;
+	if (rl.rlim_cur < 128)
+		return 16;
+	return rl.rlim_cur - 64 > 1000000 ? 1000000 :
+	    (unsigned)(rl.rlim_cur - 64);
+}
+
+static void
+write_port_file(const char *path, unsigned port)
+{
+	char *tmp = sv_xasprintf("%s.tmp", path), line[16];
+	int fd, n;
+
+	n = snprintf(line, sizeof line, "%u\n", port);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1 || sv_write_all(fd, line, (size_t)n) == -1 ||
+	    close(fd) == -1 || rename(tmp, path) == -1)
+		sv_die(1, "can't write port file '%s': %s", path,
+		    strerror(errno));
+	free(tmp);
+}
+
+void
+start_http(void)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	const union MHD_DaemonInfo *info;
+	unsigned flags, port;
+	int v6 = 0;
+
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, sc.cfg.bind, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)sc.cfg.port);
+	} else if (inet_pton(AF_INET6, sc.cfg.bind, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)sc.cfg.port);
+		v6 = 1;
+	} else {
+		config_error("invalid bind address '%s': want an IPv4 or IPv6 "
+		    "address", sc.cfg.bind);
+	}
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+	    (v6 ? MHD_USE_IPv6 : 0);
+	sc.mhd = MHD_start_daemon(flags, (uint16_t)sc.cfg.port, NULL, NULL,
+	    on_request, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)sc.cfg.idle_timeout,
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+	    MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)512,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	    MHD_OPTION_END);
+	if (sc.mhd == NULL)
+		sv_die(1, "can't listen on %s%s%s:%ld", v6 ? "[" : "",
+		    sc.cfg.bind, v6 ? "]" : "", sc.cfg.port);
+	info = MHD_get_daemon_info(sc.mhd, MHD_DAEMON_INFO_BIND_PORT);
+	port = info ? info->port : (unsigned)sc.cfg.port;
+	if (sc.cfg.port_file != NULL)
+		write_port_file(sc.cfg.port_file, port);
+	fprintf(stderr, "%s: listening on %s%s%s:%u\n", sv_prog, v6 ? "[" : "",
+	    sc.cfg.bind, v6 ? "]" : "", port);
+}

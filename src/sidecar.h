@@ -1,0 +1,227 @@
+/*
+ * sidecar.h: what the parts of supervised, the MCP sidecar of one bottle,
+ * share: its configuration, the requests and pending proposals of the
+ * table of waiting calls, the job queue, and the one `sc` that holds them.
+ * Only supervised's own files include it (supervised.c, config.c,
+ * http.c, calls.c, jobs.c, decisions.c); the library's parts it uses
+ * are in daemon.h.
+ *
+ * Threads, and who may touch what:
+ *  - libmicrohttpd's internal epoll thread speaks HTTP and JSON-RPC
+ *    (http.c, mcp.c).  It never touches the disk: a call that needs the
+ *    spool or the audit repository becomes a job for the spool thread
+ *    (jobs.c), and its connection is suspended (MHD_suspend_connection),
+ *    so a waiting call holds a socket and a few hundred bytes, never a
+ *    thread.
+ *  - The main thread is the spool thread (supervised.c's serve): one
+ *    epoll loop over the job eventfd, inotify on responses/new (watched
+ *    from start-up, so every decision after a proposal is published is
+ *    seen: subscribe, publish, re-check by name, wait), a timerfd
+ *    (progress, --max-wait, the slow re-scan, tmp/ cleaning) and a
+ *    signalfd.  It alone opens the audit repository, so libgit2 is never
+ *    shared between threads.
+ *  - One mutex (lock, unlock) guards the requests, the job queue and the
+ *    table of pending proposals (calls.c); disk and git work happen
+ *    outside it.  Whoever clears a request's `suspended` flag (under the
+ *    mutex) resumes its connection, after dropping the mutex; a suspended
+ *    connection cannot go away, so the pointer stays good until then.
+ *
+ * On an SSE stream the reader callback (http.c) hands out what the spool
+ * thread queued, and suspends the connection when there is nothing to
+ * send (the pattern libmicrohttpd prescribes for "no data yet"); queueing
+ * data resumes it.
+ */
+#ifndef SUPERVISE_SIDECAR_H
+#define SUPERVISE_SIDECAR_H
+
+#include <pthread.h>
+#include <stdio.h>
+
+#include "daemon.h"
+
+#define RPC_TOO_MANY	-32001		/* --max-pending reached: not filed */
+#define NBUCKETS	4096		/* of each table of pending proposals */
+
+struct MHD_Connection;
+struct MHD_Daemon;
+
+struct config {
+	const char *slug;
+	const char *queue_dir;
+	const char *audit_dir;
+	const char *bind;
+	const char *port_file;
+	char *state_dir;	/* the bottle's live config directory */
+	const char *egress_proxy;	/* list-egress-routes asks it; or NULL */
+	char *apply_hook;	/* the apply hook, or NULL */
+	long apply_timeout;	/* seconds */
+	char *token;		/* required bearer token, or NULL */
+	unsigned char token_digest[SV_TOKEN_DIGEST];
+	const char **hosts;	/* names a Host header may carry */
+	size_t nhosts;
+	long port;
+	long max_wait;		/* seconds; 0: wait for ever */
+	long rescan;		/* seconds between re-scans of responses/new */
+	long progress;		/* seconds between keep-alives on SSE */
+	long idle_timeout;	/* seconds before an idle connection is closed */
+	long body_budget;	/* MiB of request bodies held at once */
+	long body_timeout;	/* seconds a body may take to arrive */
+	long max_waiters;	/* calls waiting on one proposal at most */
+	long max_pending;	/* pending proposals at most */
+	long expire;		/* seconds before a proposal expires; 0: never */
+	int drain;
+};
+
+struct pending;
+
+/* One HTTP request; a tools/call also waits here for its answer. */
+struct request {
+	int refs;		/* MHD's, each job's, an SSE response's */
+	struct MHD_Connection *conn;
+	int alive;		/* the request is not completed yet */
+	int suspended;		/* suspended by us and not resumed yet */
+	int sse;		/* answered on an SSE stream */
+	int in_flight;		/* on the sidecar's list of calls */
+	int finished;		/* the final answer is queued */
+	int rejected;		/* an early error response was queued */
+	int gone;		/* its client hung up while it waited */
+	int watched;		/* fd is in sc.hup_ep */
+	int fd;			/* the connection's socket, once watched */
+	char *body;
+	size_t len, cap;
+	size_t reserved;	/* taken from the body budget, until freed */
+	int64_t body_deadline_ms;	/* the body must be in by then */
+	char *out;		/* SSE bytes to send, or the JSON answer */
+	size_t out_len, out_off, out_cap;
+	int parsed;		/* the body went through sv_mcp_handle */
+	struct sv_mcp_msg msg;
+	char *session;		/* Mcp-Session-Id, or NULL */
+	char id[SV_ID_MAX + 1];	/* the proposal waited on, once known */
+	struct pending *pending;
+	struct request *wprev, *wnext;	/* the pending proposal's waiters */
+	struct request *aprev, *anext;	/* calls in flight */
+	int64_t start_ms, next_progress_ms, deadline_ms;
+	long nprogress;
+};
+
+/* A proposal known to be pending: who waits on it, and its dedupe key. */
+struct pending {
+	char id[SV_ID_MAX + 1];
+	char *key;		/* tool NUL payload; NULL: not deduplicated */
+	size_t keylen;
+	struct request *waiters;
+	size_t nwaiters;
+	int gone_marked;	/* gone/ID exists (gone.c) */
+	struct pending *id_next, *key_next;
+	time_t expires;		/* when it is rejected; 0: never or unknown */
+	int expiring;		/* its rejection is on the way */
+};
+
+enum job_kind { JOB_PROPOSE, JOB_STATUS, JOB_ROUTES, JOB_CANCEL };
+struct job {
+	enum job_kind kind;
+	struct request *r;
+	struct job *next;
+};
+
+/* Connections to resume once the mutex is dropped. */
+struct resume_list {
+	struct MHD_Connection **v;
+	size_t n, cap;
+};
+
+struct sidecar {
+	struct config cfg;
+	struct sv_spool spool;
+	struct sv_audit *audit;
+	struct sv_egress *egress;	/* with --egress-proxy */
+	struct sv_applier *applier;	/* hook.c: decisions take effect */
+	int maintain_due;	/* sv_audit_maintain waits for a hook */
+	struct MHD_Daemon *mhd;
+	pthread_mutex_t lock;
+	int job_fd;		/* eventfd: jobs are queued */
+	struct job *jobs, **jobs_tail;
+	struct request *calls;	/* in flight */
+	size_t ncalls;		/* in flight or not yet completed */
+	struct pending *by_id[NBUCKETS], *by_key[NBUCKETS];
+	size_t npending;	/* entries in by_id */
+	struct sv_rules rules;	/* the bottle's policy (decide.c) */
+	struct sv_budget bodies;	/* request bodies, in total */
+	struct sv_ratelog over_budget, too_slow;
+	int hup_ep;		/* epoll: suspended calls' sockets, for hang-up */
+	/* gone/ marks to write or remove, by the spool thread, outside the
+	 * lock: "+ID" or "-ID". */
+	char **gone_ops;
+	size_t ngone_ops, gone_cap;
+	int stopping;
+};
+
+extern struct sidecar sc;
+
+/*
+ * Names seen in responses/new, consumed together: one chain of commits
+ * and two flushes for all of them, however many arrived at once.
+ */
+struct batch {
+	char *v[SV_CONSUME_BATCH];
+	size_t n;
+};
+
+/* config.c: the command line and the environment */
+_Noreturn void config_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+void parse_config(int argc, char **argv, struct config *cfg);
+
+/* http.c: the HTTP side (libmicrohttpd's thread) */
+void start_http(void);
+
+/* calls.c: the table of waiting calls and pending proposals; under the
+ * lock unless said */
+void lock(void);
+void unlock(void);
+void suspend(struct request *r);
+void resume_all(struct resume_list *rl);	/* after unlock */
+void request_unref(struct request *r);
+void drop_payload(struct request *r);
+void call_unlink(struct request *r);
+void out_append(struct request *r, const char *s, size_t n);
+void finish(struct request *r, json_t *msg, struct resume_list *rl);
+void finish_text(struct request *r, const char *text, int is_error,
+    struct resume_list *rl);
+struct pending *pending_by_id(const char *id);
+struct pending *pending_by_key(const char *key, size_t keylen);
+char *make_key(const char *tool, const char *payload, size_t *keylen);
+struct pending *pending_get(const char *id, char *key, size_t keylen);
+time_t expiry_of(const char *arrival);
+void pending_unkey(struct pending *p);
+void pending_drop(struct pending *p);
+void leave(struct request *r);
+int waiting(const struct request *r);
+void attach(struct request *r, struct pending *p, struct resume_list *rl);
+/* Spool thread, taking the lock themselves: */
+int answer_decision(const char *id, enum sv_status status,
+    const char *applied, const char *notes, const char *final_file);
+void answer_error(const char *id, const char *msg);
+void callers_left(void);
+void gone_sync(void);
+void tick(void);
+void free_pending(void);
+
+/* jobs.c: the job queue, carried out by the spool thread */
+int policy_ready(void);
+void run_jobs(void);
+void job_push(enum job_kind kind, struct request *r);	/* under the lock */
+
+/* decisions.c: responses consumed, committed and answered (spool thread) */
+void publish_live(void);
+void on_decision(const struct sv_decision *d, void *arg);
+void on_applied(const struct sv_apply_result *res, void *arg);
+void maintain(void);
+void batch_flush(struct batch *b);
+void batch_add(struct batch *b, const char *name);
+void rescan(int min_age);
+void recheck_into(const char *id, struct batch *b);
+void recheck(const char *id);
+void expire_due(void);
+
+#endif

@@ -11,8 +11,7 @@ plan 65
 
 Q=$SUPERVISE_ROOT/queue
 A=$SUPERVISE_ROOT/audit.git
-tm() { tmux -S "$T_DIR/tmux.sock" -f /dev/null "$@"; }
-trap 'tm kill-server 2>/dev/null; cleanup' EXIT
+. "$T_TOP/t/tmux.sh"
 propose() { supervise-propose -s "$1" -t "$2" -j "$3" "$4"; }
 field() { sed -n "s/^  \"$2\": \"\\(.*\\)\",\{0,1\}\$/\\1/p" "$1"; }
 
@@ -23,45 +22,9 @@ sed -i 's/rule:1/rule:2/' "$1"
 EOF
 chmod +x edit.sh
 
-# start NAME [ENV=VALUE...] -- [ARG...]: supervise-top in window NAME,
-# 80x24; the terminal's settings before and after in NAME.before and
-# NAME.after, its exit status in NAME.status.
-start() {
-	_n=$1; shift
-	_env=
-	while [ "$#" -gt 0 ] && [ "$1" != -- ]; do _env="$_env $1"; shift; done
-	[ "$#" -gt 0 ] && shift
-	rm -f "$_n.before" "$_n.after" "$_n.status"
-	# trap: the shell outlives a ^C meant for supervise-top.
-	tm new-session -d -x 80 -y 24 -s "$_n" "trap : INT; stty -g >$_n.before;
-	    env LANG=C.UTF-8 SUPERVISE_ROOT='$SUPERVISE_ROOT' PATH='$PATH' \
-	    SUPERVISE_OPERATOR='$SUPERVISE_OPERATOR' EDITOR='$T_DIR/edit.sh' \
-	    $_env supervise-top $*; echo \$? >$_n.status; stty -g >$_n.after;
-	    exec sleep 3600"
-}
-screen() { tm capture-pane -p -t "$1"; }
-shows() { screen "$1" | grep -q -- "$2"; }
-hides() { ! shows "$@"; }
-# see NAME TEXT / unsee NAME TEXT: wait (bounded) for the screen to show
-# TEXT, or to stop showing it.
-see() { wait_for "$T_WAIT" shows "$@" || { diag "screen:" "$(screen "$1")"; false; }; }
-unsee() { wait_for "$T_WAIT" hides "$@" || { diag "screen:" "$(screen "$1")"; false; }; }
-keys() { _n=$1; shift; tm send-keys -t "$_n" "$@"; }
-text() { tm send-keys -t "$1" -l "$2"; }
-row() { screen "$1" | grep -- "$2"; }
-line() { screen "$1" | sed -n "$2p"; }
-# row_has NAME ROW TEXT: the row showing ROW also shows TEXT.
-row_has() { row "$1" "$2" | grep -q -- "$3"; }
-# width_is NAME ROW N: the row showing ROW is N columns wide.
-width_is() { [ "$(row "$1" "$2" | awk '{ print length($0) }')" = "$3" ]; }
 titled() { tm display -p -t "$1" '#{pane_title}' | grep -q -- "$2"; }
-line_has() { line "$1" "$2" | grep -q -- "$3"; }
 # coloured NAME: the screen holds a colour (SGR 30-38, 90-97).
 coloured() { tm capture-pane -e -p -t "$1" | grep -Eq '(\[|;)(3[0-8]|9[0-7])(;|m)'; }
-# The supervise-top in window NAME (the child of the window's shell).
-toppid() { ps -o pid= --ppid "$(tm display -p -t "$1" '#{pane_pid}')" | tr -d ' '; }
-# Exited, and the shell has written the status and then the settings.
-exited() { test -s "$1.status" && test -s "$1.after"; }
 
 supervise-init web1 >/dev/null
 supervise-init web2 >/dev/null

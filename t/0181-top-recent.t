@@ -6,14 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 plan 14
 
-tm() { tmux -S "$T_DIR/tmux.sock" -f /dev/null "$@"; }
-trap 'tm kill-server 2>/dev/null; cleanup' EXIT
+. "$T_TOP/t/tmux.sh"
 propose() { supervise-propose -s "$1" -t "$2" -j why "$3"; }
-screen() { tm capture-pane -p -t "$1"; }
-shows() { screen "$1" | grep -q -- "$2"; }
-see() { wait_for "$T_WAIT" shows "$@" || { diag "screen:" "$(screen "$1")"; false; }; }
-keys() { _n=$1; shift; tm send-keys -t "$_n" "$@"; }
-row_has() { screen "$1" | grep -- "$2" | grep -q -- "$3"; }
 
 cat >hook <<EOF
 #!/bin/sh
@@ -24,10 +18,7 @@ chmod +x hook
 
 supervise-init web1 >/dev/null
 start_daemon d -s web1 --apply-hook "$T_DIR/hook" || exit 1
-tm new-session -d -x 80 -y 24 -s s "env LANG=C.UTF-8 \
-    SUPERVISE_ROOT='$SUPERVISE_ROOT' PATH='$PATH' \
-    SUPERVISE_OPERATOR='$SUPERVISE_OPERATOR' \
-    SUPERVISE_APPLY_HOOK='$T_DIR/hook' supervise-top; exec sleep 3600"
+start s SUPERVISE_APPLY_HOOK="$T_DIR/hook"
 see s 'pending in 1 bottle' >/dev/null
 keys s Tab
 check "Tab shows the recent decisions" see s 'Pending \[Recent\]'
@@ -65,7 +56,6 @@ check_same "the note says so too" \
 keys s Tab
 check "Tab goes back to the pending proposals" see s '\[Pending\] Recent'
 keys s q
-check "q quits from there" wait_for "$T_WAIT" sh -c \
-    "! tmux -S '$T_DIR/tmux.sock' list-panes -t s -F '#{pane_current_command}' | grep -q supervise-top"
+check "q quits from there" wait_for "$T_WAIT" exited s
 stop_daemon d
 done_testing

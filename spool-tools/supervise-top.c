@@ -250,10 +250,34 @@ doc_set(char *doc)
 	ui.scroll = 0;
 }
 
+/* When proposal p expires, for its view: "never", "in 2h
+ * (2026-12-05T03:00:00Z)" or "due since ...; rejected at the sidecar's
+ * next look"; malloc'd. */
+static char *
+expiry_text(const char *slug, const struct sv_proposal *p, time_t now)
+{
+	struct top_bottle *b = bottle_of(slug);
+	long expire = b ? b->expire : 0;
+	time_t at = sv_expires_at(p->arrival_timestamp, expire);
+	char in[32], date[32];
+	struct tm tm;
+
+	if (at == (time_t)-1)
+		return sv_xstrdup("never");
+	gmtime_r(&at, &tm);
+	strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (at <= now)
+		return sv_xasprintf("due since %s; rejected at the "
+		    "sidecar's next look", date);
+	sv_cli_age(at - now, in, sizeof in);
+	return sv_xasprintf("in %s (%s)", in, date);
+}
+
 static char *
 proposal_doc(const char *slug, const struct sv_entry *en,
     const struct sv_proposal *p, const char *payload)
 {
+	char *expires = expiry_text(slug, p, time(NULL));
 	char *ejust = sv_escape(p->justification, strlen(p->justification),
 	    SV_ESC_NL);
 	char *efile = sv_escape(payload, strlen(payload), SV_ESC_NL);
@@ -266,14 +290,15 @@ proposal_doc(const char *slug, const struct sv_entry *en,
 	if (sv_cli_diff(slug, p, payload, &diff, &e) < 0)
 		diff = sv_xasprintf("Diff: can't make it: %s\n", e.msg);
 	doc = sv_xasprintf("Id: %s\nBottle: %s\nTool: %s\nArrived: %s\n"
-	    "State: %s\nCaller: %s\n\nJustification:\n%s\n\n%s:\n%s\n\n%s",
-	    p->id, slug, etool, earr, sv_cli_state(en), sv_cli_caller(en),
-	    ejust, payload == p->proposed_file ? "Proposed file" :
+	    "Expires: %s\nState: %s\nCaller: %s\n\nJustification:\n%s\n\n"
+	    "%s:\n%s\n\n%s", p->id, slug, etool, earr, expires,
+	    sv_cli_state(en), sv_cli_caller(en), ejust, payload == p->proposed_file ? "Proposed file" :
 	    "Final file (edited)", efile, diff);
 	free(ejust);
 	free(efile);
 	free(etool);
 	free(earr);
+	free(expires);
 	free(diff);
 	return doc;
 }

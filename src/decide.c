@@ -169,7 +169,6 @@ sv_expires_at(const char *arrival, long secs)
 	return t + secs;
 }
 
-#define EXPIRE_FILE	"expire"
 #define EXPIRE_TMP	"expire.tmp"
 
 int
@@ -179,9 +178,10 @@ sv_spool_set_expire(struct sv_spool *s, long secs, struct sv_err *e)
 	int fd, n;
 
 	if (secs <= 0) {
-		if (unlinkat(s->dirfd, EXPIRE_FILE, 0) == -1 && errno != ENOENT)
-			return sv_errf(e, errno, "can't remove '%s/%s'", s->path,
-			    EXPIRE_FILE);
+		if (unlinkat(s->dirfd, SV_EXPIRE_FILE, 0) == -1 &&
+		    errno != ENOENT)
+			return sv_errf(e, errno, "can't remove '%s/%s'",
+			    s->path, SV_EXPIRE_FILE);
 		return 0;
 	}
 	n = snprintf(line, sizeof line, "%ld\n", secs);
@@ -197,9 +197,9 @@ sv_spool_set_expire(struct sv_spool *s, long secs, struct sv_err *e)
 		return -1;
 	}
 	close(fd);
-	if (renameat(s->dirfd, EXPIRE_TMP, s->dirfd, EXPIRE_FILE) == -1)
+	if (renameat(s->dirfd, EXPIRE_TMP, s->dirfd, SV_EXPIRE_FILE) == -1)
 		return sv_errf(e, errno, "can't rename '%s/%s' to '%s'",
-		    s->path, EXPIRE_TMP, EXPIRE_FILE);
+		    s->path, EXPIRE_TMP, SV_EXPIRE_FILE);
 	if (fsync(s->dirfd) == -1)
 		return sv_errf(e, errno, "can't sync '%s'", s->path);
 	return 0;
@@ -214,11 +214,12 @@ sv_spool_expire(struct sv_spool *s, long *secs, struct sv_err *e)
 	int fd;
 
 	*secs = 0;
-	fd = openat(s->dirfd, EXPIRE_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(s->dirfd, SV_EXPIRE_FILE, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC);
 	if (fd == -1)
 		return errno == ENOENT ? 0 : sv_errf(e, errno,
-		    "can't open '%s/%s'", s->path, EXPIRE_FILE);
-	if (sv_read_all(fd, EXPIRE_FILE, 64, &buf, &len, e) == -1) {
+		    "can't open '%s/%s'", s->path, SV_EXPIRE_FILE);
+	if (sv_read_all(fd, SV_EXPIRE_FILE, 64, &buf, &len, e) == -1) {
 		close(fd);
 		return -1;
 	}
@@ -229,7 +230,7 @@ sv_spool_expire(struct sv_spool *s, long *secs, struct sv_err *e)
 	    v <= 0) {
 		free(buf);
 		return sv_errf(e, 0, "'%s/%s' does not hold a number of seconds",
-		    s->path, EXPIRE_FILE);
+		    s->path, SV_EXPIRE_FILE);
 	}
 	free(buf);
 	*secs = v;

@@ -560,6 +560,7 @@ void sv_expiry_response(const char *id, long secs, struct sv_response *resp);
 time_t sv_expires_at(const char *arrival, long secs);
 /* The sidecar's expiry setting, in the queue directory's `expire` file
  * (seconds; absent: off), for the operator's tools.  0 turns it off. */
+#define SV_EXPIRE_FILE	"expire"
 int sv_spool_set_expire(struct sv_spool *s, long secs, struct sv_err *e);
 int sv_spool_expire(struct sv_spool *s, long *secs, struct sv_err *e);
 

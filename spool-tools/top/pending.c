@@ -8,7 +8,9 @@
  *  - responses/new: a decision was made (by anyone: a CLI, a hand, another
  *    console) or was refused and moved aside (pending again);
  *  - gone/ (once the sidecar has made it): the agent's call hung up, or
- *    a call waits on the proposal again.
+ *    a call waits on the proposal again;
+ *  - the bottle's directory: the sidecar writes (or removes) its expiry
+ *    setting there when it starts, which says when each proposal expires.
  * Subscribe first, then look (as supervise-watch does): the watches are
  * placed before a bottle is read, so nothing published in between is
  * missed, and a proposal seen twice is one row.  A bottle still being
@@ -35,6 +37,8 @@ struct top_watch {
 };
 
 #define DIR_MASK (IN_CREATE | IN_MOVED_TO | IN_ONLYDIR | IN_DONT_FOLLOW)
+/* The bottle's directory: its expire file is renamed in, or removed. */
+#define BOTTLE_MASK (DIR_MASK | IN_DELETE)
 /* A link (the no-replace fallback) is an IN_CREATE of a whole file. */
 #define SPOOL_MASK (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | \
     IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW)
@@ -50,8 +54,8 @@ static int
 add_watch(struct top_pending *m, const char *path, enum wkind kind,
     struct top_bottle *b)
 {
-	int wd = inotify_add_watch(m->ifd, path,
-	    kind >= W_PNEW ? SPOOL_MASK : DIR_MASK);
+	int wd = inotify_add_watch(m->ifd, path, kind >= W_PNEW ? SPOOL_MASK :
+	    kind == W_BOTTLE ? BOTTLE_MASK : DIR_MASK);
 
 	if (wd < 0)
 		return -1;
@@ -200,6 +204,16 @@ cmp_entry_id(const void *a, const void *b)
 	    ((const struct sv_entry *)b)->id);
 }
 
+/* The sidecar's expiry setting, as supervise-list reads it. */
+static void
+read_expire(struct top_pending *m, struct top_bottle *b)
+{
+	struct sv_err e;
+
+	if (sv_spool_expire(&b->s, &b->expire, &e) < 0)
+		set_error(m, e.msg);
+}
+
 /* Read bottle b's pending proposals afresh: add, update, drop rows. */
 static void
 scan(struct top_pending *m, struct top_bottle *b)
@@ -208,6 +222,7 @@ scan(struct top_pending *m, struct top_bottle *b)
 	struct sv_err e;
 	size_t n, i;
 
+	read_expire(m, b);
 	if (sv_list_pending(&b->s, &v, &n, &e) < 0) {
 		set_error(m, e.msg);
 		return;
@@ -458,6 +473,9 @@ handle(struct top_pending *m, const struct inotify_event *ev)
 			watch_gone(m, m->watches[w].b);
 			scan(m, m->watches[w].b);
 		}
+		if (m->watches[w].b->open && ev->len > 0 &&
+		    strcmp(ev->name, SV_EXPIRE_FILE) == 0)
+			read_expire(m, m->watches[w].b);
 		establish(m, m->watches[w].b);
 		break;
 	case W_PNEW:

@@ -299,12 +299,26 @@ draw_message(const struct top_ui *u)
 	}
 }
 
+/* Keep the cursor of n rows on a page of `rows`, the page full. */
+static void
+scroll_to(size_t *cur, size_t *first, size_t n, int rows)
+{
+	if (*cur >= n && n > 0)
+		*cur = n - 1;
+	if (*cur < *first)
+		*first = *cur;
+	if (rows > 0 && *cur >= *first + (size_t)rows)
+		*first = *cur - (size_t)rows + 1;
+	if (*first > 0 && *first + (size_t)rows > n)
+		*first = n > (size_t)rows ? n - (size_t)rows : 0;
+}
+
 static void
 draw_list(struct top_ui *u, time_t now)
 {
 	int rows = scr_body_rows(), bw = 6;
-	int tw = 18, aw = 4, cw = 9, sw;
-	char title[128], right[64], age[32];
+	int tw = 18, aw = 4, ew = 0, cw = 9, sw;
+	char title[128], right[64], age[32], when[40];
 	size_t n = u->m->n, marked = top_pending_marked(u->m), nb = 0;
 
 	for (size_t i = 0; i < u->m->nbottles; i++) {
@@ -313,6 +327,10 @@ draw_list(struct top_ui *u, time_t now)
 		nb += u->m->bottles[i]->watched;
 		if (l > bw)
 			bw = l;
+		/* A column for when each expires, once a sidecar expires
+		 * proposals: "in 29m", "expiring" (due), "-" (never). */
+		if (u->m->bottles[i]->watched && u->m->bottles[i]->expire > 0)
+			ew = 8;
 	}
 	if (bw > 16)
 		bw = 16;
@@ -328,23 +346,17 @@ draw_list(struct top_ui *u, time_t now)
 	move(1, 0);
 	clrtoeol();
 	attron(A_BOLD);
-	mvprintw(1, 0, "  %-*s %-*s %*s %-*s %s", bw, "BOTTLE", tw, "TOOL",
-	    aw, "AGE", cw, "CALLER", "SUMMARY");
+	mvprintw(1, 0, "  %-*s %-*s %*s %-*s%s%-*s %s", bw, "BOTTLE", tw,
+	    "TOOL", aw, "AGE", ew, ew ? "EXPIRES" : "", ew ? " " : "", cw,
+	    "CALLER", "SUMMARY");
 	attroff(A_BOLD);
-	sw = COLS - (2 + bw + 1 + tw + 1 + aw + 1 + cw + 1);
+	sw = COLS - (2 + bw + 1 + tw + 1 + aw + 1 + (ew ? ew + 1 : 0) + cw + 1);
 
-	if (u->cur >= n && n > 0)
-		u->cur = n - 1;
-	if (u->cur < u->first)
-		u->first = u->cur;
-	if (rows > 0 && u->cur >= u->first + (size_t)rows)
-		u->first = u->cur - (size_t)rows + 1;
-	if (u->first > 0 && u->first + (size_t)rows > n)
-		u->first = n > (size_t)rows ? n - (size_t)rows : 0;
+	scroll_to(&u->cur, &u->first, n, rows);
 	for (int y = 0; y < rows; y++) {
 		size_t i = u->first + (size_t)y;
 		struct top_row *r = scr_row(u, i);
-		const char *caller;
+		const char *caller, *w;
 		attr_t a = A_NORMAL;
 		int x = 0;
 
@@ -373,6 +385,15 @@ draw_list(struct top_ui *u, time_t now)
 			snprintf(age, sizeof age, "?");
 		mvprintw(2 + y, x, "%*.*s", aw, aw, age);
 		x += aw + 1;
+		if (ew) {
+			/* supervise-list's column, without its "expires ". */
+			sv_cli_expiry(r->arrival, r->b->expire, now, when,
+			    sizeof when);
+			w = strncmp(when, "expires ", 8) == 0 ? when + 8 : when;
+			move(2 + y, x);
+			put_text(w, strlen(w), ew, 1);
+			x += ew + 1;
+		}
 		caller = sv_cli_caller(&r->en);
 		if (strcmp(caller, "waiting") != 0 && i != u->cur)
 			attron(pair(u, C_NOTE));
@@ -431,12 +452,7 @@ draw_recent(struct top_ui *u, time_t now)
 	    tw, "TOOL", stw, "STATUS", ww, "WHO", "TOOK EFFECT");
 	attroff(A_BOLD);
 	ew = COLS - (2 + aw + 1 + bw + 1 + tw + 1 + stw + 1 + ww + 1);
-	if (u->rcur >= n && n > 0)
-		u->rcur = n - 1;
-	if (u->rcur < u->rfirst)
-		u->rfirst = u->rcur;
-	if (rows > 0 && u->rcur >= u->rfirst + (size_t)rows)
-		u->rfirst = u->rcur - (size_t)rows + 1;
+	scroll_to(&u->rcur, &u->rfirst, n, rows);
 	for (int y = 0; y < rows; y++) {
 		size_t i = u->rfirst + (size_t)y;
 		const struct top_decision *t = i < n ? &r->rows[i] : NULL;

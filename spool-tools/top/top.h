@@ -31,6 +31,8 @@ struct top_bottle {
 	struct sv_spool s;
 	int open;		/* s is open: the spool is complete */
 	int watched;		/* every watch of a complete spool is in place */
+	long expire;		/* the sidecar's --expire (sv_spool_expire),
+				 * seconds; 0: off */
 };
 
 struct top_row {

@@ -5,9 +5,10 @@
 # notes; Escape cancels; modify through a scripted EDITOR; bulk approve; a
 # proposal decided from another terminal; a withdrawn call; hostile text;
 # resize; NO_COLOR; the terminal as it was after q, SIGINT and SIGTERM;
-# and the decisions in audit.git exactly as the CLI's.
+# and the decisions (approve, reject, modify) in audit.git exactly as the
+# CLI's.  The helpers are in t/tmux.sh.
 . "$(dirname "$0")/lib.sh"
-plan 65
+plan 75
 
 Q=$SUPERVISE_ROOT/queue
 A=$SUPERVISE_ROOT/audit.git
@@ -213,31 +214,53 @@ keys col C-c
 check "SIGINT exits" wait_for "$T_WAIT" exited col
 check_same "SIGINT: the terminal's settings are as they were" "$(cat col.after)" "$(cat col.before)"
 check_same "SIGINT: the alternate screen is left" "$(tm display -p -t col '#{alternate_on}')" 0
+check_same "SIGINT: the cursor is visible" "$(tm display -p -t col '#{cursor_flag}')" 1
 kill -TERM "$(toppid nc)"
 check "SIGTERM exits" wait_for "$T_WAIT" exited nc
 check_same "SIGTERM: the terminal's settings are as they were" "$(cat nc.after)" "$(cat nc.before)"
 check_same "SIGTERM: the alternate screen is left" "$(tm display -p -t nc '#{alternate_on}')" 0
+check_same "SIGTERM: the cursor is visible" "$(tm display -p -t nc '#{cursor_flag}')" 1
 
-# The decisions land in audit.git exactly as the CLI's: two identical
-# proposals, one approved here, one with supervise-approve.
-g1=$(propose web1 pipelock-block 'same words' 'https://same.example.org/')
-g2=$(propose web1 pipelock-block 'same words' 'https://same.example.org/')
-start cmp -- web1
-see cmp 'same.example.org' >/dev/null
-keys cmp G
-see cmp 'same.example.org' >/dev/null
-# The oldest of the two is the one above the last row.
-keys cmp k a
+# The decisions land in audit.git exactly as the CLI's: pairs of
+# identical proposals in a bottle of their own, one of each decided here,
+# the other with supervise-approve, -reject and -edit.
+supervise-init web3 >/dev/null
+propose3() { supervise-propose -s web3 -t "$1" -j 'same words' "$2"; }
+g1=$(propose3 pipelock-block 'https://same.example.org/')
+g2=$(propose3 pipelock-block 'https://same.example.org/')
+r1=$(propose3 egress-block '{"host": "same.example.net"}')
+r2=$(propose3 egress-block '{"host": "same.example.net"}')
+m1=$(propose3 gitleaks-allow 'same:x.env:rule:1')
+m2=$(propose3 gitleaks-allow 'same:x.env:rule:1')
+start cmp -- web3
+see cmp '6 pending in 1 bottle' >/dev/null
+# Oldest first: each time, the first row is the one decided here.
+keys cmp g a
 see cmp 'Approve, notes' >/dev/null
 text cmp 'same notes'
 keys cmp Enter
-wait_for "$T_WAIT" test -f "$Q/web1/responses/new/$g1"
+see cmp '5 pending' >/dev/null
 supervise-approve -n 'same notes' "$g2" >/dev/null
+see cmp '4 pending' >/dev/null
+keys cmp g r
+see cmp 'Reject, notes' >/dev/null
+text cmp 'same notes'
+keys cmp Enter
+see cmp '3 pending' >/dev/null
+supervise-reject -n 'same notes' "$r2" >/dev/null
+see cmp '2 pending' >/dev/null
+keys cmp g e
+see cmp 'Approve as modified, notes' >/dev/null
+text cmp 'same notes'
+keys cmp Enter
+see cmp '1 pending' >/dev/null
+env EDITOR="$T_DIR/edit.sh" supervise-edit -n 'same notes' "$m2" >/dev/null
+see cmp '0 pending' >/dev/null
 keys cmp q
-SUPERVISE_BOTTLE_SLUG=web1 timeout 60 supervised --drain >/dev/null 2>drain.err
+SUPERVISE_BOTTLE_SLUG=web3 timeout 60 supervised --drain >/dev/null 2>drain.err
 rec() {
 	_h=$(printf %s "$1" | git hash-object --stdin)
-	git -C "$A" show "main:web1/decisions/$(echo "$_h" |
+	git -C "$A" show "main:web3/decisions/$(echo "$_h" |
 	    sed 's,^\(.\)\(.\)\(.\)\(.\).*,\1/\2/\3/\4,')/$1.json" |
 	    sed -e "s/$1/ID/g" -e 's/"[0-9-]*T[0-9:.]*Z"/"TIME"/g'
 }
@@ -246,7 +269,15 @@ commit() {
 	    --format='%an <%ae>%n%s%n%b' main | sed -e "s/$1/ID/g" \
 	    -e 's/[0-9-]*T[0-9:.]*Z/TIME/g'
 }
-check_same "the record committed is the CLI's" "$(rec "$g1")" "$(rec "$g2")"
-check_same "the commit is the CLI's" "$(commit "$g1")" "$(commit "$g2")"
+check_match "approved here: committed" "$(commit "$g1")" 'Status: approved'
+check_same "approve: the record committed is the CLI's" "$(rec "$g1")" "$(rec "$g2")"
+check_same "approve: the commit is the CLI's" "$(commit "$g1")" "$(commit "$g2")"
+check_match "rejected here: committed" "$(commit "$r1")" 'Status: rejected'
+check_same "reject: the record committed is the CLI's" "$(rec "$r1")" "$(rec "$r2")"
+check_same "reject: the commit is the CLI's" "$(commit "$r1")" "$(commit "$r2")"
+check_match "modified here: committed" "$(commit "$m1")" 'Status: modified'
+check_match "with the edited payload" "$(rec "$m1")" 'same:x\.env:rule:2'
+check_same "modify: the record committed is the CLI's" "$(rec "$m1")" "$(rec "$m2")"
+check_same "modify: the commit is the CLI's" "$(commit "$m1")" "$(commit "$m2")"
 
 done_testing

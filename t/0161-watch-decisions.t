@@ -1,10 +1,11 @@
 #!/bin/sh
 # supervise-watch -d: each decision printed once it is committed and, for
 # an approval, once the apply hook's outcome is noted; in supervise-log's
-# format; only the bottles named; nothing from before the start; a clean
-# exit on SIGTERM.
+# format; only the bottles named; nothing from before the start; a
+# hostile decision commit printed escaped, on one line; a clean exit on
+# SIGTERM.
 . "$(dirname "$0")/lib.sh"
-plan 16
+plan 21
 
 TAB=$(printf '\t')
 propose() { supervise-propose -s "$1" -t "$2" -j why "$3"; }
@@ -81,6 +82,30 @@ check "and by the watcher of that bottle" wait_for "$T_WAIT" lines w2 1
 check_same "which printed nothing else" "$(cut -f1,2 w2.out)" "$e${TAB}web2"
 check_same "each decision once, in order" "$(cut -f1 w.out)" \
     "$(printf '%s\n' "$a" "$b" "$c" "$e")"
+
+# A decision commit whose trailers and author hold what a terminal would
+# obey (an escape sequence, a title change, a bidi override, a tab, a
+# line of its own), put on main by hand, as anyone who can write the
+# repository can: one line, eight fields, every one escaped.
+A=$SUPERVISE_ROOT/audit.git
+ESC=$(printf '\033')
+hid=1795400000.M9P9Q9.hostile
+msg=$(printf 'web1: reject hostile\n\nProposal-Id: %s\nBottle: web1\nTool: egress-block\033[2J\342\200\256kcolb\tx\n  continued\nStatus: rejected\n' "$hid")
+old=$(git -C "$A" rev-parse main)
+new=$(printf '%s\n' "$msg" | GIT_AUTHOR_NAME=$(printf 'Eve\033]0;pwned\007 Mallory') \
+    GIT_AUTHOR_EMAIL=eve@example.org git -C "$A" commit-tree -p "$old" "main^{tree}")
+flock "$A/supervise.lock" git -C "$A" update-ref refs/heads/main "$new" "$old"
+check "a hostile decision is printed" wait_for "$T_WAIT" lines w 5
+hostile=$(sed -n 5p w.out)
+check_same "on one line of eight fields" \
+    "$(sed -n '5,$p' w.out | awk -F '\t' '{ print NF }')" 8
+check_same "no escape character reaches the terminal" \
+    "$(grep -c "$ESC" w.out)" 0
+check_same "the tool, escaped: controls, bidi, tab and newline" \
+    "$(printf '%s\n' "$hostile" | cut -f3)" \
+    'egress-block\x1b[2J\u{202e}kcolb\tx\n  continued'
+check_match "who, escaped" "$(printf '%s\n' "$hostile" | cut -f8)" \
+    '^Eve\\x1b\]0;pwned\\x07 Mallory <eve@example\.org>$'
 
 stop w
 check_same "SIGTERM: exit 0" "$?" 0

@@ -8,14 +8,10 @@
 . "$(dirname "$0")/lib.sh"
 plan 41
 
-Q=root/queue/web1
-A=root/audit.git
-g() { git --git-dir=$A "$@"; }
-call() { tool_call "$@"; }
+use_bottle web1
 npending() { supervise-list web1 2>/dev/null | wc -l; }
 has_pending() { [ "$(npending)" -ge "$1" ]; }
 commits_for() { g log --format=%s --grep="Proposal-Id: $1" main; }
-supervise-init web1 >/dev/null 2>&1
 
 cat >p1 <<'EOF2'
 # the index for every build
@@ -29,7 +25,7 @@ check_match "it names the policy at start-up" "$(cat d.log)" \
     "web1/policy of commit $(echo "$pc1" | cut -c1-12): 2 rules"
 
 # --- approved by rule, answered at once ---------------------------------------
-call 1 egress-block '{"host":"Files.PyPI.org","path_allowlist":["/simple/numpy/"],"justification":"pip"}' >out1
+tool_call 1 egress-block '{"host":"Files.PyPI.org","path_allowlist":["/simple/numpy/"],"justification":"pip"}' >out1
 check_same "the call is answered by the rule at once" "$(cat out1)" \
     '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"status: approved\napplied: no: no hook configured\nnotes: rule web1/policy:2: approve egress-block host=*.pypi.org path=/simple/"}],"isError":false}}'
 id=$(g log -1 --format='%(trailers:key=Proposal-Id,valueonly)' main)
@@ -50,14 +46,14 @@ check "the proposal is flagged decided" test -f "$Q/proposals/cur/$id:2,RS"
 check_same "nothing pending" "$(npending)" 0
 
 # --- rejected by rule -----------------------------------------------------------
-call 2 capability-block '{"dockerfile":"FROM alpine","justification":"tools"}' >out2
+tool_call 2 capability-block '{"dockerfile":"FROM alpine","justification":"tools"}' >out2
 check_same "a rule's rejection, answered at once" "$(cat out2)" \
     '{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"status: rejected\nnotes: rule web1/policy:3: reject capability-block"}],"isError":true}}'
 check_same "committed as a rejection" "$(g log -1 --format=%s main)" \
     "web1: reject capability-block Dockerfile"
 
 # --- no rule: the operator decides ---------------------------------------------
-call 3 egress-block '{"host":"pypi.org.evil.net","path_allowlist":["/simple/"],"justification":"x"}' >out3 &
+tool_call 3 egress-block '{"host":"pypi.org.evil.net","path_allowlist":["/simple/"],"justification":"x"}' >out3 &
 c3=$!
 check "no rule matches: the proposal waits" wait_for 10 has_pending 1
 id3=$(supervise-list web1 | cut -f1)
@@ -70,7 +66,7 @@ check_same "authored by the operator" "$(g log -1 --format=%an main)" "Test Oper
 printf 'approve egress-block host=*.evil.net path=/simple/\n' >p2
 supervise-config -f p2 web1 policy >/dev/null
 pc2=$(g rev-parse main)
-call 4 egress-block '{"host":"pypi.org.evil.net","path_allowlist":["/simple/"],"justification":"y"}' >out4
+tool_call 4 egress-block '{"host":"pypi.org.evil.net","path_allowlist":["/simple/"],"justification":"y"}' >out4
 check_match "the new rule decides the next call" "$(cat out4)" \
     'status: approved\\napplied: no: no hook configured\\nnotes: rule web1/policy:1: approve egress-block host=\*.evil.net'
 check_same "Policy-Commit names the new policy's commit" \
@@ -82,7 +78,7 @@ GIT_INDEX_FILE=$T_DIR/index g read-tree main
 GIT_INDEX_FILE=$T_DIR/index g update-index --cacheinfo "100644,$blob,web1/policy"
 tree=$(GIT_INDEX_FILE=$T_DIR/index g write-tree)
 g update-ref refs/heads/main "$(echo 'broken policy, pushed by hand' | g commit-tree "$tree" -p main)" main
-call 5 egress-block '{"host":"a.evil.net","path_allowlist":["/simple/"],"justification":"z"}' >out5 &
+tool_call 5 egress-block '{"host":"a.evil.net","path_allowlist":["/simple/"],"justification":"z"}' >out5 &
 c5=$!
 check "a broken policy: the proposal waits for the operator" wait_for 10 has_pending 1
 check_match "and the sidecar says why, loudly" "$(cat d.log)" \
@@ -102,7 +98,7 @@ filed() { cat $Q/proposals/new/* $Q/proposals/cur/* 2>/dev/null |
 bad=0
 for round in 1 2 3 4 5 6; do
 	start_daemon k -s web1 || bad=$((bad + 1))
-	call 6 egress-block "{\"host\":\"b$round.pypi.org\",\"path_allowlist\":[\"/simple/\"],\"justification\":\"k\"}" --max-time 20 >/dev/null &
+	tool_call 6 egress-block "{\"host\":\"b$round.pypi.org\",\"path_allowlist\":[\"/simple/\"],\"justification\":\"k\"}" --max-time 20 >/dev/null &
 	c6=$!
 	wait_for 10 filed "$round" || bad=$((bad + 1))
 	sleep "0.0$(awk -v r="$round" 'BEGIN { srand(); printf "%02d", int(rand() * 40) }')"
@@ -142,7 +138,7 @@ HOOK
 chmod +x hook
 export HOOK_DIR="$T_DIR"
 check "supervised starts with an apply hook" start_daemon d6 -s web1 --apply-hook "$T_DIR/hook"
-call 7 egress-block '{"host":"d.pypi.org","path_allowlist":["/simple/"],"justification":"h"}' >out7
+tool_call 7 egress-block '{"host":"d.pypi.org","path_allowlist":["/simple/"],"justification":"h"}' >out7
 id=$(g log -1 --format='%(trailers:key=Proposal-Id,valueonly)' main | sed '/^$/d')
 check_match "the rule's answer says the change is in effect" "$(cat out7)" \
     'status: approved\\napplied: yes\\nnotes: rule web1/policy:2: '

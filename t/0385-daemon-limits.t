@@ -7,19 +7,15 @@
 . "$(dirname "$0")/lib.sh"
 plan 26
 
-Q=root/queue/web1
-A=root/audit.git
-g() { git --git-dir=$A "$@"; }
-call() { tool_call "$@"; }
+use_bottle web1
 nfiled() { ls $Q/proposals/new $Q/proposals/cur | grep -c '\.'; }
 answered() { [ "$(cat out.* 2>/dev/null | grep -c jsonrpc)" -ge "$1" ]; }
-supervise-init web1 >/dev/null 2>&1
 
 check "supervised starts with --max-pending 5" start_daemon d -s web1 --max-pending 5
 i=0
 while [ $i -lt 40 ]; do
 	i=$((i + 1))
-	call $i egress-block "{\"host\":\"h$i.example.org\",\"justification\":\"burst\"}" >out.$i &
+	tool_call $i egress-block "{\"host\":\"h$i.example.org\",\"justification\":\"burst\"}" >out.$i &
 done
 check "35 calls are refused at once" wait_for 30 answered 35
 check_same "exactly 5 proposals are filed" "$(nfiled)" 5
@@ -30,7 +26,7 @@ supervise-list web1 | cut -f1 | supervise-reject -n 'later' >/dev/null
 check "the 5 waiting calls are answered" wait_for 30 answered 40
 check_same "every call got one answer: 35 refusals, 5 decisions" \
     "$(cat out.* | grep -c 'status: rejected\\nnotes: later')" 5
-call 41 egress-block '{"host":"again.example.org","justification":"x"}' >out.41 &
+tool_call 41 egress-block '{"host":"again.example.org","justification":"x"}' >out.41 &
 six_filed() { [ "$(nfiled)" -eq 6 ]; }
 check "below the limit again, a call is filed" wait_for 10 six_filed
 supervise-list web1 | cut -f1 | supervise-reject >/dev/null
@@ -42,7 +38,7 @@ rm -f out.*
 check "supervised starts with --expire 2s" start_daemon d2 -s web1 --expire 2s
 check_same "the setting is left for the operator's tools" "$(cat $Q/expire)" 2
 t0=$(date +%s)
-call 1 gitleaks-allow '{"fingerprint":"abc:f:r:1","justification":"slow"}' >out.1
+tool_call 1 gitleaks-allow '{"fingerprint":"abc:f:r:1","justification":"slow"}' >out.1
 t1=$(date +%s)
 check_same "the waiting call is answered: expired" "$(cat out.1)" \
     '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"status: rejected\nnotes: expired after 2s"}],"isError":true}}'
@@ -59,7 +55,7 @@ check "supervised starts with --expire 1s" start_daemon d3 -s web1 --expire 1s
 n=$(g rev-list --count main)
 check_same "expired at start-up: committed" \
     "$(g log -1 --format='%an|%(trailers:key=Proposal-Id,valueonly)' main | sed '/^$/d')" "expiry|$id"
-call 2 proposal-status "{\"proposal_id\":\"$id\"}" >out.2
+tool_call 2 proposal-status "{\"proposal_id\":\"$id\"}" >out.2
 check_same "the agent learns it with proposal-status" "$(cat out.2)" \
     '{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"status: rejected\nnotes: expired after 1s"}],"isError":true}}'
 check "supervised stops" stop_daemon d3

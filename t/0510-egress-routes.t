@@ -22,13 +22,7 @@ ms() { date +%s%3N; }
 printf '{"routes": [{"host": "pypi.org"}]}\n' >routes.json
 supervise-init --routes routes.json web1 >/dev/null
 
-mitmdump -q --listen-host 127.0.0.1 -p 0 -s "$T_TOP/t/egress.py" \
-    --set egress_routes="$L/egress/routes.json" \
-    --set egress_port_file="$T_DIR/mitm.port" >mitm.log 2>&1 &
-echo $! >"$T_DIR/mitm.pid"
-check "mitmdump listens" wait_for "$T_WAIT" test -s "$T_DIR/mitm.port"
-MP=$(cat "$T_DIR/mitm.port")
-PROXY=http://127.0.0.1:$MP
+check "mitmdump listens" start_egress "$L/egress/routes.json"
 check "supervised starts with --egress-proxy" start_daemon d -s web1 --egress-proxy "$PROXY"
 DPORT=$PORT
 

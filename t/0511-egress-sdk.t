@@ -16,12 +16,7 @@ L=$SUPERVISE_ROOT/state/web1
 printf '{"routes": [{"host": "pypi.org"}]}\n' >routes.json
 supervise-init --routes routes.json web1 >/dev/null
 
-mitmdump -q --listen-host 127.0.0.1 -p 0 -s "$T_TOP/t/egress.py" \
-    --set egress_routes="$L/egress/routes.json" \
-    --set egress_port_file="$T_DIR/mitm.port" >mitm.log 2>&1 &
-echo $! >"$T_DIR/mitm.pid"
-check "mitmdump listens" wait_for "$T_WAIT" test -s "$T_DIR/mitm.port"
-PROXY=http://127.0.0.1:$(cat "$T_DIR/mitm.port")
+check "mitmdump listens" start_egress "$L/egress/routes.json"
 check "supervised starts" start_daemon d -s web1 --egress-proxy "$PROXY"
 # What the agent fetches: the sidecar's own /health, as host localhost.
 target=http://localhost:$PORT/health

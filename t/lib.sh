@@ -11,6 +11,10 @@
 #                           FLAG (a letter after ":2,")
 #   mail_host               this host's name as our programs put it in
 #                           an email (LOGIN@HOST)
+#   use_bottle SLUG         supervise-init SLUG, quietly; sets Q (its queue)
+#                           and A (the audit repository), both relative to
+#                           the test's directory
+#   g GIT_ARG...            git on the audit repository $A
 #   spool_proposals QUEUE K TAG
 #                           write K egress-block proposals straight into
 #                           QUEUE/proposals/new (as any component may: the
@@ -69,6 +73,12 @@ spool_proposals() {
 		}
 	}'
 }
+use_bottle() {
+	supervise-init "$1" >/dev/null 2>&1
+	Q=root/queue/$1
+	A=root/audit.git
+}
+g() { git --git-dir="$A" "$@"; }
 mail_host() {
 	uname -n | tr -c 'A-Za-z0-9._\n-' '-'
 }
@@ -128,6 +138,10 @@ cd "$T_DIR" || exit 1
 #   tool_call ID TOOL ARGS [CURL_ARG...]
 #                               a blocking tools/call answered as one JSON
 #                               body (60 s cap); ARGS is a JSON object
+#   start_egress ROUTES         mitmdump with t/egress.py as the bottle's
+#                               egress proxy on a loopback port, enforcing
+#                               the live ROUTES file; sets PROXY; its log
+#                               is $T_DIR/mitm.log, its pid $T_DIR/mitm.pid
 
 T_WAIT=${SUPERVISE_TEST_WAIT:-30}	# seconds; longer under valgrind
 
@@ -189,4 +203,13 @@ tool_call() {
 mcp_post() {
 	curl -s --max-time 20 -H 'Content-Type: application/json' \
 	    -H 'Accept: application/json' "$@" "$URL"
+}
+
+start_egress() {
+	mitmdump -q --listen-host 127.0.0.1 -p 0 -s "$T_TOP/t/egress.py" \
+	    --set egress_routes="$1" \
+	    --set egress_port_file="$T_DIR/mitm.port" >"$T_DIR/mitm.log" 2>&1 &
+	echo $! >"$T_DIR/mitm.pid"
+	wait_for "$T_WAIT" test -s "$T_DIR/mitm.port" || return 1
+	PROXY=http://127.0.0.1:$(cat "$T_DIR/mitm.port")
 }

@@ -108,26 +108,25 @@ check_match "list-egress-routes without a proxy: the live file's routes" "$got" 
     '^\{"jsonrpc":"2\.0","id":3,"result":\{"content":\[\{"type":"text","text":"\{\\"routes\\": \[\]\}\\n"\},\{"type":"text","text":"source: the live file [^"]*/state/web1/egress/routes\.json \(absent: no routes\), which'
 
 # A call waiting on the operator is not idle: an SSE stream with no
-# traffic (no progress for 25 s) outlives --idle-timeout.
+# traffic (no progress for 25 s) outlives --idle-timeout.  The event that
+# shows the timeout has passed for it: a connection opened after it, and
+# idle since, is dropped (slowloris: nothing is waiting on that one).
 curl -sN -H "Content-Type: application/json" --max-time 30 -H 'Accept: text/event-stream' -d \
     '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"gitleaks-allow","arguments":{"fingerprint":"f:idle","justification":"j"}}}' \
     "$URL" >idle &
 c=$!
 wait_for 10 sh -c 'supervise-list web1 | grep -q .'
-sleep 3
-check "a waiting SSE call outlives the idle timeout" kill -0 $c
-supervise-list web1 | cut -f1 | supervise-approve >/dev/null
-wait $c
-check_match "and is answered" "$(tail -n 2 idle)" '"text":"status: approved\\napplied: no: no hook configured"'
-
-# Slowloris: a connection that sends half a request is dropped after
-# --idle-timeout (2 s here); nothing is waiting on it.
 check "a half-sent request is dropped after the idle timeout" perl -MIO::Socket::INET -e '
 	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $ARGV[0]) or exit 2;
 	print $s "POST /mcp HTTP/1.1\r\nHost: x\r\n";
 	my $t = time; local $SIG{ALRM} = sub { exit 1 }; alarm 10;
 	my $buf; my $n = sysread($s, $buf, 100);
 	exit((time - $t >= 1 && !$n) ? 0 : 1);' "$PORT"
+check "a waiting SSE call outlives the idle timeout" kill -0 $c
+supervise-list web1 | cut -f1 | supervise-approve >/dev/null
+wait $c
+check_match "and is answered" "$(tail -n 2 idle)" '"text":"status: approved\\napplied: no: no hook configured"'
+
 check "stops on SIGTERM with status 0" stop_daemon d
 
 # A bearer token: required on the MCP endpoint, not on /health.

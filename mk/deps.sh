@@ -11,7 +11,7 @@
 # Otherwise one line names the missing packages and we fail.
 set -u
 build_pkgs="gcc make pkg-config libmicrohttpd-dev libgit2-dev libjansson-dev liburiparser-dev libssl-dev zlib1g-dev libncursesw5-dev libcurl4-openssl-dev"
-check_pkgs="perl git curl nodejs npm mandoc procps tmux mitmproxy tinyproxy"
+check_pkgs="perl python3 git curl nodejs npm mandoc procps tmux mitmproxy tinyproxy"
 want=
 for list in "${@:-build}"; do
 	case $list in

@@ -81,9 +81,10 @@ main(void)
 	struct sv_policy pol;
 	struct sv_err e;
 	char *big, *why, *p;
+	json_t *j;
 	size_t n;
 
-	plan(61);
+	plan(65);
 
 	/* --- parsing -------------------------------------------------------- */
 	parse_is("", "ok 0", "an empty file has no rules");
@@ -196,6 +197,22 @@ main(void)
 	    EG("b.org", "")) == 1, "host= twice: either");
 	ok(match("approve egress-allow host=a.org\n", "egress-block",
 	    EG("a.org", "")) == 0, "a rule holds for its own tool only");
+	/* The agent's trailing dot: tools.c refuses it when the call is
+	 * made, and a payload that holds one anyway (written into the
+	 * spool by hand) is matched by no rule, not by the dotless name. */
+	ok(sv_tool_args("egress-block", j = json_pack("{s:s, s:s}", "host",
+	    "files.pypi.org.", "justification", "j"), &p, &why, &e) == -1,
+	    "the agent's trailing dot is refused when the call is made");
+	json_decref(j);
+	big = "approve egress-block host=*.pypi.org\n";
+	ok(sv_policy_parse(big, strlen(big), "p", &pol, &e) == 0 &&
+	    sv_policy_match(&pol, "egress-block",
+	    "{\n  \"host\": \"files.pypi.org.\"\n}\n", &why) == -1,
+	    "a stored payload whose host ends with a dot: no rule applies");
+	is_str(why, "the payload is not valid for its tool; no rule applies\n",
+	    "because the payload is not valid");
+	free(why);
+	sv_policy_free(&pol);
 
 	/* --- paths ---------------------------------------------------------- */
 	ok(match("approve egress-block host=pypi.org path=/simple\n",
@@ -214,6 +231,10 @@ main(void)
 	ok(match("approve egress-block host=pypi.org path=/\n",
 	    "egress-block", EG("pypi.org", "")) == 1,
 	    "path=/ matches a route that allows every path");
+	ok(match("approve egress-block host=pypi.org path=/simple\n",
+	    "egress-block", EG("pypi.org", ", \"path_allowlist\": "
+	    "[\"/Simple/\"]")) == 0,
+	    "paths are compared as written: /Simple is not under /simple");
 	ok(match("approve egress-block path=/a path=/b\n",
 	    "egress-block", EG("x.org", ", \"path_allowlist\": [\"/a/1\", "
 	    "\"/b\"]")) == 1, "every path under one of the rule's");

@@ -59,6 +59,10 @@ char *bench_call_request(long rpcid, const char *host, const char *path,
  * host to the allowlist, so many distinct calls leave the config small. */
 char *bench_call_pipelock(long rpcid, const char *url, int sse,
     const char *token, size_t *len);
+/* The same for capability-block of DOCKERFILE (any text, up to the body
+ * limit): the largest payload an agent can make the daemon hold. */
+char *bench_call_capability(long rpcid, const char *dockerfile, int sse,
+    const char *token, size_t *len);
 /* GET /health. malloc'd. */
 char *bench_health_request(size_t *len);
 

@@ -258,6 +258,14 @@ bench_call_pipelock(long rpcid, const char *url, int sse, const char *token,
 }
 
 char *
+bench_call_capability(long rpcid, const char *dockerfile, int sse,
+    const char *token, size_t *len)
+{
+	return bench_call(rpcid, "capability-block",
+	    json_pack("{s:s}", "dockerfile", dockerfile), sse, token, len);
+}
+
+char *
 bench_health_request(size_t *len)
 {
 	static const char req[] = "GET /health HTTP/1.1\r\n"

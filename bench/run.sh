@@ -8,7 +8,7 @@
 #                                     decisions of history, no 10,000 burst
 #   BENCH_ONLY="latency throughput"   a subset of: latency apply
 #                                     concurrency throughput scale footprint
-#                                     console cotenant
+#                                     console cotenant attacks
 #   BENCH_RESULTS=DIR                 where the .txt files go
 #   BENCH_KEEP=1                      keep the work directory (logs,
 #                                     repositories) and say where
@@ -32,12 +32,12 @@ quick=${BENCH_QUICK:-0}
 # scale goes last: it leaves ~10^6 deleted inodes behind, and on this
 # machine's ext4 (no journal) creating files right after mass deletion is
 # slower (the allocator skips recently deleted inodes).
-only=${BENCH_ONLY:-latency apply concurrency throughput footprint console cotenant scale}
+only=${BENCH_ONLY:-latency apply concurrency throughput footprint console cotenant attacks scale}
 
 for p in "$bin/supervised" "$bin/supervise-init" "$bin/supervise-list" \
     "$bb/floor" "$bb/latency" "$bb/burst" "$bb/cycle" "$bb/approver" \
     "$bb/audit" "$bb/fill" "$bb/timeit" "$bb/stats" "$bb/startup" \
-    "$bin/supervise-top" "$bb/keys" "$bb/cotenant"; do
+    "$bin/supervise-top" "$bb/keys" "$bb/cotenant" "$bb/attack"; do
 	[ -x "$p" ] || { echo "run.sh: missing '$p' (make bench builds it)" >&2; exit 2; }
 done
 
@@ -71,6 +71,7 @@ if [ "$quick" = 1 ]; then
 	start_runs=5
 	keys_rounds=2 keys_n=200
 	cot_rounds=2 cot_n=40 cot_mb=400
+	atk_burst=1000 atk_n=2000
 else
 	lat_rounds=5 lat_n=200 floor_n=400
 	bursts="1000 10000"
@@ -81,6 +82,7 @@ else
 	start_runs=20
 	keys_rounds=5 keys_n=400
 	cot_rounds=4 cot_n=50 cot_mb=400
+	atk_burst=10000 atk_n=$((nofile - 200))
 fi
 
 # Print a command, then run it; the result files carry exact commands.
@@ -322,10 +324,30 @@ fig_cotenant() {
 	stop_daemon "$dpid"
 }
 
+# 9. What an agent can make the daemon hold, each attack on a fresh
+# daemon with the defaults (--body-budget 64 MiB, --body-timeout 30 s,
+# --max-waiters 64), next to idle and to calls that wait as they should.
+fig_attacks() {
+	header "9. attacks: the daemon's RSS under the worst an agent can do, next to idle and $atk_burst waiting calls"
+	echo "## $atk_burst calls waiting (SSE), then dropped"
+	start_daemon atkwait || return 1
+	run "$bb/burst" -p "$dport" -d "$dq" -P "$dpid" -n "$atk_burst" -t 300 -w
+	stop_daemon "$dpid"
+	echo "## trickled 1 MiB bodies on $atk_n connections at once (the fd limit less 200)"
+	start_daemon atktrickle || return 1
+	run "$bb/attack" -p "$dport" -P "$dpid" -m trickle -n "$atk_n" -t 90
+	stop_daemon "$dpid"
+	echo "## identical calls, each closed as soon as it is sent"
+	start_daemon atkabandon || return 1
+	run "$bb/attack" -p "$dport" -P "$dpid" -m abandon -n 500 -s 900000 -t 120
+	run "$bb/attack" -p "$dport" -P "$dpid" -m abandon -n 9800 -s 1000 -t 120
+	stop_daemon "$dpid"
+}
+
 status=0
 for f in $only; do
 	case $f in
-	latency|apply|concurrency|throughput|scale|footprint|console|cotenant) ;;
+	latency|apply|concurrency|throughput|scale|footprint|console|cotenant|attacks) ;;
 	*) echo "run.sh: unknown figure '$f'" >&2; exit 2 ;;
 	esac
 	echo "==> $f" >&2

@@ -392,9 +392,18 @@ waiting(const struct request *r)
 	return r->alive && !r->finished && !r->gone;
 }
 
-void
+/*
+ * Make `r` wait on `p`; 0 when its caller left before (nothing to wait
+ * for, and when nobody else waits, `p` is marked gone as leave does).
+ */
+int
 attach(struct request *r, struct pending *p, struct resume_list *rl)
 {
+	if (!waiting(r)) {
+		if (p->waiters == NULL)
+			gone_queue(p, 1);
+		return 0;
+	}
 	if (p->nwaiters >= (size_t)sc.cfg.max_waiters) {
 		/* Identical calls share one proposal; a flood of them must
 		 * not hold every connection the sidecar has. */
@@ -402,7 +411,7 @@ attach(struct request *r, struct pending *p, struct resume_list *rl)
 		    "already has %ld calls waiting on it (the limit); wait on "
 		    "one of them, or follow it with proposal-status", p->id,
 		    sc.cfg.max_waiters), rl);
-		return;
+		return 1;
 	}
 	snprintf(r->id, sizeof r->id, "%s", p->id);
 	r->pending = p;
@@ -413,6 +422,7 @@ attach(struct request *r, struct pending *p, struct resume_list *rl)
 	p->waiters = r;
 	p->nwaiters++;
 	gone_queue(p, 0);
+	return 1;
 }
 
 /* --- answering the waiters of a proposal (spool thread) ---------------- */

@@ -43,6 +43,24 @@
 
 /* --- HTTP (libmicrohttpd's thread) ---------------------------------------- */
 
+/*
+ * libmicrohttpd reports every connection its application closes (MHD_NO
+ * from on_request, END_WITH_ERROR from sse_read) as "Application
+ * reported internal error" or "application error generating response".
+ * Ours are on purpose and already said (a caller that left, a body too
+ * slow or over the budget), so hang_up marks the close, mhd_log drops
+ * the one line libmicrohttpd writes for it, and on_completed, which it
+ * calls next, clears the mark.  Its thread's alone.
+ */
+static _Thread_local int hanging_up;
+
+static enum MHD_Result
+hang_up(void)
+{
+	hanging_up = 1;
+	return MHD_NO;
+}
+
 static enum MHD_Result
 queue_body(struct MHD_Connection *c, unsigned status, const char *type,
     const char *body, size_t len, const char *hname, const char *hvalue)
@@ -210,6 +228,7 @@ sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 	lock();
 	if (r->gone) {
 		unlock();
+		hanging_up = 1;
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	}
 	if (r->out_off < r->out_len) {
@@ -477,11 +496,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			    "request body too large (limit 1 MiB)\n");
 		r->len += *upload_size;
 		*upload_size = 0;
-		return r->len > 16 * (size_t)SV_MCP_BODY_MAX ? MHD_NO : MHD_YES;
+		return r->len > 16 * (size_t)SV_MCP_BODY_MAX ? hang_up() : MHD_YES;
 	}
 	if (*upload_size > 0 && (left = r->body_deadline_ms - sv_now_ms()) <= 0) {
 		log_too_slow();
-		return MHD_NO;		/* hang up: no response mid-body */
+		return hang_up();	/* no response mid-body */
 	}
 	if (*upload_size > 0) {
 		/* The rest must come by the deadline, not by one more idle
@@ -502,7 +521,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			if (sv_budget_take(&sc.bodies, r->len + *upload_size -
 			    r->reserved) == -1) {
 				log_over_budget();
-				return MHD_NO;
+				return hang_up();
 			}
 			r->reserved = r->len + *upload_size;
 		}
@@ -527,7 +546,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		lock();
 		if (r->gone) {
 			unlock();
-			return MHD_NO;
+			return hang_up();	/* callers_left said so */
 		}
 		if (!r->finished) {
 			suspend(r);
@@ -554,6 +573,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	(void)cls;
 	(void)c;
+	hanging_up = 0;
 	if (r == NULL)
 		return;
 	*con_cls = NULL;
@@ -577,6 +597,10 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n;
 
 	(void)cls;
+	if (hanging_up) {
+		hanging_up = 0;
+		return;
+	}
 	vsnprintf(line, sizeof line, fmt, ap);
 	n = strlen(line);
 	while (n > 0 && line[n - 1] == '\n')

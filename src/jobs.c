@@ -63,6 +63,17 @@ over_limit(const struct filing *batch, size_t nbatch)
 	return (long)n >= sc.cfg.max_pending;
 }
 
+/* What became of an identical call: attached, or its caller had left. */
+static void
+say_attached(const char *id, int attached)
+{
+	if (attached)
+		sv_warnx("identical call attached to pending proposal %s", id);
+	else
+		sv_warnx("the caller of a call identical to pending proposal "
+		    "%s left before it was attached", id);
+}
+
 /* 1: f is to be filed (or follows one that is); 0: the call is handled. */
 static int
 propose_begin(struct request *r, struct filing *f, struct filing *batch,
@@ -103,13 +114,12 @@ propose_begin(struct request *r, struct filing *f, struct filing *batch,
 		if (p != NULL && live) {
 			/* A caller gone before we got here has nothing to
 			 * wait for; its proposal is already filed. */
-			if (waiting(r))
-				attach(r, p, &rl);
+			int attached = attach(r, p, &rl);
+
 			unlock();
 			resume_all(&rl);
 			free(f->key);
-			sv_warnx("identical call attached to pending proposal %s",
-			    id);
+			say_attached(id, attached);
 			recheck(id);
 			return 0;
 		}
@@ -166,6 +176,7 @@ propose_end(struct filing *f, struct filing *batch)
 	struct filing *lead = f->follows >= 0 ? &batch[f->follows] : f;
 	struct pending *p;
 	char *sum, *esum;
+	int attached;
 
 	if (!lead->ok) {
 		if (f == lead)
@@ -179,12 +190,10 @@ propose_end(struct filing *f, struct filing *batch)
 	} else if (f != lead) {
 		lock();
 		p = pending_by_id(lead->prop.id);
-		if (p != NULL && waiting(r))
-			attach(r, p, &rl);
+		attached = p != NULL && attach(r, p, &rl);
 		unlock();
 		resume_all(&rl);
-		sv_warnx("identical call attached to pending proposal %s",
-		    lead->prop.id);
+		say_attached(lead->prop.id, attached);
 	} else {
 		sum = sv_payload_summary(tool->name, r->msg.payload);
 		esum = sv_escape(sum, strlen(sum), 0);
@@ -197,9 +206,11 @@ propose_end(struct filing *f, struct filing *batch)
 		p = pending_get(f->prop.id, f->key, f->keylen);
 		f->key = NULL;
 		p->expires = expiry_of(f->prop.arrival_timestamp);
-		if (waiting(r))
-			attach(r, p, &rl);
+		attached = attach(r, p, &rl);
 		unlock();
+		if (!attached)
+			sv_warnx("the caller of proposal %s left before it was "
+			    "filed; the proposal stays pending", f->prop.id);
 	}
 	resume_all(&rl);
 	free(f->key);		/* NULL once the pending proposal took it */
@@ -368,7 +379,7 @@ job_status(struct request *r)
 		return;
 	}
 	p = pending_get(id, NULL, 0);
-	attach(r, p, &rl);
+	(void)attach(r, p, &rl);
 	if (sc.cfg.max_wait > 0 && (wait < 0 || wait > sc.cfg.max_wait))
 		wait = sc.cfg.max_wait;
 	if (wait >= 0)

@@ -197,7 +197,7 @@ void pending_unkey(struct pending *p);
 void pending_drop(struct pending *p);
 void leave(struct request *r);
 int waiting(const struct request *r);
-void attach(struct request *r, struct pending *p, struct resume_list *rl);
+int attach(struct request *r, struct pending *p, struct resume_list *rl);
 /* Spool thread, taking the lock themselves: */
 int answer_decision(const char *id, enum sv_status status,
     const char *applied, const char *notes, const char *final_file);

@@ -6,9 +6,10 @@
 # the operator decides; each proposal stays pending, marked gone (ls
 # gone/, supervise-list), and a retry clears the mark.  Identical calls
 # share one payload: holding 100 of them costs far less than 100 copies.
+# Each departure is logged once, by the sidecar, and by nothing else.
 . "$(dirname "$0")/lib.sh"
 . "$T_TOP/t/hardlib.sh"
-plan 13
+plan 15
 
 supervise-init "$SLUG" >/dev/null 2>&1
 # Under AddressSanitizer freed memory waits in a quarantine: RSS would
@@ -101,5 +102,11 @@ check "  sharing one payload: RSS grew by less than 10 MiB (100 copies: 25)" \
 echo close >ctl
 wait "$hpid"
 check "their clients close: descriptors back to idle within 5 s" wait_for 5 fds_back
+# Closing those connections is the sidecar's doing, and said once; it is
+# not libmicrohttpd's "internal error" or "error generating response".
+check_same "no libmicrohttpd error for a caller that left (plain JSON)" \
+    "$(grep -c 'libmicrohttpd: Application reported internal error' d.log)" 0
+check_same "no libmicrohttpd error for a caller that left (SSE)" \
+    "$(grep -c 'libmicrohttpd: Closing connection (application error' d.log)" 0
 check "supervised stops cleanly" stop_daemon d
 done_testing

@@ -297,9 +297,9 @@ pending_get(const char *id, char *key, size_t keylen)
 	struct pending **b;
 
 	if (p == NULL) {
-		p = sv_xmalloc(sizeof *p);
+		p = sv_xmalloc(sizeof *p + strlen(id) + 1);
 		memset(p, 0, sizeof *p);
-		snprintf(p->id, sizeof p->id, "%s", id);
+		memcpy(p->id, id, strlen(id) + 1);
 		b = &sc.by_id[fnv1a(id, strlen(id)) % NBUCKETS];
 		p->id_next = *b;
 		*b = p;

@@ -29,17 +29,25 @@
 #include "sidecar.h"
 
 /*
- * Memory per waiting call, which is what 10,000 of them cost: the
- * connection's pool holds the request's headers (up to about 2 KiB of
- * them fit in 3 KiB; more gets 431) and never the body; an SSE
- * response's block is its write buffer, and events are small (a long
- * result just takes more calls of sse_read).  With libmicrohttpd's
- * defaults (32 KiB and our 16 KiB block) a waiting call cost 38 KiB;
- * with 3 KiB and 512 bytes, 5.3 KiB; the block is allocated with the
- * response, so 256 bytes less is 2.5 MiB less for 10,000 calls.
+ * Memory per waiting call, which is what 10,000 of them cost.  Most of it
+ * is libmicrohttpd's: its connection (~460 bytes) and the connection's
+ * pool, allocated whole, which holds the request's headers (their text
+ * and a 64-byte record each) and then our response's headers; never the
+ * body.  2 KiB fits what the MCP SDK sends with a bearer token and a
+ * session (12 lines, ~420 bytes: ~1.2 KiB of pool) with ~600 bytes to
+ * spare (t/0429 sends 14 lines, ~720 bytes); more gets 431 from
+ * libmicrohttpd.  1.5 KiB would not leave that room, and
+ * with less than about 200 bytes left after a request's headers a
+ * response cannot be built at all (the connection is closed).
+ *
+ * An SSE stream is chunked, and libmicrohttpd has the reader fill the
+ * connection's own write buffer then: the response's block serves only
+ * an HTTP/1.0 client, so it is small.  No Cache-Control: nothing caches
+ * the answer to a POST.  Per waiting call: 3 KiB pool, 256-byte block,
+ * 5.2 KiB; 2 KiB, 32 bytes and the rest in calls.c, 3.7 KiB (BENCHMARKS.md).
  */
-#define CONN_MEMORY	3072
-#define SSE_BLOCK	256
+#define CONN_MEMORY	2048
+#define SSE_BLOCK	32
 
 /* --- HTTP (libmicrohttpd's thread) ---------------------------------------- */
 
@@ -237,6 +245,12 @@ sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			n = max;
 		memcpy(buf, r->out + r->out_off, n);
 		r->out_off += n;
+		if (r->out_off == r->out_len) {
+			/* Sent: a waiting stream holds no buffer. */
+			free(r->out);
+			r->out = NULL;
+			r->out_len = r->out_off = r->out_cap = 0;
+		}
 		unlock();
 		return (ssize_t)n;
 	}
@@ -303,8 +317,6 @@ start_call(struct MHD_Connection *c, struct request *r)
 		r->refs++;
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		    "text/event-stream");
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
-		    "no-cache");
 		ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
 		MHD_destroy_response(resp);
 	} else {

@@ -78,14 +78,16 @@ struct pending;
 struct request {
 	int refs;		/* MHD's, each job's, an SSE response's */
 	struct MHD_Connection *conn;
-	int alive;		/* the request is not completed yet */
-	int suspended;		/* suspended by us and not resumed yet */
-	int sse;		/* answered on an SSE stream */
-	int in_flight;		/* on the sidecar's list of calls */
-	int finished;		/* the final answer is queued */
-	int rejected;		/* an early error response was queued */
-	int gone;		/* its client hung up while it waited */
-	int watched;		/* fd is in sc.hup_ep */
+	/* Flags: a byte each, never bits, as two threads set them. */
+	unsigned char alive;	/* the request is not completed yet */
+	unsigned char suspended;	/* suspended by us and not resumed yet */
+	unsigned char sse;	/* answered on an SSE stream */
+	unsigned char in_flight;	/* on the sidecar's list of calls */
+	unsigned char finished;	/* the final answer is queued */
+	unsigned char rejected;	/* an early error response was queued */
+	unsigned char gone;	/* its client hung up while it waited */
+	unsigned char watched;	/* fd is in sc.hup_ep */
+	unsigned char parsed;	/* the body went through sv_mcp_handle */
 	int fd;			/* the connection's socket, once watched */
 	char *body;
 	size_t len, cap;
@@ -93,7 +95,6 @@ struct request {
 	int64_t body_deadline_ms;	/* the body must be in by then */
 	char *out;		/* SSE bytes to send, or the JSON answer */
 	size_t out_len, out_off, out_cap;
-	int parsed;		/* the body went through sv_mcp_handle */
 	struct sv_mcp_msg msg;
 	char *session;		/* Mcp-Session-Id, or NULL */
 	char id[SV_ID_MAX + 1];	/* the proposal waited on, once known */
@@ -106,7 +107,6 @@ struct request {
 
 /* A proposal known to be pending: who waits on it, and its dedupe key. */
 struct pending {
-	char id[SV_ID_MAX + 1];
 	char *key;		/* tool NUL payload; NULL: not deduplicated */
 	size_t keylen;
 	struct request *waiters;
@@ -115,6 +115,7 @@ struct pending {
 	struct pending *id_next, *key_next;
 	time_t expires;		/* when it is rejected; 0: never or unknown */
 	int expiring;		/* its rejection is on the way */
+	char id[];		/* as long as it is: one per waiting call */
 };
 
 enum job_kind { JOB_PROPOSE, JOB_STATUS, JOB_ROUTES, JOB_CANCEL };

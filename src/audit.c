@@ -299,26 +299,41 @@ commit_entry(struct sv_audit *a, git_commit *c, const char *path,
 	return 1;
 }
 
+/*
+ * The tip of main and the id of SLUG/RELPATH in it: 1 found, 0 not (no
+ * tip, or no such file), -1 on error.  *c and *path are the caller's to
+ * free (NULL when there is no tip).
+ */
+static int
+tip_entry(struct sv_audit *a, const char *slug, const char *relpath,
+    git_commit **c, char **path, git_oid *id, struct sv_err *e)
+{
+	git_tree *tree;
+
+	*c = NULL;
+	*path = NULL;
+	if (sv_valid_slug(slug, e) == -1 || valid_relpath(relpath, e) == -1)
+		return -1;
+	if (audit_tip(a, c, &tree, e) == -1)
+		return -1;
+	git_tree_free(tree);
+	if (*c == NULL)
+		return 0;
+	*path = sv_xasprintf("%s/%s", slug, relpath);
+	return commit_entry(a, *c, *path, id, e);
+}
+
 int
 sv_audit_blob_id(struct sv_audit *a, const char *slug, const char *relpath,
     char hex[41], struct sv_err *e)
 {
 	git_commit *c;
-	git_tree *tree;
 	git_oid id;
 	char *path;
 	int rc;
 
 	hex[0] = '\0';
-	if (sv_valid_slug(slug, e) == -1 || valid_relpath(relpath, e) == -1)
-		return -1;
-	if (audit_tip(a, &c, &tree, e) == -1)
-		return -1;
-	git_tree_free(tree);
-	if (c == NULL)
-		return 0;
-	path = sv_xasprintf("%s/%s", slug, relpath);
-	rc = commit_entry(a, c, path, &id, e);
+	rc = tip_entry(a, slug, relpath, &c, &path, &id, e);
 	if (rc == 1)
 		git_oid_tostr(hex, 41, &id);
 	git_commit_free(c);
@@ -331,21 +346,12 @@ sv_audit_last_change(struct sv_audit *a, const char *slug,
     const char *relpath, char hex[41], struct sv_err *e)
 {
 	git_commit *c, *parent;
-	git_tree *tree;
 	git_oid want, had;
 	char *path;
 	int rc, found;
 
 	hex[0] = '\0';
-	if (sv_valid_slug(slug, e) == -1 || valid_relpath(relpath, e) == -1)
-		return -1;
-	if (audit_tip(a, &c, &tree, e) == -1)
-		return -1;
-	git_tree_free(tree);
-	if (c == NULL)
-		return 0;
-	path = sv_xasprintf("%s/%s", slug, relpath);
-	rc = found = commit_entry(a, c, path, &want, e);
+	rc = found = tip_entry(a, slug, relpath, &c, &path, &want, e);
 	/* Down the first parents while the file is the same. */
 	while (rc == 1) {
 		if (git_commit_parentcount(c) == 0)

@@ -70,9 +70,7 @@ set_ref(struct sv_audit *a, const char *name, const git_oid *old,
 	/* The ref file and its directory, by name. */
 	sv_durable_init(&d);
 	p = sv_xasprintf("%s/%s", a->path, name);
-	sv_durable_path(&d, p);
-	*strrchr(p, '/') = '\0';
-	sv_durable_path(&d, p);
+	sv_durable_file(&d, p);
 	free(p);
 	rc = sv_durable_sync(&d, e);
 	sv_durable_free(&d);

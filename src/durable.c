@@ -81,6 +81,23 @@ sv_durable_path(struct sv_durable *d, const char *path)
 	add(d, -1, AT_FDCWD, path, path);
 }
 
+void
+sv_durable_file(struct sv_durable *d, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+
+	sv_durable_path(d, path);
+	if (slash == NULL)
+		dir = sv_xstrdup(".");
+	else if (slash == path)
+		dir = sv_xstrdup("/");
+	else
+		dir = sv_xasprintf("%.*s", (int)(slash - path), path);
+	sv_durable_path(d, dir);
+	free(dir);
+}
+
 static void
 sync_one(struct sv_durable_item *it)
 {

@@ -107,16 +107,11 @@ ref_sync(struct sv_audit *a, struct sv_err *e)
 		free(p);
 		p = sv_xasprintf("%s/packed-refs", a->path);
 	}
-	sv_durable_path(&d, p);
-	*strrchr(p, '/') = '\0';
-	sv_durable_path(&d, p);
+	sv_durable_file(&d, p);
 	free(p);
 	p = sv_xasprintf("%s/logs/%s", a->path, branch);
-	if (access(p, F_OK) == 0) {
-		sv_durable_path(&d, p);
-		*strrchr(p, '/') = '\0';
-		sv_durable_path(&d, p);
-	}
+	if (access(p, F_OK) == 0)
+		sv_durable_file(&d, p);
 	free(p);
 	rc = sv_durable_sync(&d, e);
 	sv_durable_free(&d);

@@ -122,6 +122,9 @@ void sv_durable_fd(struct sv_durable *d, int fd, const char *label);
 void sv_durable_at(struct sv_durable *d, int dirfd, const char *name,
     const char *label);
 void sv_durable_path(struct sv_durable *d, const char *path);
+/* A file, and the directory that names it: for a file already renamed
+ * into place whose name must survive too. */
+void sv_durable_file(struct sv_durable *d, const char *path);
 /* fsync everything handed, then forget it; "can't flush 'LABEL' to
  * disk: reason" names the first that failed. */
 int sv_durable_sync(struct sv_durable *d, struct sv_err *e);

@@ -7,10 +7,12 @@
  * (egress/routes.json, pipelock/allowlist, ...), bind-mounted where the
  * proxies and the agent read them.
  *
- *  - Each file is published on its own, atomically in its own directory:
- *    written to a dot file beside it, fsync'd, renamed over the old one,
- *    the directory fsync'd.  A proxy that reloads at any instant reads
- *    the old file or the new one, never a part of one.
+ *  - Each file is published atomically in its own directory: written
+ *    to a dot file beside it, fsync'd, renamed over the old one, the
+ *    directory fsync'd.  A proxy that reloads at any instant reads the
+ *    old file or the new one, never a part of one.  The changed files
+ *    of one publication are fsync'd together, then renamed, then their
+ *    directories fsync'd together (durable.c).
  *  - A file whose text is already the same is not touched, so its mtime
  *    and inode say when it last changed; a file absent from main is
  *    removed.
@@ -142,73 +144,142 @@ same_text(int dirfd, const char *name, const char *text, size_t len)
 	return same;
 }
 
+/* One file of a publication, between its write and its rename. */
+struct pending {
+	char *sub;		/* its directory */
+	const char *name;	/* in rel */
+	char *tmp;
+	int dfd, fd;		/* fd: the written dot file, or -1 */
+};
+
+static void
+pending_close(struct pending *pf)
+{
+	if (pf->fd != -1) {
+		close(pf->fd);
+		unlinkat(pf->dfd, pf->tmp, 0);
+	}
+	if (pf->dfd != -1)
+		close(pf->dfd);
+	free(pf->sub);
+	free(pf->tmp);
+	pf->sub = pf->tmp = NULL;
+	pf->dfd = pf->fd = -1;
+}
+
 /*
- * Make DIR/REL hold text (NULL: be absent).  1 when the file changed,
- * 0 when it already was so, -1 on error.
+ * Start making DIR/REL hold text (NULL: be absent).  A removal is done
+ * at once (its directory handed to dirs); new text is written to the
+ * dot file, which is left open in *pf for publish_all to sync and
+ * rename.  1 when the file changes, 0 when it already was so, -1 on
+ * error.
  */
 static int
-publish_file(const char *dir, const char *rel, const char *text,
-    struct sv_err *e)
+write_file(const char *dir, const char *rel, const char *text,
+    struct pending *pf, struct sv_durable *dirs, struct sv_err *e)
 {
-	const char *slash = strrchr(rel, '/'), *name = slash ? slash + 1 : rel;
-	char *sub = slash ? sv_xasprintf("%s/%.*s", dir, (int)(slash - rel),
-	    rel) : sv_xstrdup(dir);
-	char *tmp = sv_xasprintf(".%s.tmp", name);
+	const char *slash = strrchr(rel, '/');
 	size_t len = text ? strlen(text) : 0;
-	int dfd, fd = -1, rc = -1;
 
+	pf->name = slash ? slash + 1 : rel;
+	pf->sub = slash ? sv_xasprintf("%s/%.*s", dir, (int)(slash - rel),
+	    rel) : sv_xstrdup(dir);
+	pf->tmp = sv_xasprintf(".%s.tmp", pf->name);
+	pf->dfd = pf->fd = -1;
 	if (text == NULL) {
-		dfd = open(sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (dfd == -1) {
-			rc = errno == ENOENT ? 0 :
-			    sv_errf(e, errno, "can't open '%s'", sub);
-			goto out;
-		}
-		if (unlinkat(dfd, name, 0) == -1)
-			rc = errno == ENOENT ? 0 :
-			    sv_errf(e, errno, "can't remove '%s/%s'", sub, name);
-		else
-			rc = fsync_dir(dfd, sub, e) == -1 ? -1 : 1;
-		close(dfd);
-		goto out;
+		pf->dfd = open(pf->sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (pf->dfd == -1)
+			return errno == ENOENT ? 0 :
+			    sv_errf(e, errno, "can't open '%s'", pf->sub);
+		if (unlinkat(pf->dfd, pf->name, 0) == -1)
+			return errno == ENOENT ? 0 :
+			    sv_errf(e, errno, "can't remove '%s/%s'", pf->sub,
+			    pf->name);
+		sv_durable_path(dirs, pf->sub);
+		return 1;
 	}
-	if ((dfd = open_dirs(sub, e)) == -1)
-		goto out;
-	if (same_text(dfd, name, text, len)) {
-		rc = 0;
-		goto close_dir;
-	}
+	if ((pf->dfd = open_dirs(pf->sub, e)) == -1)
+		return -1;
+	if (same_text(pf->dfd, pf->name, text, len))
+		return 0;
 	/* Ours to overwrite: publishers hold the audit lock. */
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0644);
-	if (fd == -1) {
-		sv_errf(e, errno, "can't create '%s/%s'", sub, tmp);
-		goto close_dir;
+	pf->fd = openat(pf->dfd, pf->tmp, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (pf->fd == -1)
+		return sv_errf(e, errno, "can't create '%s/%s'", pf->sub,
+		    pf->tmp);
+	if (fchmod(pf->fd, 0644) == -1 || sv_write_all(pf->fd, text,
+	    len) == -1)
+		return sv_errf(e, errno, "can't write '%s/%s'", pf->sub,
+		    pf->tmp);
+	return 1;
+}
+
+/*
+ * Write every changed file, then sync them all at once, rename each
+ * over its old self, and sync their directories at once: two rounds of
+ * fsync a publication, however many files changed (a file a round each,
+ * in turn, was four rounds on the answer's path for one approval).
+ */
+static int
+publish_all(struct sv_audit *a, const char *slug, const char *dir,
+    unsigned *changed, struct sv_err *e)
+{
+	struct pending pf[16];
+	const char *files[16];
+	size_t n = sv_config_files(files, 16), i, k = 0;
+	struct sv_durable fds, dirs;
+	char *text;
+	int rc = 0, r;
+
+	sv_durable_init(&fds);
+	sv_durable_init(&dirs);
+	for (i = 0; i < n && rc == 0; i++) {
+		if (sv_audit_read(a, slug, files[i], &text, NULL, e) == -1) {
+			rc = -1;
+			break;
+		}
+		r = write_file(dir, files[i], text, &pf[k], &dirs, e);
+		free(text);
+		if (r == -1) {
+			pending_close(&pf[k]);
+			rc = -1;
+			break;
+		}
+		if (r == 1 && changed != NULL)
+			*changed |= 1u << i;
+		if (pf[k].fd != -1) {
+			sv_durable_fd(&fds, pf[k].fd, pf[k].tmp);
+			k++;
+		} else {
+			pending_close(&pf[k]);
+		}
 	}
-	if (fchmod(fd, 0644) == -1 || sv_write_all(fd, text, len) == -1 ||
-	    fsync(fd) == -1) {
-		sv_errf(e, errno, "can't write '%s/%s'", sub, tmp);
-		close(fd);
-		unlinkat(dfd, tmp, 0);
-		goto close_dir;
+	if (rc == 0)
+		rc = sv_durable_sync(&fds, e);
+	for (i = 0; i < k; i++) {
+		if (rc == 0 && close(pf[i].fd) == -1)
+			rc = sv_errf(e, errno, "can't write '%s/%s'", pf[i].sub,
+			    pf[i].tmp);
+		else if (rc == 0 && renameat(pf[i].dfd, pf[i].tmp, pf[i].dfd,
+		    pf[i].name) == -1)
+			rc = sv_errf(e, errno, "can't rename '%s/%s' to '%s/%s'",
+			    pf[i].sub, pf[i].tmp, pf[i].sub, pf[i].name);
+		else if (rc == 0) {
+			pf[i].fd = -1;	/* renamed: nothing to remove */
+			sv_durable_path(&dirs, pf[i].sub);
+			pending_close(&pf[i]);
+			continue;
+		}
+		pf[i].fd = -1;
+		unlinkat(pf[i].dfd, pf[i].tmp, 0);
+		pending_close(&pf[i]);
 	}
-	if (close(fd) == -1) {
-		sv_errf(e, errno, "can't write '%s/%s'", sub, tmp);
-		unlinkat(dfd, tmp, 0);
-		goto close_dir;
-	}
-	if (renameat(dfd, tmp, dfd, name) == -1) {
-		sv_errf(e, errno, "can't rename '%s/%s' to '%s/%s'", sub, tmp,
-		    sub, name);
-		unlinkat(dfd, tmp, 0);
-		goto close_dir;
-	}
-	rc = fsync_dir(dfd, sub, e) == -1 ? -1 : 1;
-close_dir:
-	close(dfd);
-out:
-	free(sub);
-	free(tmp);
+	if (rc == 0)
+		rc = sv_durable_sync(&dirs, e);
+	sv_durable_free(&fds);
+	sv_durable_free(&dirs);
 	return rc;
 }
 
@@ -216,27 +287,13 @@ int
 sv_live_publish(struct sv_audit *a, const char *slug, const char *dir,
     unsigned *changed, struct sv_err *e)
 {
-	const char *files[16];
-	size_t n = sv_config_files(files, 16), i;
-	char *text;
-	int rc = 0, r;
+	int rc;
 
 	if (changed != NULL)
 		*changed = 0;
 	if (sv_audit_lock(a, e) == -1)
 		return -1;
-	for (i = 0; i < n && rc == 0; i++) {
-		if (sv_audit_read(a, slug, files[i], &text, NULL, e) == -1) {
-			rc = -1;
-			break;
-		}
-		r = publish_file(dir, files[i], text, e);
-		free(text);
-		if (r == -1)
-			rc = -1;
-		else if (r == 1 && changed != NULL)
-			*changed |= 1u << i;
-	}
+	rc = publish_all(a, slug, dir, changed, e);
 	sv_audit_unlock(a);
 	if (rc == -1) {
 		char msg[sizeof e->msg];

@@ -112,8 +112,9 @@ on_applied(const struct sv_apply_result *res, void *arg)
 }
 
 /*
- * Answered: now keep the repository's packs few and make the files the
- * next commit will use (odb.c).  That is work for when nobody waits, so
+ * Answered: now keep the repository's packs few (sv_audit_maintain: a
+ * pack merged off the lock since the last look is put in place, and the
+ * next merge started; repack.c).  That is work for when nobody waits, so
  * while an apply hook runs, it waits until the hook's caller has its
  * answer.
  */

@@ -4,7 +4,7 @@
  * token, the type of its body.
  *
  * Pure functions over header values (no libmicrohttpd, no I/O), so each
- * can be fuzzed and unit-tested on its own; supervised.c maps their
+ * can be fuzzed and unit-tested on its own; http.c maps their
  * verdicts to status codes.
  */
 #include <arpa/inet.h>

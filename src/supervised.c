@@ -57,7 +57,7 @@ open_stores(void)
 	free(qdir);
 	if (sv_audit_open(&sc.audit, sc.cfg.audit_dir, &e) == -1)
 		sv_die(1, "%s", e.msg);
-	sv_audit_defer_merges(sc.audit);	/* see batch_flush */
+	sv_audit_defer_merges(sc.audit);	/* see maintain (decisions.c) */
 	sv_audit_defer_sync(sc.audit);		/* answer first: consume.c */
 	if (sv_applier_new(&sc.applier, sc.audit, sc.cfg.slug,
 	    sc.cfg.state_dir, sc.cfg.apply_hook, sc.cfg.apply_timeout,

@@ -275,8 +275,8 @@ test_normalize(void)
 }
 
 /*
- * Merges chained through the routes the last merge left (merge.c takes
- * them over): each result must be what a merge from the text alone
+ * Merges chained through the routes the last merge left (confupdate.c
+ * takes them over): each result must be what a merge from the text alone
  * gives, whatever failed or was merged in between.
  */
 static void

@@ -1,7 +1,8 @@
 /*
- * pack.c: the audit repository's object store (src/pack.c): objects held
- * in memory until flushed as one pack, packs git itself reads and
- * verifies, and the merging that keeps their number down.
+ * pack.c: the audit repository's object store (src/odb.c, packwrite.c,
+ * repack.c): objects held in memory until flushed as one pack, packs git
+ * itself reads and verifies, and the merging that keeps their number
+ * down.
  */
 #include <errno.h>
 #include <fcntl.h>

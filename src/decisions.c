@@ -85,7 +85,11 @@ on_decision(const struct sv_decision *d, void *arg)
 	log_decision(d, n);
 }
 
-/* The applier's callback: an approval has taken effect, or not. */
+/*
+ * The applier's callback: an approval has taken effect, or not.  After a
+ * hook, called on the applier's own thread (hook.c): what it touches is
+ * under the lock (answer_decision) or read-only.
+ */
 void
 on_applied(const struct sv_apply_result *res, void *arg)
 {

@@ -12,12 +12,19 @@
  *   3. the caller is told the outcome (the daemon answers the agent);
  *   4. the outcome is noted on the decision's commit (applynote.c).
  *
- * The hook is a child process watched from an epoll set of our own (its
- * pidfd, its output pipe, a timerfd for its deadline) that the daemon
- * nests in its event loop: a hook that runs for a minute holds up no
- * other call, and libgit2 stays on the one thread that owns the audit
- * repository, which a thread per hook would have had to share.  Hooks
- * run one at a time, in the order the decisions landed.
+ * The hook is watched by a thread of the applier's own (the runner): it
+ * reads the child's output, kills it at its deadline, and answers (the
+ * caller's callback) the moment the child's pidfd says it has exited,
+ * whatever the daemon's thread is doing then (flushing the commit that
+ * the hook's decision came with, archiving its response: a do-nothing
+ * hook that waited for those cost twice what starting it costs).
+ * Everything that touches the audit repository (finding the decision,
+ * the live files, the note) stays on the caller's thread, the one that
+ * owns libgit2's repository: the runner's part is the child alone.  It
+ * hands the outcome back through an eventfd in an epoll set that the
+ * daemon nests in its event loop, so a hook that runs for a minute
+ * holds up no other call.  Hooks run one at a time, in the order the
+ * decisions landed.
  *
  * Crashes.  Before a batch of responses is consumed, a marker
  * SPOOL/apply/ID, a link to the response, is made for each (and its
@@ -37,17 +44,20 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,7 +67,6 @@
 extern char **environ;
 
 #define READ_CHUNK	(64 << 10)
-#define READ_PER_EVENT	(1 << 20)	/* then back to the daemon's loop */
 #define POLL_MS		2		/* without pidfd: how often to look */
 #define FIND_MAX	100000		/* commits looked through for one */
 #define CACHE_MAX	4096		/* decision commits remembered */
@@ -84,11 +93,24 @@ struct sv_applier {
 	void *arg;
 	int markfd;		/* SPOOL/apply, or -1 */
 	int newfd;		/* SPOOL/responses/new, or -1 */
-	int ep, tfd;
+	int ep;			/* for the caller's loop: holds donefd */
+	int donefd;		/* eventfd: the runner has an outcome */
+	int wakefd;		/* eventfd: the runner has a child to watch,
+				 * or is to stop */
 	struct job *head, **tail;
 	struct outcome *notes, **notes_tail;
-	/* the job under way */
+	/* the job under way (set by the caller's thread, read by the
+	 * runner between RUN_START and RUN_DONE) */
 	struct job *cur;
+	struct sv_decision_commit dc;
+	struct sv_response resp;
+	char *record;
+	unsigned changed;
+	char **env;		/* the hook's environment */
+	int in;			/* its stdin (a memfd) */
+	/* the runner's, until RUN_DONE */
+	pthread_t runner;
+	int have_runner;
 	pid_t pid;
 	int pidfd, out;
 	int64_t start_ms;
@@ -96,10 +118,12 @@ struct sv_applier {
 	char *ring;		/* the output's tail */
 	size_t ring_len;
 	long long out_bytes;
-	struct sv_decision_commit dc;
-	struct sv_response resp;
-	char *record;
-	unsigned changed;
+	struct sv_apply_note ended;	/* the outcome, answered */
+	/* under mu */
+	pthread_mutex_t mu;
+	enum { RUN_IDLE, RUN_START, RUN_WATCH, RUN_ANSWER, RUN_DONE } run;
+	int stop;
+	int asked;		/* busy() said yes once the answer was out */
 	/* Decision commits seen walking main, newest first: a batch of
 	 * decisions applied oldest first walks main once, not once each. */
 	struct sv_decision_commit *cache;
@@ -210,20 +234,23 @@ sv_applier_new(struct sv_applier **out, struct sv_audit *a, const char *slug,
 	ap->timeout_s = timeout_s;
 	ap->done = done;
 	ap->arg = arg;
-	ap->markfd = ap->newfd = ap->pidfd = ap->out = -1;
+	ap->markfd = ap->newfd = ap->pidfd = ap->out = ap->in = -1;
 	ap->tail = &ap->head;
 	ap->notes_tail = &ap->notes;
 	ap->ring = sv_xmalloc(SV_HOOK_OUTPUT_MAX);
+	sv_apply_note_init(&ap->ended);
+	pthread_mutex_init(&ap->mu, NULL);
 	ap->ep = epoll_create1(EPOLL_CLOEXEC);
-	ap->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (ap->ep == -1 || ap->tfd == -1) {
+	ap->donefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ap->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ap->ep == -1 || ap->donefd == -1 || ap->wakefd == -1) {
 		sv_errf(e, errno, "can't set up the apply hook's event loop");
 		goto fail;
 	}
 	memset(&ev, 0, sizeof ev);
 	ev.events = EPOLLIN;
-	ev.data.fd = ap->tfd;
-	if (epoll_ctl(ap->ep, EPOLL_CTL_ADD, ap->tfd, &ev) == -1) {
+	ev.data.fd = ap->donefd;
+	if (epoll_ctl(ap->ep, EPOLL_CTL_ADD, ap->donefd, &ev) == -1) {
 		sv_errf(e, errno, "can't set up the apply hook's event loop");
 		goto fail;
 	}
@@ -263,10 +290,17 @@ sv_applier_idle(const struct sv_applier *ap)
 }
 
 int
-sv_applier_busy(const struct sv_applier *ap, const char *id)
+sv_applier_busy(struct sv_applier *ap, const char *id)
 {
-	if (ap->cur != NULL && strcmp(ap->cur->id, id) == 0)
+	if (ap->cur != NULL && strcmp(ap->cur->id, id) == 0) {
+		/* Answered already by the runner: whoever asks now waits
+		 * for the answer again, given once the outcome is back. */
+		pthread_mutex_lock(&ap->mu);
+		if (ap->run == RUN_ANSWER || ap->run == RUN_DONE)
+			ap->asked = 1;
+		pthread_mutex_unlock(&ap->mu);
 		return 1;
+	}
 	for (struct job *j = ap->head; j != NULL; j = j->next)
 		if (strcmp(j->id, id) == 0)
 			return 1;
@@ -453,6 +487,17 @@ sv_applier_recover(struct sv_applier *ap, struct sv_err *e)
 	return 0;
 }
 
+
+static void
+env_free(char **env)
+{
+	if (env == NULL)
+		return;
+	for (char **e = env; *e != NULL; e++)
+		free(*e);
+	free(env);
+}
+
 static void
 job_reset(struct sv_applier *ap)
 {
@@ -462,6 +507,11 @@ job_reset(struct sv_applier *ap)
 	sv_response_free(&ap->resp);
 	free(ap->record);
 	ap->record = NULL;
+	env_free(ap->env);
+	ap->env = NULL;
+	if (ap->in != -1)
+		close(ap->in);
+	ap->in = -1;
 	ap->pid = 0;
 	ap->timed_out = 0;
 	ap->ring_len = 0;
@@ -490,9 +540,9 @@ files_list(const struct sv_applier *ap, unsigned changed, int absolute)
 	return s;
 }
 
-/* The job's outcome: tell the caller, queue the note, go on. */
+/* Tell the caller the job's outcome (from either thread). */
 static void
-finish(struct sv_applier *ap, struct sv_apply_note *note, int noted)
+answer(struct sv_applier *ap, const struct sv_apply_note *note)
 {
 	struct sv_apply_result res;
 
@@ -504,6 +554,12 @@ finish(struct sv_applier *ap, struct sv_apply_note *note, int noted)
 	res.final_file = ap->resp.final_file;
 	if (ap->done != NULL)
 		ap->done(&res, ap->arg);
+}
+
+/* Answered: queue the note (or drop the marker), and go on. */
+static void
+settle(struct sv_applier *ap, const struct sv_apply_note *note, int noted)
+{
 	if (noted && ap->dc.commit[0] != '\0') {
 		struct outcome *o = sv_xmalloc(sizeof *o);
 
@@ -523,6 +579,7 @@ static void
 finish_no(struct sv_applier *ap, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The job ends without a hook run: said, noted. */
 static void
 finish_no(struct sv_applier *ap, const char *fmt, ...)
 {
@@ -538,138 +595,8 @@ finish_no(struct sv_applier *ap, const char *fmt, ...)
 	n.files = files_list(ap, ap->changed, 0);
 	if (ap->dc.commit[0] != '\0')
 		n.commit = sv_xstrdup(ap->dc.commit);
-	finish(ap, &n, 1);
-	sv_apply_note_free(&n);
-}
-
-/* Keep the last SV_HOOK_OUTPUT_MAX bytes of the hook's output. */
-static void
-ring_add(struct sv_applier *ap, const char *buf, size_t n)
-{
-	size_t max = SV_HOOK_OUTPUT_MAX;
-
-	ap->out_bytes += (long long)n;
-	if (n >= max) {
-		memcpy(ap->ring, buf + n - max, max);
-		ap->ring_len = max;
-		return;
-	}
-	if (ap->ring_len + n > max) {
-		size_t keep = max - n;
-
-		memmove(ap->ring, ap->ring + ap->ring_len - keep, keep);
-		ap->ring_len = keep;
-	}
-	memcpy(ap->ring + ap->ring_len, buf, n);
-	ap->ring_len += n;
-}
-
-/* Read what the hook wrote, up to `budget` bytes; close at end of file. */
-static void
-read_output(struct sv_applier *ap, size_t budget)
-{
-	char buf[READ_CHUNK];
-	ssize_t r;
-
-	while (ap->out != -1 && budget > 0) {
-		r = read(ap->out, buf, sizeof buf);
-		if (r > 0) {
-			ring_add(ap, buf, (size_t)r);
-			budget -= (size_t)r < budget ? (size_t)r : budget;
-			continue;
-		}
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1 && errno == EAGAIN)
-			return;
-		/* End of file, or an error: no more output either way. */
-		epoll_ctl(ap->ep, EPOLL_CTL_DEL, ap->out, NULL);
-		close(ap->out);
-		ap->out = -1;
-	}
-}
-
-static void
-disarm(struct sv_applier *ap)
-{
-	struct itimerspec its;
-
-	memset(&its, 0, sizeof its);
-	timerfd_settime(ap->tfd, 0, &its, NULL);
-}
-
-static void
-arm(struct sv_applier *ap, long ms, int repeat)
-{
-	struct itimerspec its;
-
-	memset(&its, 0, sizeof its);
-	its.it_value.tv_sec = ms / 1000;
-	its.it_value.tv_nsec = (ms % 1000) * 1000000L;
-	if (repeat)
-		its.it_interval = its.it_value;
-	timerfd_settime(ap->tfd, 0, &its, NULL);
-}
-
-/* The hook has exited (status from waitpid): its outcome. */
-static void
-hook_ended(struct sv_applier *ap, int status)
-{
-	struct sv_apply_note n;
-	char *esc;
-	const char *tail;
-	size_t len;
-
-	disarm(ap);
-	/* What it wrote before it exited; a child it left may hold the
-	 * pipe open, so take what is there, not the end of file. */
-	read_output(ap, SV_HOOK_OUTPUT_MAX * 4);
-	if (ap->out != -1) {
-		epoll_ctl(ap->ep, EPOLL_CTL_DEL, ap->out, NULL);
-		close(ap->out);
-		ap->out = -1;
-	}
-	if (ap->pidfd != -1) {
-		epoll_ctl(ap->ep, EPOLL_CTL_DEL, ap->pidfd, NULL);
-		close(ap->pidfd);
-		ap->pidfd = -1;
-	}
-	sv_apply_note_init(&n);
-	n.hook = sv_xstrdup(ap->hook);
-	n.duration_ms = (long)(now_ms() - ap->start_ms);
-	n.files = files_list(ap, ap->changed, 0);
-	n.commit = sv_xstrdup(ap->dc.commit);
-	n.output_bytes = ap->out_bytes;
-	if (ap->timed_out) {
-		n.timeout_s = ap->timeout_s;
-		n.reason = sv_xasprintf("the hook timed out after %ld s",
-		    ap->timeout_s);
-	} else if (WIFSIGNALED(status)) {
-		n.signal = WTERMSIG(status);
-		n.reason = sv_xasprintf("the hook was killed by signal %d",
-		    n.signal);
-	} else {
-		n.exit_status = WEXITSTATUS(status);
-		if (n.exit_status == 0)
-			n.applied = 1;
-		else
-			n.reason = sv_xasprintf("the hook failed with status %d",
-			    n.exit_status);
-	}
-	/* A tail cut from a longer output starts at a line. */
-	tail = ap->ring;
-	len = ap->ring_len;
-	if (ap->out_bytes > (long long)len) {
-		const char *nl = memchr(tail, '\n', len);
-
-		if (nl != NULL) {
-			len -= (size_t)(nl + 1 - tail);
-			tail = nl + 1;
-		}
-	}
-	esc = sv_escape(tail, len, SV_ESC_NL);
-	n.output = esc;
-	finish(ap, &n, 1);
+	answer(ap, &n);
+	settle(ap, &n, 1);
 	sv_apply_note_free(&n);
 }
 
@@ -720,12 +647,91 @@ hook_env(struct sv_applier *ap)
 	return env;
 }
 
+/* --- the runner: the hook's child, on a thread of its own ---------------- */
+
+/* Keep the last SV_HOOK_OUTPUT_MAX bytes of the hook's output. */
 static void
-env_free(char **env)
+ring_add(struct sv_applier *ap, const char *buf, size_t n)
 {
-	for (char **e = env; *e != NULL; e++)
-		free(*e);
-	free(env);
+	size_t max = SV_HOOK_OUTPUT_MAX;
+
+	ap->out_bytes += (long long)n;
+	if (n >= max) {
+		memcpy(ap->ring, buf + n - max, max);
+		ap->ring_len = max;
+		return;
+	}
+	if (ap->ring_len + n > max) {
+		size_t keep = max - n;
+
+		memmove(ap->ring, ap->ring + ap->ring_len - keep, keep);
+		ap->ring_len = keep;
+	}
+	memcpy(ap->ring + ap->ring_len, buf, n);
+	ap->ring_len += n;
+}
+
+/* Read what the hook wrote, up to `budget` bytes; close at end of file. */
+static void
+read_output(struct sv_applier *ap, size_t budget)
+{
+	char buf[READ_CHUNK];
+	ssize_t r;
+
+	while (ap->out != -1 && budget > 0) {
+		r = read(ap->out, buf, sizeof buf);
+		if (r > 0) {
+			ring_add(ap, buf, (size_t)r);
+			budget -= (size_t)r < budget ? (size_t)r : budget;
+			continue;
+		}
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1 && errno == EAGAIN)
+			return;
+		/* End of file, or an error: no more output either way. */
+		close(ap->out);
+		ap->out = -1;
+	}
+}
+
+static void
+set_run(struct sv_applier *ap, int run)
+{
+	pthread_mutex_lock(&ap->mu);
+	ap->run = run;
+	pthread_mutex_unlock(&ap->mu);
+}
+
+static int
+stopping(struct sv_applier *ap)
+{
+	int stop;
+
+	pthread_mutex_lock(&ap->mu);
+	stop = ap->stop;
+	pthread_mutex_unlock(&ap->mu);
+	return stop;
+}
+
+static void
+kick(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof one) == -1 && errno != EAGAIN)
+		sv_warnx("can't wake the apply hook's thread: %s",
+		    strerror(errno));
+}
+
+/* The outcome is out (ap->ended): answer, then hand it back. */
+static void
+runner_done(struct sv_applier *ap)
+{
+	set_run(ap, RUN_ANSWER);
+	answer(ap, &ap->ended);
+	set_run(ap, RUN_DONE);
+	kick(ap->donefd);
 }
 
 /* Start the hook; -1 with e set when it could not be started. */
@@ -734,25 +740,14 @@ spawn_hook(struct sv_applier *ap, struct sv_err *e)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
-	struct epoll_event ev;
 	sigset_t none, dfl;
-	char *argv[2], **env;
-	int in, pipefd[2], rc;
+	char *argv[2];
+	int pipefd[2], rc;
 
-	in = memfd_create("supervise-decision", MFD_CLOEXEC);
-	if (in == -1)
-		return sv_errf(e, errno, "can't make the hook's stdin");
-	if (sv_write_all(in, ap->record, strlen(ap->record)) == -1 ||
-	    lseek(in, 0, SEEK_SET) == -1) {
-		close(in);
-		return sv_errf(e, errno, "can't write the hook's stdin");
-	}
-	if (pipe2(pipefd, O_CLOEXEC) == -1) {
-		close(in);
+	if (pipe2(pipefd, O_CLOEXEC) == -1)
 		return sv_errf(e, errno, "can't make the hook's output pipe");
-	}
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, in, 0);
+	posix_spawn_file_actions_adddup2(&fa, ap->in, 0);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
 	posix_spawn_file_actions_addchdir_np(&fa, ap->state_dir);
@@ -772,35 +767,234 @@ spawn_hook(struct sv_applier *ap, struct sv_err *e)
 	posix_spawnattr_setsigdefault(&at, &dfl);
 	argv[0] = ap->hook;
 	argv[1] = NULL;
-	env = hook_env(ap);
 	ap->start_ms = now_ms();
-	rc = posix_spawn(&ap->pid, ap->hook, &fa, &at, argv, env);
-	env_free(env);
+	rc = posix_spawn(&ap->pid, ap->hook, &fa, &at, argv, ap->env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
-	close(in);
 	close(pipefd[1]);
 	if (rc != 0) {
+		ap->pid = 0;
 		close(pipefd[0]);
 		return sv_errf(e, rc, "can't run the hook '%s'", ap->hook);
 	}
 	ap->out = pipefd[0];
 	fcntl(ap->out, F_SETFL, fcntl(ap->out, F_GETFL) | O_NONBLOCK);
-	memset(&ev, 0, sizeof ev);
-	ev.events = EPOLLIN;
-	ev.data.fd = ap->out;
-	epoll_ctl(ap->ep, EPOLL_CTL_ADD, ap->out, &ev);
 	ap->pidfd = (int)syscall(SYS_pidfd_open, ap->pid, 0);
-	if (ap->pidfd != -1) {
+	if (ap->pidfd != -1)
 		fcntl(ap->pidfd, F_SETFD, FD_CLOEXEC);
-		ev.data.fd = ap->pidfd;
-		epoll_ctl(ap->ep, EPOLL_CTL_ADD, ap->pidfd, &ev);
-		arm(ap, ap->timeout_s * 1000, 0);
-	} else {
-		arm(ap, POLL_MS, 1);	/* an old kernel: look now and then */
-	}
 	return 0;
 }
+
+/* The hook has exited (status from waitpid): its outcome, ap->ended. */
+static void
+hook_ended(struct sv_applier *ap, int status)
+{
+	struct sv_apply_note *n = &ap->ended;
+	const char *tail;
+	size_t len;
+
+	/* What it wrote before it exited; a child it left may hold the
+	 * pipe open, so take what is there, not the end of file. */
+	read_output(ap, SV_HOOK_OUTPUT_MAX * 4);
+	if (ap->out != -1) {
+		close(ap->out);
+		ap->out = -1;
+	}
+	if (ap->pidfd != -1) {
+		close(ap->pidfd);
+		ap->pidfd = -1;
+	}
+	sv_apply_note_init(n);
+	n->hook = sv_xstrdup(ap->hook);
+	n->duration_ms = (long)(now_ms() - ap->start_ms);
+	n->files = files_list(ap, ap->changed, 0);
+	n->commit = sv_xstrdup(ap->dc.commit);
+	n->output_bytes = ap->out_bytes;
+	if (ap->timed_out) {
+		n->timeout_s = ap->timeout_s;
+		n->reason = sv_xasprintf("the hook timed out after %ld s",
+		    ap->timeout_s);
+	} else if (WIFSIGNALED(status)) {
+		n->signal = WTERMSIG(status);
+		n->reason = sv_xasprintf("the hook was killed by signal %d",
+		    n->signal);
+	} else {
+		n->exit_status = WEXITSTATUS(status);
+		if (n->exit_status == 0)
+			n->applied = 1;
+		else
+			n->reason = sv_xasprintf("the hook failed with status "
+			    "%d", n->exit_status);
+	}
+	/* A tail cut from a longer output starts at a line. */
+	tail = ap->ring;
+	len = ap->ring_len;
+	if (ap->out_bytes > (long long)len) {
+		const char *nl = memchr(tail, '\n', len);
+
+		if (nl != NULL) {
+			len -= (size_t)(nl + 1 - tail);
+			tail = nl + 1;
+		}
+	}
+	n->output = sv_escape(tail, len, SV_ESC_NL);
+}
+
+/* Kill the hook's process group (and the hook, if it left it). */
+static void
+kill_hook(struct sv_applier *ap)
+{
+	kill(-ap->pid, SIGKILL);
+	kill(ap->pid, SIGKILL);
+}
+
+/*
+ * Watch the child until it exits: its output read as it comes, killed at
+ * its deadline.  0 when it exited (status set), -1 when told to stop
+ * (the child killed and reaped, nothing answered).
+ */
+static int
+watch(struct sv_applier *ap, int *status)
+{
+	struct pollfd pfd[3];
+	int64_t deadline = ap->start_ms + ap->timeout_s * 1000, left;
+	uint64_t v;
+	pid_t r;
+	int ms;
+
+	for (;;) {
+		pfd[0].fd = ap->wakefd;
+		pfd[1].fd = ap->pidfd;
+		pfd[2].fd = ap->out;
+		for (int i = 0; i < 3; i++) {
+			pfd[i].events = POLLIN;
+			pfd[i].revents = 0;
+		}
+		ms = -1;
+		if (!ap->timed_out) {
+			left = deadline - now_ms();
+			ms = left < 0 ? 0 : left > INT32_MAX ? INT32_MAX :
+			    (int)left;
+		}
+		if (ap->pidfd == -1 && (ms == -1 || ms > POLL_MS))
+			ms = POLL_MS;	/* an old kernel: look now and then */
+		if (poll(pfd, 3, ms) == -1 && errno != EINTR) {
+			sv_warnx("can't wait for the apply hook: %s",
+			    strerror(errno));
+			ms = POLL_MS;
+		}
+		if (pfd[0].revents & POLLIN) {
+			/* A wake-up either way: what for is under mu. */
+			(void)!read(ap->wakefd, &v, sizeof v);
+			if (stopping(ap)) {
+				kill_hook(ap);
+				while (waitpid(ap->pid, status, 0) == -1 &&
+				    errno == EINTR)
+					;
+				ap->pid = 0;
+				return -1;
+			}
+		}
+		if (pfd[2].revents != 0)
+			read_output(ap, SIZE_MAX);
+		if (!ap->timed_out && now_ms() >= deadline) {
+			ap->timed_out = 1;
+			kill_hook(ap);
+		}
+		if (ap->pidfd == -1 || pfd[1].revents != 0) {
+			r = waitpid(ap->pid, status, WNOHANG);
+			if (r == ap->pid)
+				return 0;
+			if (r == -1 && errno != EINTR) {
+				/* Not ours to wait for any more: say so. */
+				sv_warnx("can't wait for the apply hook: %s",
+				    strerror(errno));
+				*status = 127 << 8;
+				return 0;
+			}
+		}
+	}
+}
+
+/* The runner: watches each hook it is given, answers. */
+static void *
+runner(void *arg)
+{
+	struct sv_applier *ap = arg;
+	struct pollfd pfd;
+	uint64_t v;
+	int status, go;
+
+	for (;;) {
+		pthread_mutex_lock(&ap->mu);
+		if (ap->stop) {
+			pthread_mutex_unlock(&ap->mu);
+			return NULL;
+		}
+		go = ap->run == RUN_START;
+		if (go)
+			ap->run = RUN_WATCH;
+		pthread_mutex_unlock(&ap->mu);
+		if (!go) {
+			pfd.fd = ap->wakefd;
+			pfd.events = POLLIN;
+			if (poll(&pfd, 1, -1) == 1 && read(ap->wakefd, &v,
+			    sizeof v) == -1 && errno != EAGAIN)
+				sv_warnx("can't read the apply hook's eventfd: "
+				    "%s", strerror(errno));
+			continue;
+		}
+		if (watch(ap, &status) == -1) {
+			if (ap->out != -1)
+				close(ap->out);
+			if (ap->pidfd != -1)
+				close(ap->pidfd);
+			ap->out = ap->pidfd = -1;
+			return NULL;
+		}
+		hook_ended(ap, status);
+		runner_done(ap);
+	}
+}
+
+/*
+ * Start the job's hook and hand it to the runner (started on first use,
+ * with every signal blocked: they are the daemon's thread's to take).
+ * The spawn is here, not on the runner: posix_spawn holds its caller
+ * only until the child has exec'd, and the runner, woken meanwhile, is
+ * waiting on the child by the time it can exit.
+ */
+static int
+start_hook(struct sv_applier *ap, struct sv_err *e)
+{
+	sigset_t all, old;
+	int rc;
+
+	ap->in = memfd_create("supervise-decision", MFD_CLOEXEC);
+	if (ap->in == -1)
+		return sv_errf(e, errno, "can't make the hook's stdin");
+	if (sv_write_all(ap->in, ap->record, strlen(ap->record)) == -1 ||
+	    lseek(ap->in, 0, SEEK_SET) == -1)
+		return sv_errf(e, errno, "can't write the hook's stdin");
+	ap->env = hook_env(ap);
+	if (!ap->have_runner) {
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		rc = pthread_create(&ap->runner, NULL, runner, ap);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc != 0)
+			return sv_errf(e, rc, "can't start the apply hook's "
+			    "thread");
+		ap->have_runner = 1;
+	}
+	if (spawn_hook(ap, e) == -1)
+		return -1;
+	set_run(ap, RUN_START);
+	kick(ap->wakefd);
+	return 0;
+}
+
+/* --- the caller's side ----------------------------------------------------- */
 
 /* Start jobs until one is waiting on its hook, or none is left. */
 static void
@@ -861,7 +1055,7 @@ start_next(struct sv_applier *ap)
 			finish_no(ap, "no hook configured");
 			continue;
 		}
-		if (spawn_hook(ap, &e) == -1) {
+		if (start_hook(ap, &e) == -1) {
 			sv_warn_err(&e);
 			finish_no(ap, "%s", e.msg);
 			continue;
@@ -872,44 +1066,34 @@ start_next(struct sv_applier *ap)
 void
 sv_applier_events(struct sv_applier *ap)
 {
-	struct epoll_event evs[4];
 	struct sv_err e;
-	uint64_t ticks;
-	int n, status;
-	pid_t r;
+	uint64_t v;
+	int run, asked;
 
-	n = epoll_wait(ap->ep, evs, 4, 0);
-	for (int i = 0; i < n && ap->cur != NULL; i++) {
-		int fd = evs[i].data.fd;
-
-		if (fd == ap->out) {
-			read_output(ap, READ_PER_EVENT);
-		} else if (fd == ap->tfd) {
-			if (read(ap->tfd, &ticks, sizeof ticks) == -1 &&
-			    errno != EAGAIN)
-				continue;
-			if (ap->pid > 0 && !ap->timed_out &&
-			    now_ms() - ap->start_ms >= ap->timeout_s * 1000) {
-				ap->timed_out = 1;
-				kill(-ap->pid, SIGKILL);
-				kill(ap->pid, SIGKILL);
-			}
-		}
+	if (read(ap->donefd, &v, sizeof v) == -1 && errno != EAGAIN)
+		sv_warnx("can't read the apply hook's eventfd: %s",
+		    strerror(errno));
+	pthread_mutex_lock(&ap->mu);
+	run = ap->run;
+	asked = ap->asked;
+	if (run == RUN_DONE) {
+		ap->run = RUN_IDLE;
+		ap->asked = 0;
 	}
-	/* Whichever woke us: has the hook exited? */
-	if (ap->cur != NULL && ap->pid > 0) {
-		r = waitpid(ap->pid, &status, WNOHANG);
-		if (r == ap->pid) {
-			/* Answered, then the note (off the answer's path, and
-			 * before the next hook, however long that one runs). */
-			hook_ended(ap, status);
-			if (sv_applier_flush(ap, &e) == -1)
-				sv_warn_err(&e);
-			start_next(ap);
-		} else if (r == -1 && errno != EINTR) {
-			sv_warnx("can't wait for the apply hook: %s",
-			    strerror(errno));
-		}
+	pthread_mutex_unlock(&ap->mu);
+	if (ap->cur != NULL && run == RUN_DONE) {
+		/* A caller that came after the answer and found the
+		 * decision still being applied gets it now. */
+		if (asked)
+			answer(ap, &ap->ended);
+		/* Answered, then the note (off the answer's path, and
+		 * before the next hook, however long that one runs). */
+		settle(ap, &ap->ended, 1);
+		sv_apply_note_free(&ap->ended);
+		sv_apply_note_init(&ap->ended);
+		if (sv_applier_flush(ap, &e) == -1)
+			sv_warn_err(&e);
+		start_next(ap);
 	}
 	if (ap->cur == NULL && sv_applier_flush(ap, &e) == -1)
 		sv_warn_err(&e);
@@ -968,17 +1152,30 @@ sv_applier_free(struct sv_applier *ap)
 {
 	struct job *j, *next;
 	struct sv_err e;
-	int status;
 
 	if (ap == NULL)
 		return;
 	/* A hook still running is stopped; its marker stays, so the next
 	 * start runs it again. */
-	if (ap->cur != NULL && ap->pid > 0) {
-		kill(-ap->pid, SIGKILL);
-		kill(ap->pid, SIGKILL);
+	if (ap->have_runner) {
+		pthread_mutex_lock(&ap->mu);
+		ap->stop = 1;
+		pthread_mutex_unlock(&ap->mu);
+		kick(ap->wakefd);
+		pthread_join(ap->runner, NULL);
+	}
+	/* Handed over too late for the runner to see it. */
+	if (ap->cur != NULL && ap->pid > 0 && ap->run == RUN_START) {
+		int status;
+
+		kill_hook(ap);
 		while (waitpid(ap->pid, &status, 0) == -1 && errno == EINTR)
 			;
+	}
+	/* An outcome answered but not yet taken back: noted now. */
+	if (ap->cur != NULL && ap->run == RUN_DONE) {
+		settle(ap, &ap->ended, 1);
+		sv_apply_note_free(&ap->ended);
 	}
 	if (ap->notes != NULL && sv_applier_flush(ap, &e) == -1)
 		sv_warn_err(&e);
@@ -986,21 +1183,21 @@ sv_applier_free(struct sv_applier *ap)
 		next = j->next;
 		free(j);
 	}
-	if (ap->out != -1)
-		close(ap->out);
-	if (ap->pidfd != -1)
-		close(ap->pidfd);
-	job_reset(ap);
+	if (ap->cur != NULL)
+		job_reset(ap);
 	cache_clear(ap);
 	free(ap->cache);
 	if (ap->ep != -1)
 		close(ap->ep);
-	if (ap->tfd != -1)
-		close(ap->tfd);
+	if (ap->donefd != -1)
+		close(ap->donefd);
+	if (ap->wakefd != -1)
+		close(ap->wakefd);
 	if (ap->markfd != -1)
 		close(ap->markfd);
 	if (ap->newfd != -1)
 		close(ap->newfd);
+	pthread_mutex_destroy(&ap->mu);
 	free(ap->ring);
 	free(ap->slug);
 	free(ap->state_dir);

@@ -673,7 +673,10 @@ struct sv_apply_result {
 /*
  * An applier for one bottle: hook NULL for none, timeout in seconds,
  * spooldir the spool's directory (its apply/ markers; -1: none).  done
- * is called with each outcome, before its note is written.
+ * is called with each outcome, before its note is written: for a hook
+ * that ran, from the applier's own thread, the moment the hook exits
+ * (done must be thread-safe); else from sv_applier_add or
+ * sv_applier_events.
  */
 int sv_applier_new(struct sv_applier **ap, struct sv_audit *a,
     const char *slug, const char *state_dir, const char *hook, long timeout,
@@ -695,7 +698,9 @@ void sv_applier_unmark(struct sv_applier *ap, const char *id);
 void sv_applier_add(struct sv_applier *ap, const char *id, int again);
 /* Queue every decision a marker names (start-up). */
 int sv_applier_recover(struct sv_applier *ap, struct sv_err *e);
-int sv_applier_busy(const struct sv_applier *ap, const char *id);
+/* Is id queued or being applied?  Then its callers are answered by the
+ * done callback. */
+int sv_applier_busy(struct sv_applier *ap, const char *id);
 /* Nothing queued, no hook running. */
 int sv_applier_idle(const struct sv_applier *ap);
 /* Write the notes of the outcomes so far (one notes commit). */

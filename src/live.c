@@ -187,11 +187,10 @@ write_file(const char *dir, const char *rel, const char *text,
 	pf->tmp = sv_xasprintf(".%s.tmp", pf->name);
 	pf->dfd = pf->fd = -1;
 	if (text == NULL) {
-		pf->dfd = open(pf->sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC);
-		if (pf->dfd == -1)
-			return errno == ENOENT ? 0 :
-			    sv_errf(e, errno, "can't open '%s'", pf->sub);
+		/* The directory all the same: a container mounts it before
+		 * its component's first file is approved. */
+		if ((pf->dfd = open_dirs(pf->sub, e)) == -1)
+			return -1;
 		if (unlinkat(pf->dfd, pf->name, 0) == -1)
 			return errno == ENOENT ? 0 :
 			    sv_errf(e, errno, "can't remove '%s/%s'", pf->sub,

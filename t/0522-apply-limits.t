@@ -8,7 +8,7 @@ if [ ! -d "$T_TOP/t/node_modules" ]; then
 	echo "1..0 # SKIP node modules are not installed (make check runs npm ci in t/)"
 	exit 0
 fi
-plan 23
+plan 26
 A=root/audit.git
 N=${SUPERVISE_BURST:-200}
 SLEEPER=$((100000 + $$))	# a sleep we can find by its argument
@@ -78,9 +78,21 @@ check "... and all answered" wait_for 60 gone $b
 check_same "... each with its decision" "$(grep -c ' status: rejected$' burst.out)" "$N"
 check "the hook is still running meanwhile" running "$T_DIR/hook"
 check "its call still waits" kill -0 $c1
+# Hooks run one at a time: an approval that lands meanwhile is committed,
+# and answered after the hook before its own.
+call 4 egress-block '{"host":"after.example.org","justification":"j"}' >out4 &
+c4=$!
+wait_for 20 has_tool egress-block
+supervise-approve "$(pending_tool egress-block)" >/dev/null
+committed() { git --git-dir=$A log --format=%s main | grep -q 'egress-block after\.example\.org$'; }
+check "an approval behind the running hook is committed" wait_for 20 committed
+check "... and its call waits for the hook before its own" kill -0 $c4
 touch release
 wait $c1
 check_match "released, its call is answered" "$(cat out1)" \
+    'status: approved\\napplied: yes'
+wait $c4
+check_match "... then the one behind it" "$(cat out4)" \
     'status: approved\\napplied: yes'
 check "stops" stop_daemon d
 

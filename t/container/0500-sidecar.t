@@ -11,13 +11,7 @@
 # writes the spool as that owner.  Where podman cannot run, this test says
 # so and fails: it never passes without having run the container.
 t_here=$(cd "$(dirname "$0")" && pwd)
-t_top=$(cd "$t_here/../.." && pwd)
-: "${SUPERVISE_BUILD:=$t_top/build}"
-export SUPERVISE_BUILD
-. "$t_here/../lib.sh"
-
-: "${CONTAINERS_CONF:=$t_here/containers.conf}"
-export CONTAINERS_CONF
+. "$t_here/podman.sh"
 export SUPERVISE_CONTAINER_CLI=podman SUPERVISE_SRC="$t_top"
 export SUPERVISE_IMAGE=supervise:check SUPERVISE_BUILD_NETWORK=host
 unset SUPERVISE_PUBLISH SUPERVISE_NETWORK
@@ -34,23 +28,7 @@ state=$SUPERVISE_ROOT/state/$slug
 
 plan 37
 
-# Stop here, loudly: everything after needs a working podman.
-bail() {
-	not_ok "$1"
-	[ -s "$T_DIR/bail.err" ] && diag "$(tail -n 20 "$T_DIR/bail.err")"
-	echo "Bail out! $1"
-	exit 1
-}
-
-command -v podman >/dev/null 2>&1 ||
-	bail "podman is not installed: this test needs it (make check-container installs it as root)"
-podman info >/dev/null 2>"$T_DIR/bail.err" ||
-	bail "podman does not work here ('podman info' failed)"
-sh "$t_top/mk/container-base.sh" >/dev/null 2>"$T_DIR/bail.err" ||
-	bail "can't make the base image debian:bookworm-slim (mk/container-base.sh)"
-podman run --rm --network none debian:bookworm-slim true 2>"$T_DIR/bail.err" ||
-	bail "podman can't run a container here"
-ok "podman runs containers from debian:bookworm-slim"
+podman_ready
 
 cleanup_containers() {
 	podman rm -f -t 0 "$name" >/dev/null 2>&1

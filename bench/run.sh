@@ -175,6 +175,8 @@ fig_apply() {
 	# Three bottles in the same run, taking turns: no hook ("applied: no:
 	# no hook configured"), /bin/true, and a two-line sh script.  What the
 	# hook adds is starting it: fork/exec, the pipe, waiting for its exit.
+	# The floor in the same rounds: a small program starting /bin/true
+	# and waiting for it (timeit), which no hook can beat.
 	printf '#!/bin/sh\nexit 0\n' >"$work/hook.sh" && chmod 755 "$work/hook.sh"
 	start_daemon nohook || return 1
 	npid=$dpid nport=$dport nq=$dq
@@ -186,6 +188,8 @@ fig_apply() {
 	while [ $r -lt $lat_rounds ]; do
 		r=$((r + 1))
 		echo "## round $r of $lat_rounds"
+		run "$bb/timeit" -n $lat_n -o "$work/apply-spawn.raw" \
+		    "floor: start /bin/true, wait for its exit" -- /bin/true
 		run "$bb/latency" -p "$nport" -d "$nq" -n $lat_n -o "$work/apply-none.raw" \
 		    -a "applied: no: no hook configured"
 		run "$bb/latency" -p "$tport" -d "$tq" -n $lat_n -o "$work/apply-true.raw" \
@@ -194,6 +198,7 @@ fig_apply() {
 		    -a "applied: yes"
 	done
 	echo "## all rounds (ms)"
+	"$bb/stats" "floor: start /bin/true, wait for its exit" "$work/apply-spawn.raw"
 	"$bb/stats" "decision->agent sse, no hook" "$work/apply-none.raw"
 	"$bb/stats" -f "$work/apply-none.raw" "decision->agent sse, hook /bin/true (vs no hook)" \
 	    "$work/apply-true.raw"

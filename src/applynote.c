@@ -262,6 +262,31 @@ sv_apply_note_read(struct sv_audit *a, const char *commit,
  * them (libgit2's git_note_create writes them flat).  git and libgit2
  * read either layout.
  */
+/*
+ * Only supervise's programs write the notes ref, and only under
+ * sv_audit_lock, which the caller holds: a lock file on it was left by
+ * one that was killed.
+ */
+static void
+drop_stale_lock(struct sv_audit *a)
+{
+	char *lockpath = sv_xasprintf("%s/" NOTES_REF ".lock", a->path);
+
+	if (unlink(lockpath) == 0)
+		sv_warnx("removed '%s', left by a killed writer", lockpath);
+	free(lockpath);
+}
+
+int
+sv_apply_notes_unlock(struct sv_audit *a, struct sv_err *e)
+{
+	if (sv_audit_lock(a, e) == -1)
+		return -1;
+	drop_stale_lock(a);
+	sv_audit_unlock(a);
+	return 0;
+}
+
 int
 sv_apply_notes_write(struct sv_audit *a, const char *const *commits,
     const char *const *texts, size_t n, struct sv_err *e)
@@ -272,7 +297,7 @@ sv_apply_notes_write(struct sv_audit *a, const char *const *commits,
 	git_tree *base = NULL, *tree = NULL;
 	git_signature *sig = NULL;
 	git_oid old, made, tree_id;
-	char host[256], *email, *lockpath, **paths = NULL;
+	char host[256], *email, **paths = NULL;
 	size_t k = 0;
 	int rc, have_old;
 
@@ -320,14 +345,7 @@ sv_apply_notes_write(struct sv_audit *a, const char *const *commits,
 		rc = -1;
 		goto free;
 	}
-	/*
-	 * Only supervise's programs write this ref, and only under the lock
-	 * we hold: a lock file on it was left by one that was killed.
-	 */
-	lockpath = sv_xasprintf("%s/" NOTES_REF ".lock", a->path);
-	if (unlink(lockpath) == 0)
-		sv_warnx("removed '%s', left by a killed writer", lockpath);
-	free(lockpath);
+	drop_stale_lock(a);
 	rc = git_reference_name_to_id(&old, repo, NOTES_REF);
 	have_old = rc == 0;
 	if (rc < 0 && rc != GIT_ENOTFOUND) {

@@ -467,6 +467,8 @@ sv_applier_recover(struct sv_applier *ap, struct sv_err *e)
 	struct dirent *de;
 	struct sv_err why;
 
+	if (sv_apply_notes_unlock(ap->a, e) == -1)
+		return -1;
 	if (ap->markfd == -1)
 		return 0;
 	if ((fd = openat(ap->markfd, ".", O_RDONLY | O_DIRECTORY |

@@ -616,6 +616,9 @@ int sv_apply_note_write(struct sv_audit *a, const char *commit,
     const struct sv_apply_note *n, struct sv_err *e);
 /* The same for n notes (texts from sv_apply_note_text) at once: one
  * commit of the notes ref, two flushes. */
+/* Remove a lock on the notes ref left by a killed writer (start-up: a
+ * drain with nothing to note must not leave it). */
+int sv_apply_notes_unlock(struct sv_audit *a, struct sv_err *e);
 int sv_apply_notes_write(struct sv_audit *a, const char *const *commits,
     const char *const *texts, size_t n, struct sv_err *e);
 

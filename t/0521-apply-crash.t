@@ -3,7 +3,7 @@
 # after a restart the live files equal main, the hook has run for that
 # decision, its outcome is noted, and the agent gets the decision.
 . "$(dirname "$0")/lib.sh"
-plan 13
+plan 15
 A=root/audit.git
 L=root/state/web1
 
@@ -58,4 +58,12 @@ check_match "the agent, asking again, gets the decision and its effect" \
     "$(call 2 proposal-status "{\"proposal_id\":\"$ID\"}")" \
     'status: approved\\napplied: yes'
 check "stops with status 0" stop_daemon d
+
+# A kill while the notes ref was being moved leaves its lock: the next
+# start removes it, with nothing to note (the note of the next decision
+# would, but there may be none for a long time).
+: >"$A/refs/notes/apply.lock"
+supervised -s web1 --drain >drain.out 2>drain.err
+check_same "a drain with nothing to do: exit 0" "$?" 0
+check_fail "... and the notes ref's lock is gone" test -e "$A/refs/notes/apply.lock"
 done_testing

@@ -138,8 +138,9 @@ stop_daemon() {
 }
 
 fig_latency() {
-	header "1. decision to agent: publish (rename into responses/new) -> HTTP answer complete"
-	# A second bottle whose policy approves every call: call -> answer.
+	header "1. decision to agent: publish (rename into responses/new) -> HTTP answer complete; 1b. call -> answer, decided by rule"
+	# A second bottle whose policy approves every call: call -> answer,
+	# in turns with the operator's calls (latency -r).
 	start_daemon rule || return 1
 	rpid=$dpid rport=$dport rq=$dq
 	printf 'approve egress-block host=*.example.com\n' >"$work/rule.policy"
@@ -152,10 +153,12 @@ fig_latency() {
 		run "$bb/floor" -n $floor_n -o "$work/floor.raw" "$work/floor"
 		run "$bb/floor" -s -n $floor_n -o "$work/floortcp.raw" "$work/floor"
 		run "$bb/floor" -f -n 100 -o "$work/fsync-lat.raw" "$work/floor"
-		run "$bb/latency" -p "$dport" -d "$dq" -n $lat_n -o "$work/sse.raw" \
-		    -P "$work/prop.raw"
+		# The operator's calls and the rule's in turns, one of each
+		# an iteration, in one process: the ratio of 1b.
+		run "$bb/latency" -p "$dport" -d "$dq" -r "$rport" -q "$rq" \
+		    -n $lat_n -o "$work/sse.raw" -P "$work/prop.raw" \
+		    -R "$work/rule.raw" -C "$work/opcall.raw"
 		run "$bb/latency" -j -p "$dport" -d "$dq" -n $lat_n -o "$work/json.raw"
-		run "$bb/latency" -r -p "$rport" -d "$rq" -n $lat_n -o "$work/rule.raw"
 	done
 	echo "## all rounds (ms)"
 	"$bb/stats" "floor rename->inotify" "$work/floor.raw"
@@ -163,7 +166,10 @@ fig_latency() {
 	"$bb/stats" -f "$work/floor.raw" "decision->agent sse" "$work/sse.raw"
 	"$bb/stats" -f "$work/floortcp.raw" "decision->agent sse (vs tcp floor)" "$work/sse.raw" | tail -1
 	"$bb/stats" -f "$work/floor.raw" "decision->agent json" "$work/json.raw"
-	"$bb/stats" -f "$work/sse.raw" "call->agent by rule sse (vs decision->agent sse)" "$work/rule.raw"
+	# 1b: the same rounds, the same process, calls in turns.
+	"$bb/stats" -f "$work/sse.raw" -n "decision->agent sse" "call->agent by rule sse" "$work/rule.raw"
+	"$bb/stats" "call->agent by operator sse, less the operator's time" "$work/opcall.raw"
+	"$bb/stats" -f "$work/opcall.raw" -n "operator's call less its wait" "call->agent by rule sse" "$work/rule.raw" | tail -1
 	"$bb/stats" "call->proposal visible" "$work/prop.raw"
 	"$bb/stats" "disk: write+fsync+dir fsync" "$work/fsync-lat.raw"
 	stop_daemon "$dpid"

@@ -3,10 +3,11 @@
  * other bench programs with -o, so that samples from several interleaved
  * rounds are summarised together.
  *
- *   stats [-f FLOORFILE] LABEL FILE...
+ *   stats [-f FLOORFILE [-n NAME]] LABEL FILE...
  *
  * Prints the summary line of bench_summary(); with -f, also the ratio of
- * each percentile to the same percentile of the floor's samples.
+ * each percentile to the same percentile of the floor's samples (or of
+ * any other figure's: -n names it in the line, "floor" by default).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +19,16 @@ int
 main(int argc, char **argv)
 {
 	struct bench_samples s = { 0 }, fl = { 0 };
-	const char *floor = NULL;
+	const char *floor = NULL, *name = "floor";
 	int c, i;
 
-	while ((c = getopt(argc, argv, "f:")) != -1) {
-		if (c != 'f')
+	while ((c = getopt(argc, argv, "f:n:")) != -1) {
+		if (c == 'f')
+			floor = optarg;
+		else if (c == 'n')
+			name = optarg;
+		else
 			goto usage;
-		floor = optarg;
 	}
 	if (argc - optind < 2)
 		goto usage;
@@ -39,8 +43,8 @@ main(int argc, char **argv)
 			fprintf(stderr, "stats: can't read '%s'\n", floor);
 			return 1;
 		}
-		printf("%s vs floor: p50 x%.1f p95 x%.1f p99 x%.1f "
-		    "(+%.3f ms at p50)\n", argv[optind],
+		printf("%s vs %s: p50 x%.1f p95 x%.1f p99 x%.1f "
+		    "(%+.3f ms at p50)\n", argv[optind], name,
 		    (double)bench_pct(&s, 50) / (double)bench_pct(&fl, 50),
 		    (double)bench_pct(&s, 95) / (double)bench_pct(&fl, 95),
 		    (double)bench_pct(&s, 99) / (double)bench_pct(&fl, 99),
@@ -51,6 +55,7 @@ main(int argc, char **argv)
 	bench_samples_free(&fl);
 	return 0;
 usage:
-	fprintf(stderr, "usage: stats [-f FLOORFILE] LABEL FILE...\n");
+	fprintf(stderr, "usage: stats [-f FLOORFILE [-n NAME]] LABEL "
+	    "FILE...\n");
 	return 2;
 }

@@ -151,6 +151,14 @@ batch_flush(struct batch *b)
 	    on_decision, NULL, &e) == -1 && e.errnum != ENOENT)
 		sv_warnx("can't consume from 'responses/new' (will retry): %s",
 		    e.msg);
+	/*
+	 * Committed, and answered unless a hook runs: for a bottle with
+	 * rules, the files the next rule's decision fills
+	 * (sv_spool_spares), before the notes, so that a call sent once
+	 * this batch is done finds them.
+	 */
+	if (sc.rules.pol.n > 0 && sv_spool_spares(&sc.spool, &e) == -1)
+		sv_warn_err(&e);
 	if (sv_applier_flush(sc.applier, &e) == -1)
 		sv_warn_err(&e);
 	/* A quick hook may have finished meanwhile: answer now. */

@@ -248,7 +248,8 @@ int sv_propose(struct sv_spool *s, struct sv_proposal *p, struct sv_err *e);
 /*
  * File a proposal that is decided as it is filed (by a rule of the
  * bottle's policy) and its response r (proposal_id, when NULL, becomes
- * the new id), neither flushed: such a decision counts once its commit
+ * the new id), neither flushed, through the spare files when there are
+ * (sv_spool_spares): such a decision counts once its commit
  * has landed, and until then the agent has no answer, so a power cut
  * before the commit loses nothing anyone was told; the record of both is
  * the commit.  -1: nothing filed; -2: the proposal is filed and pending,
@@ -256,6 +257,8 @@ int sv_propose(struct sv_spool *s, struct sv_proposal *p, struct sv_err *e);
  */
 int sv_propose_decided(struct sv_spool *s, struct sv_proposal *p,
     struct sv_response *r, struct sv_err *e);
+/* Make the files sv_propose_decided fills next (SPOOL/spare/), unflushed. */
+int sv_spool_spares(struct sv_spool *s, struct sv_err *e);
 /*
  * sv_propose for n proposals at once (calls that arrived together): the
  * files are written, then all are synced at once by name (sv_durable),

@@ -6,7 +6,7 @@
 # policy on main decides nothing and says so; kill -9 while a rule's
 # decision is on its way: committed once after the restart.
 . "$(dirname "$0")/lib.sh"
-plan 41
+plan 43
 
 use_bottle web1
 npending() { supervise-list web1 2>/dev/null | wc -l; }
@@ -44,6 +44,15 @@ check_match "the record names the rule" \
     '"rule": "web1/policy:2: '
 check "the proposal is flagged decided" test -f "$Q/proposals/cur/$id:2,RS"
 check_same "nothing pending" "$(npending)" 0
+# The files the next rule's decision fills are made once it is answered,
+# so filing it creates none (supervise-spool(5), spare/).
+spares() { test -f $Q/spare/proposal && test -f $Q/spare/response; }
+check "spare files are made for the next decision" wait_for 10 spares
+sp=$(stat -c %i $Q/spare/proposal) sr=$(stat -c %i $Q/spare/response)
+tool_call 8 egress-block '{"host":"e.pypi.org","path_allowlist":["/simple/"],"justification":"pip"}' >out8
+id=$(g log -1 --format='%(trailers:key=Proposal-Id,valueonly)' main | sed '/^$/d')
+check_same "the next rule's proposal and response are those files" \
+    "$(stat -c %i $Q/proposals/cur/$id:2,RS $Q/responses/cur/$id:2,S | tr '\n' ' ')" "$sp $sr "
 
 # --- rejected by rule -----------------------------------------------------------
 tool_call 2 capability-block '{"dockerfile":"FROM alpine","justification":"tools"}' >out2

@@ -70,9 +70,11 @@ main(int argc, char *argv[])
 		a.final_file = final_file;
 	}
 	failed = sv_cli_loop_many(argc - optind, argv + optind, a.nul, approve,
-	    &a);
+	    &a, &e);
 	free(final_file);
 	if (failed < 0)
 		usage(stderr, 2);
+	if (e.msg[0] != '\0')
+		sv_warn_err(&e);
 	return failed ? 1 : 0;
 }

@@ -25,6 +25,7 @@ int
 main(int argc, char *argv[])
 {
 	struct sv_cli_row *rows;
+	struct sv_cli_errs errs;
 	struct sv_err e;
 	char **slugs = NULL;
 	size_t n, nslugs;
@@ -48,8 +49,11 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (sv_cli_pending(slugs ? slugs : argv, nslugs, time(NULL), &rows,
-	    &n) < 0)
+	    &n, &errs) < 0)
 		status = 1;
+	for (size_t i = 0; i < errs.n; i++)
+		sv_warn_err(&errs.v[i]);
+	free(errs.v);
 	for (size_t i = 0; i < n; i++) {
 		fputs(rows[i].line, stdout);
 		putchar(nul ? '\0' : '\n');

@@ -39,6 +39,7 @@ int
 main(int argc, char *argv[])
 {
 	struct rejection r = { NULL, 0 };
+	struct sv_err e;
 	int c, failed;
 
 	sv_setprog(argv[0]);
@@ -51,8 +52,10 @@ main(int argc, char *argv[])
 		}
 	}
 	failed = sv_cli_loop_many(argc - optind, argv + optind, r.nul, reject,
-	    &r);
+	    &r, &e);
 	if (failed < 0)
 		usage(stderr, 2);
+	if (e.msg[0] != '\0')
+		sv_warn_err(&e);
 	return failed ? 1 : 0;
 }

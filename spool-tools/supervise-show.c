@@ -150,6 +150,7 @@ show(const char *arg, void *ctx)
 int
 main(int argc, char *argv[])
 {
+	struct sv_err e;
 	int c, failed;
 
 	sv_setprog(argv[0]);
@@ -160,8 +161,10 @@ main(int argc, char *argv[])
 		default: usage(stderr, 2);
 		}
 	}
-	failed = sv_cli_loop(argc - optind, argv + optind, 0, show, NULL);
+	failed = sv_cli_loop(argc - optind, argv + optind, 0, show, NULL, &e);
 	if (failed < 0)
 		usage(stderr, 2);
+	if (e.msg[0] != '\0')
+		sv_warn_err(&e);
 	return failed ? 1 : 0;
 }

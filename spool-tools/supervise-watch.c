@@ -558,11 +558,15 @@ main(int argc, char *argv[])
 	 */
 	if (existing) {
 		struct sv_cli_row *rows;
+		struct sv_cli_errs errs;
 		size_t n;
 
 		if (sv_cli_pending(slugs ? slugs : argv, nslugs, time(NULL),
-		    &rows, &n) < 0)
+		    &rows, &n, &errs) < 0)
 			status = 1;
+		for (size_t i = 0; i < errs.n; i++)
+			sv_warn_err(&errs.v[i]);
+		free(errs.v);
 		for (size_t i = 0; i < n; i++) {
 			seen_before(rows[i].id);
 			emit(rows[i].line);

@@ -5,7 +5,10 @@
  * bottle that holds a proposal, the supervise-list line format, the
  * operator's editor, and the one routine that turns an operator's
  * decision into a response file.
- * Everything here returns errors as values; the programs print them.
+ * Errors are returned as values, and the programs print them; three
+ * routines print for the programs, as their comments in supervise.h say:
+ * sv_cli_decide_print (the output of supervise-approve and
+ * supervise-reject), sv_cli_check_slugs, and sv_cli_operator's notice.
  */
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -27,7 +30,7 @@
 
 int
 sv_cli_loop(int argc, char **argv, int nul,
-    int (*fn)(const char *arg, void *ctx), void *ctx)
+    int (*fn)(const char *arg, void *ctx), void *ctx, struct sv_err *e)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -35,6 +38,8 @@ sv_cli_loop(int argc, char **argv, int nul,
 	int delim = nul ? '\0' : '\n';
 	int failed = 0;
 
+	e->errnum = 0;
+	e->msg[0] = '\0';
 	if (argc > 0) {
 		for (int i = 0; i < argc; i++)
 			if (fn(argv[i], ctx) < 0)
@@ -52,7 +57,7 @@ sv_cli_loop(int argc, char **argv, int nul,
 			failed++;
 	}
 	if (ferror(stdin)) {
-		sv_warnx("can't read 'stdin': %s", strerror(errno));
+		sv_errf(e, errno, "can't read 'stdin'");
 		failed++;
 	}
 	free(line);
@@ -163,7 +168,8 @@ next_line(struct linein *in, int delim, char **line)
 
 int
 sv_cli_loop_many(int argc, char **argv, int nul,
-    int (*fn)(const char **args, size_t n, void *ctx), void *ctx)
+    int (*fn)(const char **args, size_t n, void *ctx), void *ctx,
+    struct sv_err *e)
 {
 	struct linein *in;
 	const char **v;
@@ -171,6 +177,8 @@ sv_cli_loop_many(int argc, char **argv, int nul,
 	size_t n = 0;
 	int delim = nul ? '\0' : '\n', failed = 0;
 
+	e->errnum = 0;
+	e->msg[0] = '\0';
 	if (argc > 0) {
 		for (int i = 0; i < argc; i += SV_CLI_BATCH)
 			failed += fn((const char **)argv + i, argc - i < SV_CLI_BATCH ?
@@ -206,7 +214,7 @@ sv_cli_loop_many(int argc, char **argv, int nul,
 			break;
 	}
 	if (in->error) {
-		sv_warnx("can't read 'stdin': %s", strerror(in->error));
+		sv_errf(e, in->error, "can't read 'stdin'");
 		failed++;
 	}
 	free(in);
@@ -614,8 +622,27 @@ struct list_slice {
 	size_t nv;
 	struct sv_cli_row *rows;	/* nv slots */
 	size_t n;
-	int rc;
+	struct sv_cli_errs errs;	/* what could not be read */
 };
+
+/* One more error for the caller to print. */
+static void
+errs_add(struct sv_cli_errs *errs, const struct sv_err *e)
+{
+	errs->v = sv_xrealloc(errs->v, (errs->n + 1) * sizeof *errs->v);
+	errs->v[errs->n++] = *e;
+}
+
+/* "can't list 'SLUG': why" */
+static void
+cant_list(struct sv_cli_errs *errs, const char *slug, const struct sv_err *why)
+{
+	struct sv_err e;
+
+	sv_errf(&e, 0, "can't list '%s': %s", slug, why->msg);
+	e.errnum = why->errnum;
+	errs_add(errs, &e);
+}
 
 static void *
 list_slice_read(void *arg)
@@ -637,10 +664,8 @@ list_slice_read(void *arg)
 		if (read_entry(ls->s, &en, &p, &e) < 0 && (e.errnum != ENOENT ||
 		    sv_cli_read_proposal(ls->s, ls->v[i].id, &en, &p, &e) < 0)) {
 			/* Decided and archived since the scan: not pending. */
-			if (e.errnum != ENOENT) {
-				sv_warn_err(&e);
-				ls->rc = -1;
-			}
+			if (e.errnum != ENOENT)
+				errs_add(&ls->errs, &e);
 			continue;
 		}
 		ls->rows[ls->n].id = sv_xstrdup(en.id);
@@ -656,10 +681,10 @@ list_slice_read(void *arg)
 	return NULL;
 }
 
-/* Add the rows of one bottle; -1 when something could not be read. */
-static int
+/* Add the rows of one bottle, and what could not be read to errs. */
+static void
 pending_bottle(const char *slug, time_t now, struct sv_cli_row **rows,
-    size_t *n, size_t *cap)
+    size_t *n, size_t *cap, struct sv_cli_errs *errs)
 {
 	struct list_slice slice[LIST_THREADS_MAX];
 	pthread_t tid[LIST_THREADS_MAX];
@@ -669,25 +694,22 @@ pending_bottle(const char *slug, time_t now, struct sv_cli_row **rows,
 	struct sv_err e;
 	size_t nv, k, nthreads = 1, from = 0;
 	long cpus, expire;
-	int rc = 0;
 
 	if (sv_valid_slug(slug, &e) < 0 ||
 	    sv_spool_open_slug(&s, slug, 0, &e) < 0) {
 		char *eslug = sv_escape(slug, strlen(slug), 0);
 
-		sv_warnx("can't list '%s': %s", eslug, e.msg);
+		cant_list(errs, eslug, &e);
 		free(eslug);
-		return -1;
+		return;
 	}
 	if (sv_list_pending(&s, &v, &nv, &e) < 0) {
-		sv_warnx("can't list '%s': %s", slug, e.msg);
+		cant_list(errs, slug, &e);
 		sv_spool_close(&s);
-		return -1;
+		return;
 	}
-	if (sv_spool_expire(&s, &expire, &e) < 0) {
-		sv_warn_err(&e);
-		rc = -1;
-	}
+	if (sv_spool_expire(&s, &expire, &e) < 0)
+		errs_add(errs, &e);
 	cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	if (nv >= LIST_THREAD_MIN && cpus > 1) {
 		nthreads = cpus < LIST_THREADS_MAX ? (size_t)cpus :
@@ -726,30 +748,30 @@ pending_bottle(const char *slug, time_t now, struct sv_cli_row **rows,
 			memcpy(*rows + *n, slice[k].rows,
 			    slice[k].n * sizeof **rows);
 		*n += slice[k].n;
-		if (slice[k].rc < 0)
-			rc = -1;
 		free(slice[k].rows);
+		for (size_t i = 0; i < slice[k].errs.n; i++)
+			errs_add(errs, &slice[k].errs.v[i]);
+		free(slice[k].errs.v);
 	}
 	sv_entries_free(v);
 	sv_spool_close(&s);
-	return rc;
 }
 
 int
 sv_cli_pending(char *const *slugs, size_t nslugs, time_t now,
-    struct sv_cli_row **rows, size_t *n)
+    struct sv_cli_row **rows, size_t *n, struct sv_cli_errs *errs)
 {
 	size_t cap = 0;
-	int rc = 0;
 
 	*rows = NULL;
 	*n = 0;
+	errs->v = NULL;
+	errs->n = 0;
 	for (size_t i = 0; i < nslugs; i++)
-		if (pending_bottle(slugs[i], now, rows, n, &cap) < 0)
-			rc = -1;
+		pending_bottle(slugs[i], now, rows, n, &cap, errs);
 	if (*n)
 		qsort(*rows, *n, sizeof **rows, cmp_row);
-	return rc;
+	return errs->n > 0 ? -1 : 0;
 }
 
 void

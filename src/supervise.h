@@ -720,15 +720,17 @@ int sv_applier_wait(struct sv_applier *ap, struct sv_err *e);
  * none and stdin is not a terminal, each line of stdin (each NUL-ended
  * record with `nul`) up to its first tab, so that supervise-list output
  * can be piped in.  Returns the number of operands that failed (fn
- * returned -1, or stdin could not be read), or -1 when there is no
+ * returned -1, or stdin could not be read: then e says why, for the
+ * caller to print; else e->msg is empty), or -1 when there is no
  * operand and stdin is a terminal (a usage error).
  */
 int sv_cli_loop(int argc, char **argv, int nul,
-    int (*fn)(const char *arg, void *ctx), void *ctx);
+    int (*fn)(const char *arg, void *ctx), void *ctx, struct sv_err *e);
 /* sv_cli_loop in batches: every argument at once, or the ids that have
  * arrived on stdin without waiting for more; fn returns its failures. */
 int sv_cli_loop_many(int argc, char **argv, int nul,
-    int (*fn)(const char **args, size_t n, void *ctx), void *ctx);
+    int (*fn)(const char **args, size_t n, void *ctx), void *ctx,
+    struct sv_err *e);
 /* Sorted slugs of the bottles under ROOT/queue (invalid names skipped);
  * NULL-terminated, free with sv_cli_strv_free.  No queue/: none. */
 int sv_cli_bottles(char ***slugs, size_t *n, struct sv_err *e);
@@ -842,13 +844,19 @@ struct sv_cli_row {
 	char *arrival;		/* arrival_timestamp: sorts as time */
 	char *line;		/* sv_cli_list_line */
 };
+/* Errors of a call that goes on past them, in order; free v. */
+struct sv_cli_errs {
+	struct sv_err *v;
+	size_t n;
+};
 /*
  * The pending proposals of bottles `slugs`, sorted by arrival (then id).
- * A bottle or proposal that can't be read is reported on stderr and
- * skipped, and the return value is then -1; *rows is always filled.
+ * A bottle or proposal that can't be read is skipped and its error added
+ * to *errs ("can't list 'SLUG': ..." for a bottle), and the return value
+ * is then -1; *rows and *errs are always filled.
  */
 int sv_cli_pending(char *const *slugs, size_t nslugs, time_t now,
-    struct sv_cli_row **rows, size_t *n);
+    struct sv_cli_row **rows, size_t *n, struct sv_cli_errs *errs);
 void sv_cli_rows_free(struct sv_cli_row *rows, size_t n);
 /*
  * sv_operator for a tool that decides or commits: the first time the

@@ -92,28 +92,51 @@ move_branch(struct sv_audit *a, const git_oid *old, const git_oid *id)
  * Make the last move of the branch durable: its ref file, the reflog
  * when there is one, and their directories.  libgit2's own fsync is off
  * (git.c): the objects the ref names were made durable before the move.
+ *
+ * The daemon flushes after the committers' lock is released, so a git
+ * gc (git pack-refs) may pack the branch meanwhile, before our fsync
+ * opens the ref file or after.  pack-refs renames packed-refs into
+ * place before it removes the loose file, so a ref file gone means
+ * packed-refs names the branch (at our commit or a later one): that
+ * file, its directory and the branch's directory (the removal, so no
+ * unsynced loose file comes back after a power cut) are what to flush.
  */
 int
 ref_sync(struct sv_audit *a, struct sv_err *e)
 {
 	struct sv_durable d;
 	const char *branch = a->branch ? a->branch : "refs/heads/main";
-	char *p;
-	int rc;
+	char *ref, *log, *p;
+	int rc = -1;
 
 	sv_durable_init(&d);
-	p = sv_xasprintf("%s/%s", a->path, branch);
-	if (access(p, F_OK) == -1) {	/* packed since (git gc) */
-		free(p);
-		p = sv_xasprintf("%s/packed-refs", a->path);
+	ref = sv_xasprintf("%s/%s", a->path, branch);
+	log = sv_xasprintf("%s/logs/%s", a->path, branch);
+	/* Bounded: a file gone and back means another committer moved the
+	 * branch on, and flushes its own move. */
+	for (int tries = 0; tries < 3; tries++) {
+		sv_durable_file(&d, ref);
+		if (access(log, F_OK) == 0)
+			sv_durable_file(&d, log);
+		rc = sv_durable_sync(&d, e);
+		if (rc == -1 && e->errnum != ENOENT)
+			break;
+		if (access(ref, F_OK) == -1 && errno == ENOENT) {
+			p = sv_xasprintf("%s/packed-refs", a->path);
+			sv_durable_file(&d, p);
+			free(p);
+			p = sv_xasprintf("%.*s", (int)(strrchr(ref, '/') - ref),
+			    ref);
+			sv_durable_path(&d, p);
+			free(p);
+			rc = sv_durable_sync(&d, e);
+			break;
+		}
+		if (rc == 0)
+			break;
 	}
-	sv_durable_file(&d, p);
-	free(p);
-	p = sv_xasprintf("%s/logs/%s", a->path, branch);
-	if (access(p, F_OK) == 0)
-		sv_durable_file(&d, p);
-	free(p);
-	rc = sv_durable_sync(&d, e);
+	free(log);
+	free(ref);
 	sv_durable_free(&d);
 	return rc;
 }

@@ -341,7 +341,9 @@ sv_audit_maintain(struct sv_audit *a, struct sv_err *e)
 	if (rc == 0)
 		rc = sv_odb_merge_start(a->odb, e);
 	return rc;
-}struct sv_durable *
+}
+
+struct sv_durable *
 sv_audit_durable(struct sv_audit *a)
 {
 	return &a->durable;

@@ -8,7 +8,9 @@
  * sv_escape must never let a control byte, invalid UTF-8 or a hidden
  * character (bidi, tags, separators, odd spaces) through, whatever the
  * flags, and escaping its own output may change nothing but its
- * backslashes; sv_breaks_line finds every line break.
+ * backslashes; sv_breaks_line finds every line break; sv_host_check,
+ * sv_json_content_type and sv_origin_allowed let in only what supervised(8)
+ * says they do.
  *
  * Input: one selector byte, then the text.
  */
@@ -106,6 +108,54 @@ check_host(const char *s)
 	FUZZ_ASSERT(sv_host_check(s, names, 0) == SV_HOST_OK ||
 	    sv_host_check(s, names, 0) == SV_HOST_UNKNOWN,
 	    "'%s' malformed without names", s);
+}
+
+/*
+ * sv_json_content_type: application/json in any case, after blanks, then
+ * nothing but blanks before the end or a parameter.
+ */
+static void
+check_content_type(const char *s)
+{
+	const char *p = s + strspn(s, " \t");
+	int want = strncasecmp(p, "application/json", 16) == 0;
+
+	if (want) {
+		p += 16 + strspn(p + 16, " \t");
+		want = *p == '\0' || *p == ';';
+	}
+	FUZZ_ASSERT(sv_json_content_type(s) == want,
+	    "Content-Type '%s': %d", s, sv_json_content_type(s));
+}
+
+/*
+ * sv_origin_allowed: only http or https on a loopback name, with at most
+ * a port; nothing after it.
+ */
+static void
+check_origin(const char *s)
+{
+	static const char *const hosts[] = { "localhost", "127.0.0.1",
+	    "[::1]" };
+	const char *p;
+	size_t i, n;
+
+	if (!sv_origin_allowed(s))
+		return;
+	p = strncasecmp(s, "https://", 8) == 0 ? s + 8 :
+	    strncasecmp(s, "http://", 7) == 0 ? s + 7 : NULL;
+	FUZZ_ASSERT(p != NULL, "Origin '%s' let in: scheme", s);
+	for (i = 0; i < 3; i++) {
+		n = strlen(hosts[i]);
+		if (strncasecmp(p, hosts[i], n) == 0)
+			break;
+	}
+	FUZZ_ASSERT(i < 3, "Origin '%s' let in: host", s);
+	p += n;
+	if (*p == ':')
+		p += 1 + strspn(p + 1, "0123456789");
+	FUZZ_ASSERT(*p == '\0', "Origin '%s' let in: '%s' after the host",
+	    s, p);
 }
 
 /* sv_breaks_line says no only to one line of valid UTF-8. */
@@ -255,6 +305,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_parse_name(s);
 			check_one_line(s);
 			check_host(s);
+			check_content_type(s);
+			check_origin(s);
 		}
 		break;
 	default:

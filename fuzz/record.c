@@ -12,12 +12,17 @@
  *  - a response resolved against a proposal names that proposal, has
  *    notes, decided_by and decided_at, and its status agrees with its
  *    final file: approved carries the proposed file, modified a different
- *    one that passes the tool's payload check, rejected none.
+ *    one that passes the tool's payload check, rejected none;
+ *  - the commit message of that decision has exactly our trailers, as git
+ *    parses them (libgit2's parser), with the proposal's id and the
+ *    response's status, whatever the justification and notes say; every
+ *    line of theirs is quoted ("> "), and no control byte but the
+ *    newline is left raw.
  *
  * Input: a record, or PROPOSAL FUZZ_SEP RESPONSE.  A lone record is also
  * resolved, as a response, against a fixed proposal for every tool.
  */
-#include "../src/supervise.h"
+#include "../src/audit.h"
 #include "fuzz.h"
 
 #define FIXED(tool, file) { (char *)"1790000000.M1P1Q1Rfeedfacefeedface.fuzz", \
@@ -116,6 +121,72 @@ check_resolved(const struct sv_response *r, const struct sv_proposal *p)
 	check_response_dump(r);
 }
 
+/*
+ * The decision's commit message: agent and operator text cannot add,
+ * change or hide a trailer, nor put a line of its own in the body.
+ */
+static void
+check_message(const struct sv_proposal *p, const struct sv_response *r)
+{
+	static const char *const keys[] = { "Proposal-Id", "Bottle", "Tool",
+	    "Status", "Arrived", "Decided", "Rule", "Policy-Commit" };
+	git_message_trailer_array t;
+	char *msg = decision_message(p, r), *line, *nl;
+	size_t i, want = r->rule != NULL ? 8 : 6, para = 0;
+	const char *v;
+
+	static int git_ready;
+
+	if (!git_ready)
+		git_ready = git_libgit2_init() > 0;
+	FUZZ_ASSERT(msg != NULL, "decision_message returned NULL");
+	for (i = 0; msg[i] != '\0'; i++)
+		FUZZ_ASSERT((unsigned char)msg[i] >= 0x20 || msg[i] == '\n',
+		    "raw control 0x%02x at byte %zu of the message",
+		    (unsigned char)msg[i], i);
+
+	memset(&t, 0, sizeof t);
+	FUZZ_ASSERT(git_message_trailers(&t, msg) == 0,
+	    "git cannot parse the trailers of:\n%s", msg);
+	FUZZ_ASSERT(t.count == want, "%zu trailers, not %zu, in:\n%s",
+	    t.count, want, msg);
+	for (i = 0; i < t.count; i++)
+		FUZZ_ASSERT(strcmp(t.trailers[i].key, keys[i]) == 0,
+		    "trailer %zu is '%s', not '%s', in:\n%s", i,
+		    t.trailers[i].key, keys[i], msg);
+	FUZZ_ASSERT(strcmp(t.trailers[0].value, p->id) == 0,
+	    "Proposal-Id is '%s'", t.trailers[0].value);
+	v = sv_status_name(r->status);
+	FUZZ_ASSERT(strcmp(t.trailers[3].value, v) == 0,
+	    "Status is '%s', not '%s'", t.trailers[3].value, v);
+	git_message_trailer_array_free(&t);
+
+	/*
+	 * Subject, blank, then paragraphs "Justification:" and "Notes:" of
+	 * quoted lines, then the trailers: nothing else starts a line.
+	 */
+	for (line = strchr(msg, '\n'); line != NULL && line[1] != '\0';
+	    line = nl) {
+		line++;
+		nl = strchr(line, '\n');
+		FUZZ_ASSERT(nl != NULL, "message does not end with a newline");
+		if (nl == line) {
+			para++;
+			continue;
+		}
+		if (para >= 3)
+			break;		/* the trailers, checked above */
+		FUZZ_ASSERT(para >= 1 && (line[0] == '>' ||
+		    strncmp(line, para == 1 ? "Justification:\n" : "Notes:\n",
+		    (size_t)(nl - line) + 1) == 0),
+		    "line of paragraph %zu not quoted: '%.*s'", para,
+		    (int)(nl - line), line);
+	}
+	FUZZ_ASSERT(para == 3, "%zu blank lines before the trailers, not 3",
+	    para);
+	free(msg);
+}
+
 /* Load `text` as a response and resolve it against p. */
 static void
 resolve_against(const struct fuzz_part *text, const struct sv_proposal *p)
@@ -128,8 +199,10 @@ resolve_against(const struct fuzz_part *text, const struct sv_proposal *p)
 		return;
 	memset(&r, 0, sizeof r);
 	if (sv_response_from_json(j, "r", text->s, &r, &e) == 0 &&
-	    sv_response_resolve(&r, p, "fuzz", &fixed_mtime, "r", &e) == 0)
+	    sv_response_resolve(&r, p, "fuzz", &fixed_mtime, "r", &e) == 0) {
 		check_resolved(&r, p);
+		check_message(p, &r);
+	}
 	sv_response_free(&r);
 	json_decref(j);
 }

@@ -1,5 +1,6 @@
 #!/bin/sh
-# The apply hook's bounds: a hook that runs holds up no other call; one
+# The apply hook's bounds: a hook that runs holds up no other call (and
+# the rejections answered meanwhile run no hook and change no file); one
 # that hangs is killed, with its children, at its timeout; one that
 # writes 100 MB has the tail of it kept; a hook that can't be run is a
 # configuration error at start-up.
@@ -8,7 +9,7 @@ if [ ! -d "$T_TOP/t/node_modules" ]; then
 	echo "1..0 # SKIP node modules are not installed (make check runs npm ci in t/)"
 	exit 0
 fi
-plan 26
+plan 29
 A=root/audit.git
 N=${SUPERVISE_BURST:-200}
 SLEEPER=$((100000 + $$))	# a sleep we can find by its argument
@@ -16,6 +17,7 @@ SLEEPER=$((100000 + $$))	# a sleep we can find by its argument
 # What the hook does depends on the tool approved.
 cat >hook <<HOOK
 #!/bin/sh
+echo "\$SUPERVISE_PROPOSAL_ID \$SUPERVISE_STATUS" >>"$T_DIR/hook.runs"
 case "\$SUPERVISE_TOOL" in
 gitleaks-allow)		# runs until released (bounded)
 	touch "$T_DIR/running"
@@ -69,6 +71,7 @@ c1=$!
 wait_for 20 has_tool gitleaks-allow
 supervise-approve "$(pending_tool gitleaks-allow)" >/dev/null
 check "the hook is running" wait_for 20 test -e running
+routes_before=$(stat -c '%i %Y' root/state/web1/egress/routes.json)
 timeout 120 node "$T_TOP/t/burst.mjs" "$URL" "$N" >burst.out 2>&1 &
 b=$!
 all_filed() { [ "$(pending_tool egress-block | wc -l)" -ge "$N" ]; }
@@ -78,6 +81,8 @@ check "... and all answered" wait_for 60 gone $b
 check_same "... each with its decision" "$(grep -c ' status: rejected$' burst.out)" "$N"
 check "the hook is still running meanwhile" running "$T_DIR/hook"
 check "its call still waits" kill -0 $c1
+check_same "the rejections changed no live file" \
+    "$(stat -c '%i %Y' root/state/web1/egress/routes.json)" "$routes_before"
 # Hooks run one at a time: an approval that lands meanwhile is committed,
 # and answered after the hook before its own.
 call 4 egress-block '{"host":"after.example.org","justification":"j"}' >out4 &
@@ -94,6 +99,12 @@ check_match "released, its call is answered" "$(cat out1)" \
 wait $c4
 check_match "... then the one behind it" "$(cat out4)" \
     'status: approved\\napplied: yes'
+check_same "the hook ran for the two approvals, not for the $N rejections" \
+    "$(cut -d ' ' -f 2 hook.runs | sort | uniq -c | tr -s ' ')" " 2 approved"
+notes_written() { [ "$(git --git-dir=$A notes --ref=apply list | wc -l)" -ge 2 ]; }
+wait_for 20 notes_written
+check_same "... and only the approvals have notes" \
+    "$(git --git-dir=$A notes --ref=apply list | wc -l)" 2
 check "stops" stop_daemon d
 
 # --- a hook that hangs is killed at its timeout -----------------------------------

@@ -38,20 +38,6 @@ lower_dup(const char *s)
 	return d;
 }
 
-/* JSON text as the records are written: 2-space indent, sorted keys, \n. */
-static char *
-dump_canonical(json_t *j)
-{
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-	char *out;
-
-	if (s == NULL)
-		sv_die(111, "out of memory");
-	out = sv_xasprintf("%s\n", s);
-	free(s);
-	return out;
-}
-
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -215,7 +201,7 @@ static char *
 routes_dump(json_t *routes)
 {
 	json_t *doc = json_pack("{s:O}", "routes", routes);
-	char *s = dump_canonical(doc);
+	char *s = sv_json_text(doc);
 
 	json_decref(doc);
 	return s;

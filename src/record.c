@@ -634,24 +634,29 @@ sv_response_json(const struct sv_response *r)
 	return o;
 }
 
+char *
+sv_json_text(const json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	char *out;
+
+	if (s == NULL)
+		sv_die(111, "out of memory");
+	out = sv_xasprintf("%s\n", s);
+	free(s);
+	return out;
+}
+
+/* Text of a record made by sv_*_json, which is let go. */
 static char *
 dump(json_t *j)
 {
-	char *s, *out;
-	size_t n;
+	char *out;
 
 	if (j == NULL)
 		return NULL;
-	s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	out = sv_json_text(j);
 	json_decref(j);
-	if (s == NULL)
-		return NULL;
-	n = strlen(s);
-	out = sv_xmalloc(n + 2);
-	memcpy(out, s, n);
-	out[n] = '\n';
-	out[n + 1] = '\0';
-	free(s);
 	return out;
 }
 

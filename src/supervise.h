@@ -204,8 +204,10 @@ int sv_response_resolve(struct sv_response *r, const struct sv_proposal *p,
     const char *owner, const struct timespec *mtime, const char *path,
     struct sv_err *e);
 
-/* JSON text, 2-space indent, sorted keys, trailing newline; malloc'd.
- * NULL when a field is not valid UTF-8. */
+/* JSON text as records and config files are written: 2-space indent,
+ * sorted keys, a final newline; malloc'd. */
+char *sv_json_text(const json_t *j);
+/* A record's JSON text; NULL when a field is not valid UTF-8. */
 char *sv_proposal_dump(const struct sv_proposal *p);
 char *sv_response_dump(const struct sv_response *r);
 json_t *sv_proposal_json(const struct sv_proposal *p);

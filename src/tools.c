@@ -604,19 +604,6 @@ fail:
 	return NULL;
 }
 
-static char *
-route_dump(json_t *route)
-{
-	char *s = json_dumps(route, JSON_INDENT(2) | JSON_SORT_KEYS);
-	char *out;
-
-	if (s == NULL)
-		sv_die(1, "out of memory");
-	out = sv_xasprintf("%s\n", s);
-	free(s);
-	return out;
-}
-
 int
 sv_fingerprint_check(const char *fp, struct sv_err *e)
 {
@@ -729,7 +716,7 @@ sv_tool_args(const char *tool, json_t *args, char **payload,
 		route = route_from_json(tool, args, 0, e);
 		if (route == NULL)
 			return -1;
-		text = route_dump(route);
+		text = sv_json_text(route);
 		json_decref(route);
 	} else {
 		field = payload_field(tool);

@@ -829,8 +829,10 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (sv_cli_check_slugs(argc, argv, "follow") < 0)
+	if (sv_cli_check_slugs(argc, argv, &e) < 0) {
+		sv_warnx("can't follow %s", e.msg);
 		return 2;
+	}
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
 		sv_warnx("needs a terminal on stdin and stdout; "
 		    "supervise-list and supervise-watch are for scripts");

@@ -524,8 +524,10 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (sv_cli_check_slugs(argc, argv, "watch") < 0)
+	if (sv_cli_check_slugs(argc, argv, &e) < 0) {
+		sv_warnx("can't watch %s", e.msg);
 		return 2;
+	}
 	if (decisions && existing)
 		usage(stderr, 2);
 	/* Stop cleanly on INT and TERM: read them from a descriptor. */

@@ -293,15 +293,15 @@ sv_cli_bottles(char ***slugs, size_t *n, struct sv_err *e)
 }
 
 int
-sv_cli_check_slugs(int argc, char **argv, const char *verb)
+sv_cli_check_slugs(int argc, char **argv, struct sv_err *e)
 {
-	struct sv_err e;
+	struct sv_err why;
 
 	for (int i = 0; i < argc; i++) {
-		if (sv_valid_slug(argv[i], &e) < 0) {
+		if (sv_valid_slug(argv[i], &why) < 0) {
 			char *eslug = sv_escape(argv[i], strlen(argv[i]), 0);
 
-			sv_warnx("can't %s '%s': %s", verb, eslug, e.msg);
+			sv_errf(e, 0, "'%s': %s", eslug, why.msg);
 			free(eslug);
 			return -1;
 		}

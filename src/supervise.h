@@ -737,9 +737,9 @@ int sv_cli_loop_many(int argc, char **argv, int nul,
  * NULL-terminated, free with sv_cli_strv_free.  No queue/: none. */
 int sv_cli_bottles(char ***slugs, size_t *n, struct sv_err *e);
 void sv_cli_strv_free(char **v);
-/* Every argument a valid slug?  Else "can't VERB 'ARG': reason" on
- * stderr and -1. */
-int sv_cli_check_slugs(int argc, char **argv, const char *verb);
+/* Every argument a valid slug?  Else -1 and e says "'ARG': reason"
+ * (ARG escaped). */
+int sv_cli_check_slugs(int argc, char **argv, struct sv_err *e);
 /*
  * Find the proposal an operator means by `arg`: "ID" (a full id, an
  * unambiguous prefix, or the random part; every bottle is searched, ids

@@ -36,7 +36,8 @@ pipelock-block)		# 100 MB of output
 esac
 HOOK
 chmod +x hook
-supervise-init web1 >/dev/null
+printf '{"routes": [{"host": "pypi.org"}]}\n' >routes
+supervise-init --routes routes web1 >/dev/null
 
 # --- a hook that can't be run is refused at start-up ----------------------------
 printf 'echo\n' >not-exec

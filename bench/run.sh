@@ -10,6 +10,8 @@
 #                                     concurrency throughput scale footprint
 #                                     console cotenant attacks
 #   BENCH_RESULTS=DIR                 where the .txt files go
+#   BENCH_VS=DIR                      apply: also another build's
+#                                     sidecars, in the same rounds
 #   BENCH_KEEP=1                      keep the work directory (logs,
 #                                     repositories) and say where
 #   TMPDIR=DIR                        run on DIR's file system
@@ -110,7 +112,7 @@ start_daemon() {
 	}
 	rm -f "$work/$1.port"
 	SUPERVISE_BOTTLE_SLUG=$1 SUPERVISE_PORT=0 \
-	    ${BENCH_DAEMON_WRAPPER:-} "$bin/supervised" --port-file "$work/$1.port" \
+	    ${BENCH_DAEMON_WRAPPER:-} "${BENCH_DAEMON_BIN:-$bin}/supervised" --port-file "$work/$1.port" \
 	    ${BENCH_DAEMON_ARGS:-} 2>"$work/$1.log" &
 	dpid=$!
 	pids="$pids $dpid"
@@ -190,6 +192,18 @@ fig_apply() {
 	tpid=$dpid tport=$dport tq=$dq
 	BENCH_DAEMON_ARGS="--apply-hook $work/hook.sh" start_daemon shhook || return 1
 	spid=$dpid sport=$dport sq=$dq
+	# BENCH_VS=DIR: the same without a hook and with /bin/true, from
+	# another build, in the same rounds: the two builds side by side.
+	vs=${BENCH_VS:-}
+	case $vs in ''|/*) ;; *) vs=$top/$vs ;; esac
+	if [ -n "$vs" ]; then
+		echo "# vs: \$VS=$vs (commit $(git -C "$vs/.." rev-parse --short HEAD 2>/dev/null))"
+		BENCH_DAEMON_BIN=$vs/bin start_daemon vsnohook || return 1
+		vnpid=$dpid vnport=$dport vnq=$dq
+		BENCH_DAEMON_BIN=$vs/bin BENCH_DAEMON_ARGS="--apply-hook /bin/true" \
+		    start_daemon vstruehook || return 1
+		vtpid=$dpid vtport=$dport vtq=$dq
+	fi
 	r=0
 	while [ $r -lt $lat_rounds ]; do
 		r=$((r + 1))
@@ -202,6 +216,11 @@ fig_apply() {
 		    -a "applied: yes"
 		run "$bb/latency" -p "$sport" -d "$sq" -n $lat_n -o "$work/apply-sh.raw" \
 		    -a "applied: yes"
+		[ -n "$vs" ] || continue
+		run "$bb/latency" -p "$vnport" -d "$vnq" -n $lat_n -o "$work/apply-vsnone.raw" \
+		    -a "applied: no: no hook configured"
+		run "$bb/latency" -p "$vtport" -d "$vtq" -n $lat_n -o "$work/apply-vstrue.raw" \
+		    -a "applied: yes"
 	done
 	echo "## all rounds (ms)"
 	"$bb/stats" "floor: start /bin/true, wait for its exit" "$work/apply-spawn.raw"
@@ -210,6 +229,17 @@ fig_apply() {
 	    "$work/apply-true.raw"
 	"$bb/stats" -f "$work/apply-none.raw" "decision->agent sse, hook sh script (vs no hook)" \
 	    "$work/apply-sh.raw"
+	if [ -n "$vs" ]; then
+		"$bb/stats" "\$VS decision->agent sse, no hook" "$work/apply-vsnone.raw"
+		"$bb/stats" -f "$work/apply-vsnone.raw" "\$VS decision->agent sse, hook /bin/true (vs its no hook)" \
+		    "$work/apply-vstrue.raw"
+		"$bb/stats" -f "$work/apply-vstrue.raw" -n "\$VS's" \
+		    "decision->agent sse, hook /bin/true" "$work/apply-true.raw" | tail -1
+		"$bb/stats" -f "$work/apply-vsnone.raw" -n "\$VS's" \
+		    "decision->agent sse, no hook" "$work/apply-none.raw" | tail -1
+		stop_daemon "$vnpid"
+		stop_daemon "$vtpid"
+	fi
 	stop_daemon "$npid"
 	stop_daemon "$tpid"
 	stop_daemon "$spid"

@@ -12,19 +12,24 @@
  *   3. the caller is told the outcome (the daemon answers the agent);
  *   4. the outcome is noted on the decision's commit (applynote.c).
  *
- * The hook is watched by a thread of the applier's own (the runner): it
- * reads the child's output, kills it at its deadline, and answers (the
- * caller's callback) the moment the child's pidfd says it has exited,
- * whatever the daemon's thread is doing then (flushing the commit that
- * the hook's decision came with, archiving its response: a do-nothing
- * hook that waited for those cost twice what starting it costs).
- * Everything that touches the audit repository (finding the decision,
- * the live files, the note) stays on the caller's thread, the one that
- * owns libgit2's repository: the runner's part is the child alone.  It
- * hands the outcome back through an eventfd in an epoll set that the
- * daemon nests in its event loop, so a hook that runs for a minute
- * holds up no other call.  Hooks run one at a time, in the order the
- * decisions landed.
+ * The caller's thread starts the hook and waits for it a little
+ * itself (wait_inline: at most INLINE_MS of every WINDOW_MS): a hook
+ * that sends a signal is over by then, and is answered there and then,
+ * before the caller goes on to flush the commit its decision came with
+ * and archive its response.  A hook that runs longer is handed to a
+ * thread of the applier's own (the runner): it reads the child's
+ * output, kills it at its deadline, and answers (the caller's callback)
+ * the moment the child's pidfd says it has exited, whatever the
+ * caller's thread is doing then.  (Handing every hook over cost a
+ * thread's wake-up, on two shared cores often longer than the hook;
+ * answering only once the caller was back from its flush cost twice
+ * what starting the hook costs.)  Everything that touches the audit
+ * repository (finding the decision, the live files, the note) stays on
+ * the caller's thread, the one that owns libgit2's repository: the
+ * runner's part is the child alone.  It hands the outcome back through
+ * an eventfd in an epoll set that the daemon nests in its event loop,
+ * so a hook that runs for a minute holds up no other call.  Hooks run
+ * one at a time, in the order the decisions landed.
  *
  * Crashes.  Before a batch of responses is consumed, a marker
  * SPOOL/apply/ID, a link to the response, is made for each (and its
@@ -37,9 +42,10 @@
  * idempotent, as reloading a proxy is.
  *
  * Notes are written after the answers, in batches (sv_applier_flush):
- * decisions approved together with no hook to wait for get one notes
- * commit; with a hook, each outcome's note is written once the agent has
- * its answer and before the next hook starts.
+ * decisions approved together with no hook, or with hooks over within
+ * the caller's wait, get one notes commit; after a hook the runner
+ * watched, its note is written once the agent has its answer and before
+ * the next hook starts.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -68,6 +74,8 @@ extern char **environ;
 
 #define READ_CHUNK	(64 << 10)
 #define POLL_MS		2		/* without pidfd: how often to look */
+#define INLINE_MS	5		/* the caller waits for a hook itself... */
+#define WINDOW_MS	50		/* ...this long in every window of this */
 #define FIND_MAX	100000		/* commits looked through for one */
 #define CACHE_MAX	4096		/* decision commits remembered */
 
@@ -119,6 +127,8 @@ struct sv_applier {
 	size_t ring_len;
 	long long out_bytes;
 	struct sv_apply_note ended;	/* the outcome, answered */
+	/* the caller's waits for hooks in this window (wait_inline) */
+	int64_t window_start, window_spent;
 	/* under mu */
 	pthread_mutex_t mu;
 	enum { RUN_IDLE, RUN_START, RUN_WATCH, RUN_ANSWER, RUN_DONE } run;
@@ -449,6 +459,11 @@ sv_applier_add(struct sv_applier *ap, const char *id, int again)
 
 	if (sv_applier_busy(ap, id))
 		return;
+	/* Applied, its note not yet written (a marker read at start-up
+	 * for a decision its re-consumed response applied just before). */
+	for (struct outcome *o = ap->notes; o != NULL; o = o->next)
+		if (strcmp(o->id, id) == 0)
+			return;
 	j = sv_xmalloc(sizeof *j);
 	memset(j, 0, sizeof *j);
 	snprintf(j->id, sizeof j->id, "%s", id);
@@ -960,11 +975,61 @@ runner(void *arg)
 }
 
 /*
- * Start the job's hook and hand it to the runner (started on first use,
- * with every signal blocked: they are the daemon's thread's to take).
- * The spawn is here, not on the runner: posix_spawn holds its caller
- * only until the child has exec'd, and the runner, woken meanwhile, is
- * waiting on the child by the time it can exit.
+ * Wait for the hook on the caller's thread, as long as this window's
+ * allowance lasts: 1 when it has exited (its outcome in ap->ended), 0
+ * when it runs on.  A hook that does little (a signal sent, a file
+ * copied) is over within a millisecond or two; seen here, its answer
+ * needs no other thread to wake, on a machine where each wake-up may
+ * wait for a core.  The allowance, INLINE_MS in every WINDOW_MS, bounds
+ * what the daemon's other work waits for, however many hooks run.
+ */
+static int
+wait_inline(struct sv_applier *ap)
+{
+	struct pollfd pfd[2];
+	int64_t start = now_ms(), now = start, until;
+	int status;
+	pid_t r;
+
+	if (ap->pidfd == -1)
+		return 0;	/* an old kernel: the runner looks now and then */
+	if (start - ap->window_start >= WINDOW_MS) {
+		ap->window_start = start;
+		ap->window_spent = 0;
+	}
+	until = start + INLINE_MS - ap->window_spent;
+	while (now < until) {
+		pfd[0].fd = ap->pidfd;
+		pfd[1].fd = ap->out;	/* -1 once at end of file: ignored */
+		pfd[0].events = pfd[1].events = POLLIN;
+		pfd[0].revents = pfd[1].revents = 0;
+		if (poll(pfd, 2, (int)(until - now)) == -1 && errno != EINTR)
+			break;
+		if (pfd[1].revents != 0)
+			read_output(ap, SIZE_MAX);
+		if (pfd[0].revents != 0) {
+			r = waitpid(ap->pid, &status, WNOHANG);
+			if (r == ap->pid) {
+				ap->window_spent += now_ms() - start;
+				hook_ended(ap, status);
+				return 1;
+			}
+			if (r == -1 && errno != EINTR)
+				break;	/* the runner says why */
+		}
+		now = now_ms();
+	}
+	ap->window_spent += now_ms() - start;
+	return 0;
+}
+
+/*
+ * Start the job's hook: 1 when it is over already (ap->ended), 0 when it
+ * was handed to the runner (started on first use, with every signal
+ * blocked: they are the daemon's thread's to take), -1 when it could not
+ * be started.  The spawn is here, not on the runner: posix_spawn holds
+ * its caller only until the child has exec'd, and a hand-over before it
+ * would put a thread's wake-up on the path of every hook.
  */
 static int
 start_hook(struct sv_applier *ap, struct sv_err *e)
@@ -991,6 +1056,8 @@ start_hook(struct sv_applier *ap, struct sv_err *e)
 	}
 	if (spawn_hook(ap, e) == -1)
 		return -1;
+	if (wait_inline(ap))
+		return 1;
 	set_run(ap, RUN_START);
 	kick(ap->wakefd);
 	return 0;
@@ -1057,10 +1124,18 @@ start_next(struct sv_applier *ap)
 			finish_no(ap, "no hook configured");
 			continue;
 		}
-		if (start_hook(ap, &e) == -1) {
+		rc = start_hook(ap, &e);
+		if (rc == -1) {
 			sv_warn_err(&e);
 			finish_no(ap, "%s", e.msg);
 			continue;
+		}
+		if (rc == 1) {
+			/* Over already: answered here, noted with the batch. */
+			answer(ap, &ap->ended);
+			settle(ap, &ap->ended, 1);
+			sv_apply_note_free(&ap->ended);
+			sv_apply_note_init(&ap->ended);
 		}
 	}
 }

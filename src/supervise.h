@@ -682,9 +682,9 @@ struct sv_apply_result {
  * An applier for one bottle: hook NULL for none, timeout in seconds,
  * spooldir the spool's directory (its apply/ markers; -1: none).  done
  * is called with each outcome, before its note is written: for a hook
- * that ran, from the applier's own thread, the moment the hook exits
- * (done must be thread-safe); else from sv_applier_add or
- * sv_applier_events.
+ * that outlasted the caller's short wait for it, from the applier's own
+ * thread, the moment the hook exits (done must be thread-safe); else
+ * from sv_applier_add or sv_applier_events.
  */
 int sv_applier_new(struct sv_applier **ap, struct sv_audit *a,
     const char *slug, const char *state_dir, const char *hook, long timeout,

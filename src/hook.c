@@ -45,7 +45,9 @@
  * decisions approved together with no hook, or with hooks over within
  * the caller's wait, get one notes commit; after a hook the runner
  * watched, its note is written once the agent has its answer and before
- * the next hook starts.
+ * the next hook starts.  A decision committed since start-up has no note
+ * to look for; one found at start-up (a marker, a response consumed
+ * again) is applied only when it has none.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -82,6 +84,7 @@ extern char **environ;
 struct job {
 	char id[SV_ID_MAX + 1];
 	int again;		/* apply even when already noted */
+	int fresh;		/* committed since start-up: can't be noted */
 	struct job *next;
 };
 
@@ -100,6 +103,7 @@ struct sv_applier {
 	void (*done)(const struct sv_apply_result *, void *);
 	void *arg;
 	int markfd;		/* SPOOL/apply, or -1 */
+	int recovered;		/* sv_applier_recover has run */
 	int newfd;		/* SPOOL/responses/new, or -1 */
 	int ep;			/* for the caller's loop: holds donefd */
 	int donefd;		/* eventfd: the runner has an outcome */
@@ -468,6 +472,9 @@ sv_applier_add(struct sv_applier *ap, const char *id, int again)
 	memset(j, 0, sizeof *j);
 	snprintf(j->id, sizeof j->id, "%s", id);
 	j->again = again;
+	/* A decision consumed once start-up's recovery is done was
+	 * committed just now, not found on main: no note to look for. */
+	j->fresh = ap->recovered;
 	*ap->tail = j;
 	ap->tail = &j->next;
 	if (ap->cur == NULL)
@@ -484,8 +491,10 @@ sv_applier_recover(struct sv_applier *ap, struct sv_err *e)
 
 	if (sv_apply_notes_unlock(ap->a, e) == -1)
 		return -1;
-	if (ap->markfd == -1)
+	if (ap->markfd == -1) {
+		ap->recovered = 1;
 		return 0;
+	}
 	if ((fd = openat(ap->markfd, ".", O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
 		if (fd != -1)
@@ -501,6 +510,7 @@ sv_applier_recover(struct sv_applier *ap, struct sv_err *e)
 		sv_applier_add(ap, de->d_name, 0);
 	}
 	closedir(d);
+	ap->recovered = 1;
 	return 0;
 }
 
@@ -1101,7 +1111,7 @@ start_next(struct sv_applier *ap)
 			job_reset(ap);
 			continue;
 		}
-		if (!ap->cur->again) {
+		if (!ap->cur->again && !ap->cur->fresh) {
 			rc = sv_apply_note_read(ap->a, ap->dc.commit, &old, &e);
 			sv_apply_note_free(&old);
 			if (rc == 1) {

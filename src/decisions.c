@@ -144,7 +144,8 @@ batch_flush(struct batch *b)
 	if (b->n == 0)
 		return;
 	/* Before anything commits: what a crash must not let us forget. */
-	if (sv_applier_mark(sc.applier, b->v, b->n, &e) == -1)
+	if (sv_applier_mark(sc.applier, b->v, b->n,
+	    sv_audit_durable(sc.audit), &e) == -1)
 		sv_warnx("can't consume from 'responses/new' (will retry): %s",
 		    e.msg);
 	else if (sv_consume_batch(&sc.spool, sc.audit, b->v, b->n,

@@ -328,10 +328,13 @@ sv_applier_busy(struct sv_applier *ap, const char *id)
  * inode.  (Creating a file each time, on ext4 after the markers of the
  * last batches were removed, cost more than the rest of the decision:
  * its inode allocator steps over recently freed inodes one by one.)
+ * It must be on disk before the branch moves, not before anything else:
+ * handed to d, the directory is flushed with the commit's objects, in
+ * the same round of fsyncs.
  */
 int
 sv_applier_mark(struct sv_applier *ap, char *const *ids, size_t n,
-    struct sv_err *e)
+    struct sv_durable *d, struct sv_err *e)
 {
 	struct sv_err why;
 	size_t made = 0;
@@ -350,7 +353,9 @@ sv_applier_mark(struct sv_applier *ap, char *const *ids, size_t n,
 		return sv_errf(e, errno, "can't link 'responses/new/%s' to "
 		    "'apply/%s' in the spool", ids[i], ids[i]);
 	}
-	if (made > 0 && fsync(ap->markfd) == -1)
+	if (made > 0 && d != NULL)
+		sv_durable_fd(d, ap->markfd, "the spool's 'apply' directory");
+	else if (made > 0 && fsync(ap->markfd) == -1)
 		return sv_errf(e, errno, "can't flush the spool's 'apply' "
 		    "directory");
 	return 0;

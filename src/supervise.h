@@ -695,10 +695,11 @@ void sv_applier_free(struct sv_applier *ap);	/* kills a running hook */
  * sv_applier_events. */
 int sv_applier_fd(const struct sv_applier *ap);
 void sv_applier_events(struct sv_applier *ap);
-/* Markers for responses about to be consumed (one flush for all), and
- * their removal when a decision needs no apply. */
+/* Markers for responses about to be consumed, and their removal when a
+ * decision needs no apply.  The markers' directory is handed to d, to be
+ * flushed with the commit that follows (NULL: flushed here). */
 int sv_applier_mark(struct sv_applier *ap, char *const *ids, size_t n,
-    struct sv_err *e);
+    struct sv_durable *d, struct sv_err *e);
 void sv_applier_unmark(struct sv_applier *ap, const char *id);
 /* Apply the decision on id (its commit on main), after those queued;
  * again: even when it already has a note.  Starts at once when idle: with

@@ -95,7 +95,7 @@ recover(void (*cb)(const struct sv_decision *, void *))
 	} else if (fd != -1) {
 		close(fd);
 	}
-	if (sv_applier_mark(sc.applier, names, n, &e) == -1) {
+	if (sv_applier_mark(sc.applier, names, n, NULL, &e) == -1) {
 		sv_warn_err(&e);
 		rc = -1;
 	}

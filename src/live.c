@@ -19,7 +19,9 @@
  *  - Publishing reads main and writes under the audit repository's lock
  *    (the committers' flock): two publishers (the daemon, an operator's
  *    supervise-config) never interleave, and whoever publishes last read
- *    the newest main, so the directory never goes back in time.
+ *    the newest main, so the directory never goes back in time.  Main is
+ *    read once a publication (HEAD, the branch, the tree), every file
+ *    from that one tree: it sits on an approval's way to its answer.
  *  - Files are 0644 and directories 0755: the proxies that read them run
  *    as other users, in containers.
  */
@@ -31,7 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "supervise.h"
+#include "audit.h"
 
 char *
 sv_state_dir(const char *slug)
@@ -75,8 +77,14 @@ fsync_dir(int dirfd, const char *path, struct sv_err *e)
 static int
 open_dirs(const char *path, struct sv_err *e)
 {
-	char *p = sv_xstrdup(path), *s;
-	int fd = -1, made;
+	char *p, *s;
+	int fd, made;
+
+	/* There already, but for a bottle's first publication. */
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd != -1 || errno != ENOENT)
+		return fd != -1 ? fd : sv_errf(e, errno, "can't open '%s'", path);
+	p = sv_xstrdup(path);
 
 	for (s = p + 1; ; s++) {
 		if (*s != '/' && *s != '\0')
@@ -229,13 +237,20 @@ publish_all(struct sv_audit *a, const char *slug, const char *dir,
 	const char *files[16];
 	size_t n = sv_config_files(files, 16), i, k = 0;
 	struct sv_durable fds, dirs;
-	char *text;
+	git_commit *tip;
+	git_tree *tree;
+	char *text, *path;
 	int rc = 0, r;
 
+	if (sv_valid_slug(slug, e) == -1 || audit_tip(a, &tip, &tree, e) == -1)
+		return -1;
 	sv_durable_init(&fds);
 	sv_durable_init(&dirs);
 	for (i = 0; i < n && rc == 0; i++) {
-		if (sv_audit_read(a, slug, files[i], &text, NULL, e) == -1) {
+		path = sv_xasprintf("%s/%s", slug, files[i]);
+		r = tree_text(a, tree, path, &text, NULL, e);
+		free(path);
+		if (r == -1) {
 			rc = -1;
 			break;
 		}
@@ -279,6 +294,8 @@ publish_all(struct sv_audit *a, const char *slug, const char *dir,
 		rc = sv_durable_sync(&dirs, e);
 	sv_durable_free(&fds);
 	sv_durable_free(&dirs);
+	git_tree_free(tree);
+	git_commit_free(tip);
 	return rc;
 }
 

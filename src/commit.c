@@ -310,9 +310,15 @@ sv_audit_defer_merges(struct sv_audit *a)
 int
 sv_audit_maintain(struct sv_audit *a, struct sv_err *e)
 {
+	struct sv_err why;
 	char **old = NULL;
 	int rc = 0;
 
+	/* The daemon, answered and its notes written: the next commit's
+	 * pack and index files, made now rather than on its way (without
+	 * them it makes its own there). */
+	if (a->defer_sync)
+		sv_odb_spares(a->odb, &why);
 	if (!a->defer_merges) {
 		/* At once, under the lock: a merge if enough packs were
 		 * written, then the removal of what it replaces. */

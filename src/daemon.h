@@ -91,7 +91,9 @@ int sv_audit_sync(struct sv_audit *a, struct sv_err *e);
  * the operator moved in by hand).  Emptied by the commit. */
 struct sv_durable *sv_audit_durable(struct sv_audit *a);
 /*
- * Keep the repository's packs few, when enough were written since the
+ * Work for when nobody waits.  After sv_audit_defer_sync, the next
+ * commit's pack and index files are made ahead.  Keep the repository's
+ * packs few, when enough were written since the
  * last look: merge them at once, under the lock; or, after
  * sv_audit_defer_merges, put in place a merged pack built since the last
  * call (under the lock, a moment) and start building the next.  -1 with

@@ -402,6 +402,7 @@ store_free(git_odb_backend *b)
 	struct sv_odb *o = the_store_of(m);
 
 	sv_odb_merge_stop(o);
+	sv_odb_spares_drop(o);
 	free(o->objdir);
 	free(o->packdir);
 	if (o->z_ready)

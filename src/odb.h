@@ -46,6 +46,15 @@ int sv_odb_attach(git_repository *repo, struct sv_odb **out,
 int sv_odb_flush(struct sv_odb *o, size_t *wrote, struct sv_durable *d,
     struct sv_err *e);
 
+/*
+ * Make the next flush's pack and index files now, off the way of the
+ * flush (packwrite.c says why); drop them.  Spares are temporary files
+ * of ours: sv_odb_drop_tmp in another process removes them, and the
+ * flush then makes new files.
+ */
+int sv_odb_spares(struct sv_odb *o, struct sv_err *e);
+void sv_odb_spares_drop(struct sv_odb *o);
+
 /* Forget the objects held since the last flush (a batch that failed). */
 void sv_odb_discard(struct sv_odb *o);
 

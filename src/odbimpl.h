@@ -47,6 +47,9 @@ struct sv_odb {
 	int z_ready;
 	unsigned char *zbuf;
 	size_t zcap;
+	/* The next flush's pack and index files, made ahead, or NULL. */
+	char *spare[2];
+	int spare_fd[2];
 };
 
 /* odb.c */
@@ -67,10 +70,11 @@ struct source {
 
 /*
  * A pack of src's entries in packdir, and its index, named by the pack's
- * checksum (*name), durable with what d holds, and their directory.
+ * checksum (*name), durable with what d holds, and their directory;
+ * written into o's spares when it has them (o may be NULL).
  */
-int write_pack(const char *packdir, struct source *src, struct sv_durable *d,
-    char name[2 * OID_RAW + 1], struct sv_err *e);
+int write_pack(const char *packdir, struct sv_odb *o, struct source *src,
+    struct sv_durable *d, char name[2 * OID_RAW + 1], struct sv_err *e);
 uint32_t get_be32(const unsigned char *p);
 
 #endif

@@ -18,7 +18,8 @@
  *
  * Samples the daemon's VmRSS and open fds every 50 ms and prints them
  * idle (before), at their peak, and after: once its fds are back to the
- * idle count (or SECONDS ran out), with how long /health then takes.
+ * idle count (or SECONDS ran out), with how long /health then takes, and
+ * 2 s later.
  * Everything is on loopback and bounded by SECONDS (default 120).  Exits
  * 1 when the daemon died, did not come back to its idle fds in time, or
  * did not answer /health.
@@ -105,6 +106,12 @@ settle(int port, uint64_t stop)
 		close(fd);
 	bench_http_free(&h);
 	free(req);
+	/* What the daemon gives back once the flood is over (its tick
+	 * trims the heap within a second); 2 s after the fds. */
+	while (bench_now() < t + 2000000000u)
+		usleep(50000);
+	if (bench_proc_read(dpid, &p) == 0)
+		report("2s later", &p);
 	return rc;
 }
 

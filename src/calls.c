@@ -579,6 +579,7 @@ tick(void)
 	}
 	unlock();
 	resume_all(&rl);
+	give_back_memory();
 }
 
 void

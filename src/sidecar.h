@@ -175,6 +175,7 @@ void parse_config(int argc, char **argv, struct config *cfg);
 
 /* http.c: the HTTP side (libmicrohttpd's thread) */
 void start_http(void);
+void give_back_memory(void);	/* spool thread: after a flood */
 
 /* calls.c: the table of waiting calls and pending proposals; under the
  * lock unless said */

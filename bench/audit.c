@@ -9,6 +9,7 @@
  * only the history (commits, decision records) grows.
  *
  *   audit -r REPO [-n TOTAL] [-s EVERY] [-k SAMPLE] [-F] [-u] [-b N] [-o RAW]
+ *         [-M] [-m]
  *
  * -u approves a new host every time instead (no rejections), so
  * routes.json grows by one route a decision: the cost of a commit as the
@@ -24,12 +25,20 @@
  * single commits at the end of each window: the growth of a lone
  * commit's time is measured at each point without paying for one
  * lone commit per decision of TOTAL.
+ *
+ * At the end it counts the packs and files in objects/pack, as they are
+ * right after the last batch (a merge may be under way).  -M merges
+ * nothing (the packs pile up, one a batch); -m then times one merge of
+ * them all, forced, by a store that holds none of their objects in
+ * memory (sv_odb_merge, then sv_odb_remove): the cost of merging apart
+ * from committing.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,9 +47,10 @@
 
 #include "bench.h"
 #include "daemon.h"
+#include "odb.h"
 
 static const char *prog = "audit";
-static int unique_hosts;
+static int unique_hosts, no_merges;
 
 /* Decision number i, shaped like a real one. */
 struct dec {
@@ -117,7 +127,7 @@ commit_batch(struct sv_audit *a, long i, long n)
 	}
 	t1 = bench_now();
 	/* As the daemon: merges are built off the commit, between batches. */
-	if (sv_audit_maintain(a, &e) != 0) {
+	if (!no_merges && sv_audit_maintain(a, &e) != 0) {
 		fprintf(stderr, "%s: %s\n", prog, e.msg);
 		exit(1);
 	}
@@ -135,19 +145,82 @@ commit_batch(struct sv_audit *a, long i, long n)
 	return (t1 - t0) / (uint64_t)n;
 }
 
+/* Packs and files in REPO/objects/pack. */
+static void
+count_packs(const char *repo, long *packs, long *files)
+{
+	char *dir;
+	struct dirent *de;
+	DIR *d;
+
+	*packs = *files = 0;
+	if (asprintf(&dir, "%s/objects/pack", repo) < 0)
+		exit(1);
+	if ((d = opendir(dir)) == NULL) {
+		fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+		exit(1);
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.')
+			continue;
+		(*files)++;
+		if (len > 5 && strcmp(de->d_name + len - 5, ".pack") == 0)
+			(*packs)++;
+	}
+	closedir(d);
+	free(dir);
+}
+
+/* One forced merge of every pack, by a store of its own; timed. */
+static void
+merge_all(const char *repo)
+{
+	git_repository *r;
+	struct sv_odb *o;
+	struct sv_err e;
+	char **old = NULL;
+	long packs, files, after, k = 0;
+	uint64_t t0, t1;
+
+	count_packs(repo, &packs, &files);
+	if (git_repository_open_bare(&r, repo) < 0 ||
+	    sv_odb_attach(r, &o, &e) != 0) {
+		fprintf(stderr, "%s: can't open '%s'\n", prog, repo);
+		exit(1);
+	}
+	t0 = bench_now();
+	if (sv_odb_merge(o, 1, &old, &e) != 0 ||
+	    sv_odb_remove(o, old, &e) != 0) {
+		fprintf(stderr, "%s: merge: %s\n", prog, e.msg);
+		exit(1);
+	}
+	t1 = bench_now();
+	while (old != NULL && old[k] != NULL)
+		k++;
+	count_packs(repo, &after, &files);
+	printf("merge of %ld packs (of %ld): %.3f s; %ld packs left\n", k,
+	    packs, (t1 - t0) / 1e9, after);
+	sv_odb_old_free(old);
+	git_repository_free(r);
+}
+
 int
 main(int argc, char **argv)
 {
 	long total = 2000, every = 0, sample = 200, i = 0, group = 1;
-	int fill = 0, c;
+	int fill = 0, merge = 0, c;
 	const char *repo = NULL, *raw = NULL;
 	struct bench_samples all = { 0 }, win = { 0 }, dur = { 0 };
 	struct sv_audit *a;
 	struct sv_err e;
 	uint64_t t_begin, t_busy = 0;
 
-	while ((c = getopt(argc, argv, "b:Fk:n:o:r:s:u")) != -1) {
+	while ((c = getopt(argc, argv, "b:Fk:Mmn:o:r:s:u")) != -1) {
 		switch (c) {
+		case 'M': no_merges = 1; break;
+		case 'm': merge = 1; break;
 		case 'u': unique_hosts = 1; break;
 		case 'b': group = bench_arg_long(prog, "-b", optarg); break;
 		case 'F': fill = 1; break;
@@ -217,10 +290,20 @@ main(int argc, char **argv)
 	if (raw != NULL && bench_write_raw(raw, &all) != 0)
 		perror(raw);
 	bench_samples_free(&all);
+	bench_samples_free(&win);
+	{
+		long packs, files;
+
+		count_packs(repo, &packs, &files);
+		printf("objects/pack right after the last batch: %ld packs, "
+		    "%ld files\n", packs, files);
+	}
 	sv_audit_close(a);
+	if (merge)
+		merge_all(repo);
 	return 0;
 usage:
 	fprintf(stderr, "usage: %s -r REPO [-n TOTAL] [-s EVERY] [-k SAMPLE] "
-	    "[-F] [-u] [-b N] [-o RAW]\n", prog);
+	    "[-F] [-u] [-b N] [-o RAW] [-M] [-m]\n", prog);
 	return 2;
 }

@@ -10,8 +10,19 @@
 
 #include "supervise.h"
 
-/* Packs of this size or more are left to `git gc` / `git repack`. */
+/*
+ * Packs of this size or more are merged only off the answer path, by the
+ * daemon (sv_odb_merge_start), never by a command on its way
+ * (sv_odb_merge), whose merge so stays short.
+ */
 #define SV_PACK_MERGE_MAX	((off_t)8 << 20)
+/*
+ * Packs of this size or more are full: never merged again, left to `git
+ * gc`.  A merge's inputs are smaller, so it writes less than
+ * SV_PACK_TIER times this (typically 45-55 MB, 16,000 decisions), and
+ * libgit2's indexer holds an entry in memory for each object meanwhile.
+ */
+#define SV_PACK_BIG		((off_t)32 << 20)
 /* A pack size class holds up to this many packs before they merge. */
 #define SV_PACK_TIER		8
 /* Look for packs to merge after this many packs written (or when forced). */
@@ -34,7 +45,10 @@ struct sv_odb;
  * Remove the temporary files a killed committer of ours left in
  * objects/pack/ (up to a pack's size each).  Only under the committers'
  * lock, which each holds while it writes them: then none is live.
- * Never git's, whoever holds what.  Returns how many went.
+ * Never git's, whoever holds what.  And what killed merges of ours left
+ * in supervise-repack/ (a pack half written, libgit2's lock on its
+ * index): never a live merge's, which holds its directory's lock.
+ * Returns how many files and directories went.
  */
 size_t sv_odb_drop_tmp(struct sv_odb *o);
 int sv_odb_attach(git_repository *repo, struct sv_odb **out,

@@ -76,5 +76,10 @@ struct source {
 int write_pack(const char *packdir, struct sv_odb *o, struct source *src,
     struct sv_durable *d, char name[2 * OID_RAW + 1], struct sv_err *e);
 uint32_t get_be32(const unsigned char *p);
+void put_be32(unsigned char *p, uint32_t v);
+
+/* repack.c */
+/* Remove what merges of ours that were killed left; how many went. */
+size_t repack_clear_dead(struct sv_odb *o);
 
 #endif

@@ -208,7 +208,7 @@ out_abort(struct out *w)
 	w->tmp = NULL;
 }
 
-static void
+void
 put_be32(unsigned char *p, uint32_t v)
 {
 	p[0] = v >> 24;
@@ -501,5 +501,5 @@ sv_odb_drop_tmp(struct sv_odb *o)
 			n++;
 	}
 	closedir(d);
-	return n;
+	return n + repack_clear_dead(o);
 }

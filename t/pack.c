@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <dirent.h>
@@ -93,6 +94,15 @@ removed_still_held(void)
 	return held;
 }
 
+/* git fsck --strict and git verify-pack accept the repository at dir. */
+static int
+git_verifies(const char *dir)
+{
+	return sh("git --git-dir=%s fsck --strict >/dev/null 2>&1 && "
+	    "git --git-dir=%s verify-pack %s/objects/pack/*.idx", dir, dir,
+	    dir) == 0;
+}
+
 static int
 flush(struct sv_odb *o, size_t *n)
 {
@@ -132,7 +142,7 @@ main(void)
 	char text[64], **old = NULL;
 	size_t n = 0;
 
-	plan(31);
+	plan(43);
 	if (mkdtemp(tmpdir) == NULL)
 		return 1;
 	snprintf(repo, sizeof repo, "%s/r.git", tmpdir);
@@ -368,8 +378,156 @@ main(void)
 		git_repository_free(r2);
 	}
 	ok(packs(r) == n, "and no pack is removed");
-
 	git_repository_free(r);
+
+	/*
+	 * An object in two packs (another writer's store did not know it
+	 * was there) is copied once: libgit2's indexer refuses a pack that
+	 * holds one twice.  Of two packs of git's with deltas that share an
+	 * object, one is left out.
+	 */
+	{
+		git_repository *w1, *w2;
+		struct sv_odb *s1, *s2;
+		git_oid d1, d2, d3;
+		char *m = sv_xasprintf("%s/d.git", tmpdir);
+		int all;
+
+		if (git_repository_init(&w1, m, 1) < 0 ||
+		    sv_odb_attach(w1, &s1, &e) < 0)
+			return 1;
+		blob(w1, "dup\n", &d1);
+		blob(w1, "one\n", &d2);
+		flush(s1, &n);
+		/* Seven more writers, each its own store: seven more copies. */
+		for (int i = 0; i < 7; i++) {
+			if (git_repository_open_bare(&w2, m) < 0 ||
+			    sv_odb_attach(w2, &s2, &e) < 0)
+				return 1;
+			snprintf(text, sizeof text, "two %d\n", i);
+			blob(w2, "dup\n", &d1);
+			blob(w2, text, &d3);
+			flush(s2, &n);
+			git_repository_free(w2);
+		}
+		ok(packs(w1) == 8 && sh("git --git-dir=%s verify-pack -v "
+		    "%s/objects/pack/*.idx | grep -c ^%s | grep -qx 8", m, m,
+		    git_oid_tostr_s(&d1)) == 0, "eight packs, one object in each");
+		e.msg[0] = '\0';
+		ok(sv_odb_merge(s1, 1, &old, &e) == 0 && old != NULL &&
+		    sv_odb_remove(s1, old, &e) == 0 && packs(w1) == 1,
+		    "they merge into one%s%s", e.msg[0] ? ": " : "", e.msg);
+		sv_odb_old_free(old);
+		old = NULL;
+		all = sh("git --git-dir=%s cat-file -e %s && git --git-dir=%s "
+		    "cat-file -e %s && git --git-dir=%s cat-file -e %s", m,
+		    git_oid_tostr_s(&d1), m, git_oid_tostr_s(&d2), m,
+		    git_oid_tostr_s(&d3)) == 0;
+		ok(all && git_verifies(m),
+		    "which holds each object once, verified by git");
+
+		/* Two packs of git's, with deltas, sharing objects. */
+		for (int i = 0; i < 4; i++) {
+			char *t = sv_xmalloc(20000);
+
+			memset(t, 'z', 19999);
+			t[19999] = '\0';
+			t[50 * i] = 'y';
+			blob(w1, t, &big[i]);
+			free(t);
+		}
+		flush(s1, &n);
+		ok(sh("cd %s && git repack -a -d -k -q -f && cp objects/pack/*.pack "
+		    "objects/pack/*.idx . && echo x | git hash-object -w --stdin "
+		    ">/dev/null && git repack -a -d -k -q -f && mv pack-*.pack "
+		    "pack-*.idx objects/pack/", m) == 0 && packs(w1) == 2,
+		    "two packs of git's with deltas");
+		one_pack_each(w1, s1, "extra", 6, NULL);
+		{
+			size_t k = 0;
+
+			e.msg[0] = '\0';
+			ok(sv_odb_merge(s1, 1, &old, &e) == 0 && old != NULL &&
+			    sv_odb_remove(s1, old, &e) == 0 && packs(w1) == 2,
+			    "with six of ours, one of them merges, the other "
+			    "stays%s%s", e.msg[0] ? ": " : "", e.msg);
+			while (old != NULL && old[k] != NULL)
+				k++;
+			ok(k == 7, "seven packs replaced (%zu)", k);
+		}
+		sv_odb_old_free(old);
+		old = NULL;
+		ok(git_verifies(m), "git finds every object, deltas and all");
+		git_repository_free(w1);
+		free(m);
+	}
+
+	/*
+	 * What a killed merge left in its work directory (a half-written
+	 * pack, libgit2's lock on its index) goes when the repository is next
+	 * opened; a directory another live process holds stays.
+	 */
+	{
+		git_repository *w;
+		struct sv_odb *s;
+		char *m, *top;
+		pid_t dead[2], holder;
+		int go[2], done[2];
+		char c;
+
+		for (int i = 0; i < 2; i++) {
+			if ((dead[i] = fork()) == 0)
+				_exit(0);
+			waitpid(dead[i], NULL, 0);
+		}
+		m = sv_xasprintf("%s/d.git", tmpdir);
+		top = sv_xasprintf("%s/supervise-repack", m);
+		sh("mkdir -p %s/%ld %s/%ld %s/%ld && touch %s/%ld/pack-1.idx.lock "
+		    "%s/%ld/pack_git2_Ab12Cd %s/%ld/pack-2.idx.lock "
+		    "%s/%ld/pack-3.idx.lock", top, (long)dead[0], top,
+		    (long)dead[1], top, (long)getppid(), top, (long)dead[0], top,
+		    (long)dead[0], top, (long)dead[1], top, (long)getppid());
+		if (pipe(go) == -1 || pipe(done) == -1)
+			return 1;
+		if ((holder = fork()) == 0) {
+			char *dir = sv_xasprintf("%s/%ld", top, (long)dead[1]);
+			int fd = open(dir, O_RDONLY | O_DIRECTORY);
+
+			close(go[0]);
+			close(done[1]);
+			free(dir);
+			free(top);
+			free(m);
+			if (fd != -1 && flock(fd, LOCK_EX) == 0)
+				(void)!write(go[1], "1", 1);
+			(void)!read(done[0], &c, 1);
+			_exit(0);
+		}
+		close(go[1]);
+		close(done[0]);
+		ok(read(go[0], &c, 1) == 1, "a live process holds the "
+		    "directory of a pid that is gone");
+		if (git_repository_open_bare(&w, m) < 0 ||
+		    sv_odb_attach(w, &s, &e) < 0)
+			return 1;
+		ok(sv_odb_drop_tmp(s) == 1, "a store that opens removes one "
+		    "directory");
+		ok(sh("test ! -e %s/%ld", top, (long)dead[0]) == 0,
+		    "what a killed merge left is gone");
+		ok(sh("test -e %s/%ld/pack-2.idx.lock && test -e "
+		    "%s/%ld/pack-3.idx.lock", top, (long)dead[1], top,
+		    (long)getppid()) == 0,
+		    "what another live process holds or may hold stays");
+		close(done[1]);
+		waitpid(holder, NULL, 0);
+		close(go[0]);
+		ok(sv_odb_drop_tmp(s) == 1 && sh("test ! -e %s/%ld", top,
+		    (long)dead[1]) == 0, "and goes once it is let go");
+		git_repository_free(w);
+		free(top);
+		free(m);
+	}
+
 	if (!getenv("KEEP")) sh("rm -rf %s", tmpdir);
 	git_libgit2_shutdown();
 	return done_testing();

@@ -12,6 +12,8 @@
 #   BENCH_RESULTS=DIR                 where the .txt files go
 #   BENCH_VS=DIR                      apply: also another build's
 #                                     sidecars, in the same rounds
+#   BENCH_APPLY_ROUNDS=N              apply: the same samples in N
+#                                     shorter turns
 #   BENCH_KEEP=1                      keep the work directory (logs,
 #                                     repositories) and say where
 #   TMPDIR=DIR                        run on DIR's file system
@@ -204,22 +206,28 @@ fig_apply() {
 		    start_daemon vstruehook || return 1
 		vtpid=$dpid vtport=$dport vtq=$dq
 	fi
+	# BENCH_APPLY_ROUNDS=N: as many samples in N shorter turns (and 5
+	# warm-up calls a turn, not 20), so that a neighbour's burst of work
+	# falls on every sidecar alike.
+	ar=${BENCH_APPLY_ROUNDS:-$lat_rounds} aw=20
+	an=$(( (lat_rounds * lat_n + ar - 1) / ar ))
+	[ "$ar" = "$lat_rounds" ] || aw=5
 	r=0
-	while [ $r -lt $lat_rounds ]; do
+	while [ $r -lt $ar ]; do
 		r=$((r + 1))
-		echo "## round $r of $lat_rounds"
-		run "$bb/timeit" -n $lat_n -o "$work/apply-spawn.raw" \
+		echo "## round $r of $ar"
+		run "$bb/timeit" -n $an -o "$work/apply-spawn.raw" \
 		    "floor: start /bin/true, wait for its exit" -- /bin/true
-		run "$bb/latency" -p "$nport" -d "$nq" -n $lat_n -o "$work/apply-none.raw" \
+		run "$bb/latency" -p "$nport" -d "$nq" -n $an -w $aw -o "$work/apply-none.raw" \
 		    -a "applied: no: no hook configured"
-		run "$bb/latency" -p "$tport" -d "$tq" -n $lat_n -o "$work/apply-true.raw" \
+		run "$bb/latency" -p "$tport" -d "$tq" -n $an -w $aw -o "$work/apply-true.raw" \
 		    -a "applied: yes"
-		run "$bb/latency" -p "$sport" -d "$sq" -n $lat_n -o "$work/apply-sh.raw" \
+		run "$bb/latency" -p "$sport" -d "$sq" -n $an -w $aw -o "$work/apply-sh.raw" \
 		    -a "applied: yes"
 		[ -n "$vs" ] || continue
-		run "$bb/latency" -p "$vnport" -d "$vnq" -n $lat_n -o "$work/apply-vsnone.raw" \
+		run "$bb/latency" -p "$vnport" -d "$vnq" -n $an -w $aw -o "$work/apply-vsnone.raw" \
 		    -a "applied: no: no hook configured"
-		run "$bb/latency" -p "$vtport" -d "$vtq" -n $lat_n -o "$work/apply-vstrue.raw" \
+		run "$bb/latency" -p "$vtport" -d "$vtq" -n $an -w $aw -o "$work/apply-vstrue.raw" \
 		    -a "applied: yes"
 	done
 	echo "## all rounds (ms)"

@@ -5,8 +5,8 @@
  * the set: each is fsync'd, and nothing else is (no syncfs: the file
  * system is shared, and flushing every dirty page of every other
  * program made our decisions wait on theirs, and theirs on ours).  The
- * fsyncs of one set run at once, on a few threads: each waits for the
- * disk's cache flush, and flushes asked for together are merged by the
+ * fsyncs of one set run at once, on a few threads that stay: each waits
+ * for the disk's cache flush, and flushes asked for together are merged by the
  * block layer, so a set of four costs about one.  A file must be on
  * disk before a name for it is: hand the file, sync, rename, then hand
  * the directory and sync again.
@@ -14,7 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -115,20 +115,92 @@ sync_one(struct sv_durable_item *it)
 		close(fd);
 }
 
-struct worker {
+/*
+ * The fsync workers stay: started as sets first need them (never more
+ * than SYNC_THREADS - 1, nor more than a set has items less one), they
+ * wait for the next set.  Starting them afresh for each set cost some
+ * 2.7 thread starts a decision at full speed.  Sets from several threads
+ * of a process (the daemon's spool thread, its merge thread) are served
+ * in the order they came; each caller syncs its own set's items too.
+ */
+struct job {
 	struct sv_durable *d;
-	atomic_size_t next;
+	size_t next;		/* the next item nobody took */
+	size_t left;		/* items not yet synced */
+	struct job *nx;		/* jobs with items nobody took */
 };
 
-static void *
-work(void *arg)
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t posted = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t synced = PTHREAD_COND_INITIALIZER;
+static struct job *jobs;
+static size_t nworkers;
+
+/* Under mu: take an item of `only` (NULL: of the oldest job). */
+static struct job *
+take(struct job *only, size_t *i)
 {
-	struct worker *w = arg;
+	struct job **pp = &jobs, *j;
+
+	while (*pp != NULL && only != NULL && *pp != only)
+		pp = &(*pp)->nx;
+	if ((j = *pp) == NULL)
+		return NULL;
+	*i = j->next++;
+	if (j->next == j->d->n)
+		*pp = j->nx;	/* every item taken */
+	return j;
+}
+
+/* Under mu, released while syncing. */
+static void
+sync_taken(struct job *j, size_t i)
+{
+	pthread_mutex_unlock(&mu);
+	sync_one(&j->d->v[i]);
+	pthread_mutex_lock(&mu);
+	if (--j->left == 0)
+		pthread_cond_broadcast(&synced);
+}
+
+static void *
+worker(void *arg)
+{
+	struct job *j;
 	size_t i;
 
-	while ((i = atomic_fetch_add(&w->next, 1)) < w->d->n)
-		sync_one(&w->d->v[i]);
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	for (;;) {
+		while ((j = take(NULL, &i)) == NULL)
+			pthread_cond_wait(&posted, &mu);
+		sync_taken(j, i);
+	}
 	return NULL;
+}
+
+/* Under mu: workers up to `want`, with every signal blocked (the
+ * process's own threads take them). */
+static void
+start_workers(size_t want)
+{
+	sigset_t all, old;
+	pthread_attr_t at;
+	pthread_t t;
+
+	if (want > SYNC_THREADS - 1)
+		want = SYNC_THREADS - 1;
+	if (nworkers >= want)
+		return;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 64 << 10);
+	while (nworkers < want && pthread_create(&t, &at, worker, NULL) == 0)
+		nworkers++;
+	pthread_attr_destroy(&at);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void
@@ -144,23 +216,30 @@ forget(struct sv_durable *d)
 int
 sv_durable_sync(struct sv_durable *d, struct sv_err *e)
 {
-	pthread_t th[SYNC_THREADS - 1];
-	struct worker w;
-	size_t nth = 0;
+	struct job j = { d, 0, d->n, NULL }, **pp;
+	size_t i;
 	int rc = 0;
 
-	w.d = d;
-	atomic_init(&w.next, 0);
-	while (nth + 1 < d->n && nth < SYNC_THREADS - 1 &&
-	    pthread_create(&th[nth], NULL, work, &w) == 0)
-		nth++;
-	work(&w);		/* this thread too; alone when threads fail */
-	for (size_t i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
-	for (size_t i = 0; i < d->n; i++)
-		if (d->v[i].err != 0) {
-			rc = sv_errf(e, d->v[i].err, "can't flush '%s' to disk",
-			    d->v[i].label);
+	if (d->n == 1) {
+		sync_one(&d->v[0]);
+	} else if (d->n > 1) {
+		pthread_mutex_lock(&mu);
+		for (pp = &jobs; *pp != NULL; pp = &(*pp)->nx)
+			;
+		*pp = &j;
+		start_workers(d->n - 1);
+		pthread_cond_broadcast(&posted);
+		/* This thread too; alone when no worker could start. */
+		while (take(&j, &i) != NULL)
+			sync_taken(&j, i);
+		while (j.left > 0)
+			pthread_cond_wait(&synced, &mu);
+		pthread_mutex_unlock(&mu);
+	}
+	for (size_t k = 0; k < d->n; k++)
+		if (d->v[k].err != 0) {
+			rc = sv_errf(e, d->v[k].err, "can't flush '%s' to disk",
+			    d->v[k].label);
 			break;
 		}
 	forget(d);

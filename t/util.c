@@ -1,9 +1,12 @@
 /*
  * util.c tests: error values, terminal escaping of agent text, UTC
- * timestamps, where the spool lives, bounded reads.
+ * timestamps, where the spool lives, bounded reads; durable.c's sets
+ * synced from several threads at once.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -254,14 +257,89 @@ test_io(void)
 	is_str(e.msg, "can't read 'bad': Bad file descriptor", "read error message");
 }
 
+/* ROUNDS sets of FILES files (and their directory) in dir; with
+ * `missing`, each set also names a file that is not there. */
+struct syncer {
+	int dirfd, missing, failed, wrong;
+};
+
+#define ROUNDS	40
+#define FILES	8
+
+static void *
+syncer(void *arg)
+{
+	struct syncer *s = arg;
+	struct sv_durable d;
+	struct sv_err e;
+	char name[32];
+
+	sv_durable_init(&d);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < FILES; i++) {
+			snprintf(name, sizeof name, "f%d", i);
+			sv_durable_at(&d, s->dirfd, name, name);
+		}
+		sv_durable_fd(&d, s->dirfd, "the directory");
+		if (s->missing)
+			sv_durable_at(&d, s->dirfd, "absent", "absent");
+		if (sv_durable_sync(&d, &e) == -1) {
+			s->failed++;
+			if (strcmp(e.msg, "can't flush 'absent' to disk: "
+			    "No such file or directory") != 0)
+				s->wrong++;
+		}
+	}
+	sv_durable_free(&d);
+	return NULL;
+}
+
+static void
+test_durable(void)
+{
+	char tmpl[] = "/tmp/sv-durable.XXXXXX", path[64];
+	struct syncer s[3];
+	pthread_t t[3];
+	int fd, dirfd;
+
+	ok(mkdtemp(tmpl) != NULL, "a directory for durable sets");
+	dirfd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (int i = 0; i < FILES; i++) {
+		snprintf(path, sizeof path, "%s/f%d", tmpl, i);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd != -1 && write(fd, "x", 1) == 1)
+			close(fd);
+	}
+	/* Three threads at once, one of them with a file missing from each
+	 * of its sets: its sets fail, naming that file; the others' never. */
+	for (int i = 0; i < 3; i++) {
+		s[i] = (struct syncer){ dirfd, i == 1, 0, 0 };
+		pthread_create(&t[i], NULL, syncer, &s[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	ok(s[0].failed == 0 && s[2].failed == 0,
+	    "durable: sets synced at once from two threads all succeed");
+	ok(s[1].failed == ROUNDS && s[1].wrong == 0,
+	    "durable: a third thread's sets, each with a missing file, each "
+	    "fail naming it (%d of %d)", s[1].failed, ROUNDS);
+	for (int i = 0; i < FILES; i++) {
+		snprintf(path, sizeof path, "%s/f%d", tmpl, i);
+		unlink(path);
+	}
+	close(dirfd);
+	rmdir(tmpl);
+}
+
 int
 main(void)
 {
-	plan(91);
+	plan(94);
 	test_errors();
 	test_escape();
 	test_time();
 	test_paths();
 	test_io();
+	test_durable();
 	return done_testing();
 }

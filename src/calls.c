@@ -5,12 +5,12 @@
  * and payload so that an identical retry attaches to it instead of
  * filing again), and is answered here when the decision comes: finished
  * with a JSON-RPC message, its connection resumed.  Also the keep-alives
- * and --max-wait of waiting calls (tick), callers that hang up
- * (callers_left), and the gone/ marks of proposals nobody waits on.
+ * and --max-wait of waiting calls (sd_tick), callers that hang up
+ * (sd_callers_left), and the gone/ marks of proposals nobody waits on.
  *
  * Threads: everything here runs under the one mutex (lock, unlock), from
  * libmicrohttpd's thread or the spool thread; the functions that take it
- * themselves (answer_*, callers_left, gone_sync, tick) are the spool
+ * themselves (sd_answer_*, sd_callers_left, sd_gone_sync, sd_tick) are the spool
  * thread's.  Connections are resumed only after the mutex is dropped
  * (resume_all).  The full account is in sidecar.h.
  */
@@ -27,13 +27,13 @@
 /* --- small helpers ------------------------------------------------------- */
 
 void
-lock(void)
+sd_lock(void)
 {
 	pthread_mutex_lock(&sc.lock);
 }
 
 void
-unlock(void)
+sd_unlock(void)
 {
 	pthread_mutex_unlock(&sc.lock);
 }
@@ -54,10 +54,10 @@ fnv1a(const char *s, size_t n)
  * A suspended connection is out of libmicrohttpd's sight: a client that
  * hangs up then would hold its socket (CLOSE-WAIT) and its memory until
  * the operator decides.  So while suspended its socket is watched for
- * hang-up in the spool thread's loop (callers_left).  Under the lock.
+ * hang-up in the spool thread's loop (sd_callers_left).  Under the lock.
  */
 void
-suspend(struct request *r)
+sd_suspend(struct request *r)
 {
 	const union MHD_ConnectionInfo *ci;
 	struct epoll_event ev;
@@ -118,7 +118,7 @@ resume_add(struct resume_list *rl, struct request *r)
 }
 
 void
-resume_all(struct resume_list *rl)
+sd_resume_all(struct resume_list *rl)
 {
 	size_t i;
 
@@ -131,7 +131,7 @@ resume_all(struct resume_list *rl)
 /* --- requests (under the lock) ------------------------------------------ */
 
 void
-request_unref(struct request *r)
+sd_request_unref(struct request *r)
 {
 	if (--r->refs > 0)
 		return;
@@ -149,7 +149,7 @@ request_unref(struct request *r)
  * and of its share of the body budget.  Under the lock.
  */
 void
-drop_payload(struct request *r)
+sd_drop_payload(struct request *r)
 {
 	free(r->msg.payload);
 	free(r->msg.justification);
@@ -175,7 +175,7 @@ waiter_unlink(struct request *r)
 }
 
 void
-call_unlink(struct request *r)
+sd_call_unlink(struct request *r)
 {
 	if (!r->in_flight)
 		return;
@@ -190,7 +190,7 @@ call_unlink(struct request *r)
 }
 
 void
-out_append(struct request *r, const char *s, size_t n)
+sd_out_append(struct request *r, const char *s, size_t n)
 {
 	if (r->out_off > 0 && r->out_off == r->out_len)
 		r->out_off = r->out_len = 0;
@@ -208,7 +208,7 @@ out_append(struct request *r, const char *s, size_t n)
 static void
 sse_send(struct request *r, const char *s, struct resume_list *rl)
 {
-	out_append(r, s, strlen(s));
+	sd_out_append(r, s, strlen(s));
 	resume_add(rl, r);
 }
 
@@ -217,7 +217,7 @@ sse_send(struct request *r, const char *s, struct resume_list *rl)
  * without one, as a cancelled request gets).  Takes `msg`.
  */
 void
-finish(struct request *r, json_t *msg, struct resume_list *rl)
+sd_finish(struct request *r, json_t *msg, struct resume_list *rl)
 {
 	char *text;
 
@@ -227,14 +227,14 @@ finish(struct request *r, json_t *msg, struct resume_list *rl)
 	}
 	r->finished = 1;
 	waiter_unlink(r);
-	call_unlink(r);
+	sd_call_unlink(r);
 	if (msg != NULL) {
 		text = sv_mcp_dumps(msg);
 		json_decref(msg);
 		if (r->sse) {
-			out_append(r, "event: message\ndata: ", 21);
-			out_append(r, text, strlen(text));
-			out_append(r, "\n", 1);
+			sd_out_append(r, "event: message\ndata: ", 21);
+			sd_out_append(r, text, strlen(text));
+			sd_out_append(r, "\n", 1);
 			free(text);
 		} else {
 			free(r->out);
@@ -247,17 +247,17 @@ finish(struct request *r, json_t *msg, struct resume_list *rl)
 }
 
 void
-finish_text(struct request *r, const char *text, int is_error,
+sd_finish_text(struct request *r, const char *text, int is_error,
     struct resume_list *rl)
 {
-	finish(r, sv_mcp_result(r->msg.id, sv_mcp_text_result(text, is_error)),
+	sd_finish(r, sv_mcp_result(r->msg.id, sv_mcp_text_result(text, is_error)),
 	    rl);
 }
 
 /* --- pending proposals (under the lock) ---------------------------------- */
 
 struct pending *
-pending_by_id(const char *id)
+sd_pending_by_id(const char *id)
 {
 	struct pending *p = sc.by_id[fnv1a(id, strlen(id)) % NBUCKETS];
 
@@ -267,7 +267,7 @@ pending_by_id(const char *id)
 }
 
 struct pending *
-pending_by_key(const char *key, size_t keylen)
+sd_pending_by_key(const char *key, size_t keylen)
 {
 	struct pending *p = sc.by_key[fnv1a(key, keylen) % NBUCKETS];
 
@@ -278,7 +278,7 @@ pending_by_key(const char *key, size_t keylen)
 }
 
 char *
-make_key(const char *tool, const char *payload, size_t *keylen)
+sd_make_key(const char *tool, const char *payload, size_t *keylen)
 {
 	size_t t = strlen(tool), n = strlen(payload);
 	char *k = sv_xmalloc(t + 1 + n + 1);
@@ -291,9 +291,9 @@ make_key(const char *tool, const char *payload, size_t *keylen)
 
 /* Find or add the pending entry of `id`; `key` (taken) makes it dedupable. */
 struct pending *
-pending_get(const char *id, char *key, size_t keylen)
+sd_pending_get(const char *id, char *key, size_t keylen)
 {
-	struct pending *p = pending_by_id(id);
+	struct pending *p = sd_pending_by_id(id);
 	struct pending **b;
 
 	if (p == NULL) {
@@ -305,7 +305,7 @@ pending_get(const char *id, char *key, size_t keylen)
 		*b = p;
 		sc.npending++;
 	}
-	if (key != NULL && p->key == NULL && pending_by_key(key, keylen) ==
+	if (key != NULL && p->key == NULL && sd_pending_by_key(key, keylen) ==
 	    NULL) {
 		p->key = key;
 		p->keylen = keylen;
@@ -320,7 +320,7 @@ pending_get(const char *id, char *key, size_t keylen)
 
 /* When a proposal that arrived at `arrival` expires; 0: never. */
 time_t
-expiry_of(const char *arrival)
+sd_expiry_of(const char *arrival)
 {
 	time_t t = sv_expires_at(arrival, sc.cfg.expire);
 
@@ -329,7 +329,7 @@ expiry_of(const char *arrival)
 
 /* Stop offering a proposal to identical retries (decided, withdrawn). */
 void
-pending_unkey(struct pending *p)
+sd_pending_unkey(struct pending *p)
 {
 	struct pending **b;
 
@@ -348,14 +348,14 @@ pending_unkey(struct pending *p)
 }
 
 void
-pending_drop(struct pending *p)
+sd_pending_drop(struct pending *p)
 {
 	struct pending **b;
 
 	while (p->waiters != NULL)
 		waiter_unlink(p->waiters);
 	gone_queue(p, 0);
-	pending_unkey(p);
+	sd_pending_unkey(p);
 	for (b = &sc.by_id[fnv1a(p->id, strlen(p->id)) % NBUCKETS]; *b != NULL;
 	    b = &(*b)->id_next) {
 		if (*b == p) {
@@ -372,12 +372,12 @@ pending_drop(struct pending *p)
  * proposal to go marks it gone (gone.c).  Under the lock.
  */
 void
-leave(struct request *r)
+sd_leave(struct request *r)
 {
 	struct pending *p = r->pending;
 
 	waiter_unlink(r);
-	call_unlink(r);
+	sd_call_unlink(r);
 	if (p != NULL && p->waiters == NULL && !r->finished)
 		gone_queue(p, 1);
 }
@@ -387,7 +387,7 @@ leave(struct request *r)
  * its job ran must not be attached: it would outlive its memory.
  */
 int
-waiting(const struct request *r)
+sd_waiting(const struct request *r)
 {
 	return r->alive && !r->finished && !r->gone;
 }
@@ -397,9 +397,9 @@ waiting(const struct request *r)
  * for, and when nobody else waits, `p` is marked gone as leave does).
  */
 int
-attach(struct request *r, struct pending *p, struct resume_list *rl)
+sd_attach(struct request *r, struct pending *p, struct resume_list *rl)
 {
-	if (!waiting(r)) {
+	if (!sd_waiting(r)) {
 		if (p->waiters == NULL)
 			gone_queue(p, 1);
 		return 0;
@@ -407,7 +407,7 @@ attach(struct request *r, struct pending *p, struct resume_list *rl)
 	if (p->nwaiters >= (size_t)sc.cfg.max_waiters) {
 		/* Identical calls share one proposal; a flood of them must
 		 * not hold every connection the sidecar has. */
-		finish(r, sv_mcp_error(r->msg.id, RPC_TOO_MANY, "proposal %s "
+		sd_finish(r, sv_mcp_error(r->msg.id, RPC_TOO_MANY, "proposal %s "
 		    "already has %ld calls waiting on it (the limit); wait on "
 		    "one of them, or follow it with proposal-status", p->id,
 		    sc.cfg.max_waiters), rl);
@@ -429,7 +429,7 @@ attach(struct request *r, struct pending *p, struct resume_list *rl)
 
 /* Answer every call waiting on `id` with the decision; forget the id. */
 int
-answer_decision(const char *id, enum sv_status status, const char *applied,
+sd_answer_decision(const char *id, enum sv_status status, const char *applied,
     const char *notes, const char *final_file)
 {
 	struct resume_list rl = {0};
@@ -438,35 +438,35 @@ answer_decision(const char *id, enum sv_status status, const char *applied,
 	int n = 0;
 
 	text = sv_mcp_decision_text(status, applied, notes, final_file);
-	lock();
-	p = pending_by_id(id);
+	sd_lock();
+	p = sd_pending_by_id(id);
 	if (p != NULL) {
 		while (p->waiters != NULL) {
-			finish_text(p->waiters, text, status == SV_REJECTED, &rl);
+			sd_finish_text(p->waiters, text, status == SV_REJECTED, &rl);
 			n++;
 		}
-		pending_drop(p);
+		sd_pending_drop(p);
 	}
-	unlock();
-	resume_all(&rl);
+	sd_unlock();
+	sd_resume_all(&rl);
 	free(text);
 	return n;
 }
 
 /* Fail every call waiting on `id` (the decision can't be read). */
 void
-answer_error(const char *id, const char *msg)
+sd_answer_error(const char *id, const char *msg)
 {
 	struct resume_list rl = {0};
 	struct pending *p;
 
-	lock();
-	p = pending_by_id(id);
+	sd_lock();
+	p = sd_pending_by_id(id);
 	while (p != NULL && p->waiters != NULL)
-		finish(p->waiters, sv_mcp_error(p->waiters->msg.id,
+		sd_finish(p->waiters, sv_mcp_error(p->waiters->msg.id,
 		    SV_RPC_INTERNAL_ERROR, "%s", msg), &rl);
-	unlock();
-	resume_all(&rl);
+	sd_unlock();
+	sd_resume_all(&rl);
 }
 
 /* --- callers that hang up (spool thread) --------------------------------- */
@@ -478,7 +478,7 @@ answer_error(const char *id, const char *msg)
  * it, marked gone.
  */
 void
-callers_left(void)
+sd_callers_left(void)
 {
 	struct resume_list rl = {0};
 	struct epoll_event evs[64];
@@ -486,7 +486,7 @@ callers_left(void)
 	int n, i;
 
 	while ((n = epoll_wait(sc.hup_ep, evs, 64, 0)) > 0) {
-		lock();
+		sd_lock();
 		for (i = 0; i < n; i++) {
 			r = evs[i].data.ptr;
 			/* Watched means suspended, so not freed: only this
@@ -498,11 +498,11 @@ callers_left(void)
 				sv_warnx("the caller waiting on %s left "
 				    "(connection closed); the proposal stays "
 				    "pending", r->id);
-			leave(r);
+			sd_leave(r);
 			resume_add(&rl, r);
 		}
-		unlock();
-		resume_all(&rl);
+		sd_unlock();
+		sd_resume_all(&rl);
 		if (n < 64)
 			break;
 	}
@@ -510,18 +510,18 @@ callers_left(void)
 
 /* Write and remove the gone/ marks gone_queue asked for. */
 void
-gone_sync(void)
+sd_gone_sync(void)
 {
 	struct sv_err e;
 	char **ops;
 	size_t n, i;
 
-	lock();
+	sd_lock();
 	ops = sc.gone_ops;
 	n = sc.ngone_ops;
 	sc.gone_ops = NULL;
 	sc.ngone_ops = sc.gone_cap = 0;
-	unlock();
+	sd_unlock();
 	for (i = 0; i < n; i++) {
 		if ((ops[i][0] == '+' ? sv_gone_mark(&sc.spool, ops[i] + 1,
 		    &e) : sv_gone_clear(&sc.spool, ops[i] + 1, &e)) == -1)
@@ -534,7 +534,7 @@ gone_sync(void)
 /* --- timer: progress and --max-wait (spool thread) ----------------------- */
 
 void
-tick(void)
+sd_tick(void)
 {
 	struct resume_list rl = {0};
 	struct request *r, *next;
@@ -542,7 +542,7 @@ tick(void)
 	char age[32], *line, *text;
 	json_t *note;
 
-	lock();
+	sd_lock();
 	for (r = sc.calls; r != NULL; r = next) {
 		next = r->anext;
 		if (r->finished)
@@ -550,7 +550,7 @@ tick(void)
 		if (r->deadline_ms > 0 && now >= r->deadline_ms &&
 		    r->id[0] != '\0') {
 			text = sv_mcp_pending_text(r->id);
-			finish_text(r, text, 0, &rl);
+			sd_finish_text(r, text, 0, &rl);
 			free(text);
 			continue;
 		}
@@ -577,17 +577,17 @@ tick(void)
 		sse_send(r, line, &rl);
 		free(line);
 	}
-	unlock();
-	resume_all(&rl);
-	give_back_memory();
+	sd_unlock();
+	sd_resume_all(&rl);
+	sd_give_back_memory();
 }
 
 void
-free_pending(void)
+sd_free_pending(void)
 {
 	size_t i;
 
 	for (i = 0; i < NBUCKETS; i++)
 		while (sc.by_id[i] != NULL)
-			pending_drop(sc.by_id[i]);
+			sd_pending_drop(sc.by_id[i]);
 }

@@ -46,7 +46,7 @@ usage(FILE *f)
 }
 
 _Noreturn void
-config_error(const char *fmt, ...)
+sd_config_error(const char *fmt, ...)
 {
 	va_list ap;
 	char msg[1024];
@@ -67,7 +67,7 @@ parse_seconds(const char *what, const char *s, long min, long max)
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		config_error("invalid %s '%s': want a whole number from %ld to "
+		sd_config_error("invalid %s '%s': want a whole number from %ld to "
 		    "%ld", what, s, min, max);
 	return v;
 }
@@ -82,15 +82,15 @@ read_token_file(const char *path)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1)
-		config_error("can't open token file '%s': %s", path,
+		sd_config_error("can't open token file '%s': %s", path,
 		    strerror(errno));
 	if (sv_read_all(fd, path, 4096, &buf, &len, &e) == -1)
-		config_error("%s", e.msg);
+		sd_config_error("%s", e.msg);
 	close(fd);
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		buf[--len] = '\0';
 	if (len == 0 || strlen(buf) != len)
-		config_error("token file '%s' holds no token", path);
+		sd_config_error("token file '%s' holds no token", path);
 	return buf;
 }
 
@@ -101,7 +101,7 @@ add_host(struct config *cfg, const char *name)
 	struct sv_err e;
 
 	if (sv_valid_host(name, &e) == -1)
-		config_error("invalid --allow-host: %s", e.msg);
+		sd_config_error("invalid --allow-host: %s", e.msg);
 	cfg->hosts = sv_xrealloc(cfg->hosts, (cfg->nhosts + 1) *
 	    sizeof *cfg->hosts);
 	cfg->hosts[cfg->nhosts++] = name;
@@ -125,7 +125,7 @@ add_hosts_env(struct config *cfg, const char *list)
 enum { OPT_APPLY_HOOK = 1000, OPT_APPLY_TIMEOUT };
 
 void
-parse_config(int argc, char **argv, struct config *cfg)
+sd_parse_config(int argc, char **argv, struct config *cfg)
 {
 	static const struct option opts[] = {
 		{ "slug", required_argument, NULL, 's' },
@@ -183,7 +183,7 @@ parse_config(int argc, char **argv, struct config *cfg)
 		case 'a': cfg->audit_dir = optarg; break;
 		case 'r':
 			if (optarg[0] == '\0')
-				config_error("invalid root ''");
+				sd_config_error("invalid root ''");
 			setenv("SUPERVISE_ROOT", optarg, 1);
 			break;
 		case 'p': port = optarg; break;
@@ -220,7 +220,7 @@ parse_config(int argc, char **argv, struct config *cfg)
 		case 'H': add_host(cfg, optarg); break;
 		case 'S':
 			if (optarg[0] == '\0')
-				config_error("invalid state directory ''");
+				sd_config_error("invalid state directory ''");
 			free(cfg->state_dir);
 			cfg->state_dir = sv_xstrdup(optarg);
 			break;
@@ -235,13 +235,13 @@ parse_config(int argc, char **argv, struct config *cfg)
 		}
 	}
 	if (optind < argc)
-		config_error("unexpected argument '%s' (see supervised -h)",
+		sd_config_error("unexpected argument '%s' (see supervised -h)",
 		    argv[optind]);
 	if (cfg->slug == NULL || cfg->slug[0] == '\0')
-		config_error("no bottle: set SUPERVISE_BOTTLE_SLUG or use -s "
+		sd_config_error("no bottle: set SUPERVISE_BOTTLE_SLUG or use -s "
 		    "SLUG");
 	if (sv_valid_slug(cfg->slug, &e) == -1)
-		config_error("%s", e.msg);
+		sd_config_error("%s", e.msg);
 	if (cfg->queue_dir != NULL && cfg->queue_dir[0] == '\0')
 		cfg->queue_dir = NULL;
 	if (cfg->audit_dir != NULL && cfg->audit_dir[0] == '\0')
@@ -254,11 +254,11 @@ parse_config(int argc, char **argv, struct config *cfg)
 		cfg->egress_proxy = NULL;
 	if (cfg->egress_proxy != NULL &&
 	    sv_egress_check_url(cfg->egress_proxy, &e) == -1)
-		config_error("%s", e.msg);
+		sd_config_error("%s", e.msg);
 	/* A hook that can't run is a configuration error, not a surprise at
 	 * the first approval. */
 	if (sv_hook_find(hook, &cfg->apply_hook, &e) == -1)
-		config_error("%s", e.msg);
+		sd_config_error("%s", e.msg);
 	cfg->apply_timeout = SV_HOOK_TIMEOUT;
 	if (hook_timeout != NULL && hook_timeout[0] != '\0')
 		cfg->apply_timeout = parse_seconds("--apply-timeout",
@@ -271,7 +271,7 @@ parse_config(int argc, char **argv, struct config *cfg)
 		    1, 100000000);
 	if (expire != NULL && *expire != '\0' && strcmp(expire, "off") != 0 &&
 	    sv_parse_duration(expire, &cfg->expire) == -1)
-		config_error("invalid --expire '%s': want a duration such as "
+		sd_config_error("invalid --expire '%s': want a duration such as "
 		    "90s, 30m, 24h or 7d, or off", expire);
 	if (token_file != NULL)
 		cfg->token = read_token_file(token_file);

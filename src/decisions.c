@@ -32,7 +32,7 @@ log_decision(const struct sv_decision *d, int answered)
 	if (sc.cfg.drain)
 		return;		/* a drain prints its decisions on stdout */
 	if (d->status == SV_APPROVED || d->status == SV_MODIFIED)
-		return;		/* said once applied: on_applied */
+		return;		/* said once applied: sd_on_applied */
 	if (d->status == SV_NONE && d->error == NULL)
 		return;		/* consumed elsewhere meanwhile */
 	if (d->status == SV_NONE) {
@@ -54,7 +54,7 @@ log_decision(const struct sv_decision *d, int answered)
 
 /* Bring the live directory up to date with main. */
 void
-publish_live(void)
+sd_publish_live(void)
 {
 	struct sv_err e;
 
@@ -65,11 +65,11 @@ publish_live(void)
 
 /*
  * sv_consume_batch's callback: a decision has landed, or was refused.
- * An approval is answered once it has been applied (on_applied); a
+ * An approval is answered once it has been applied (sd_on_applied); a
  * rejection at once.
  */
 void
-on_decision(const struct sv_decision *d, void *arg)
+sd_on_decision(const struct sv_decision *d, void *arg)
 {
 	int n = 0;
 
@@ -80,7 +80,7 @@ on_decision(const struct sv_decision *d, void *arg)
 	}
 	sv_applier_unmark(sc.applier, d->id);
 	if (d->status != SV_NONE)
-		n = answer_decision(d->id, d->status, NULL, d->notes,
+		n = sd_answer_decision(d->id, d->status, NULL, d->notes,
 		    d->final_file);
 	log_decision(d, n);
 }
@@ -88,10 +88,10 @@ on_decision(const struct sv_decision *d, void *arg)
 /*
  * The applier's callback: an approval has taken effect, or not.  After a
  * hook, called on the applier's own thread (hook.c): what it touches is
- * under the lock (answer_decision) or read-only.
+ * under the lock (sd_answer_decision) or read-only.
  */
 void
-on_applied(const struct sv_apply_result *res, void *arg)
+sd_on_applied(const struct sv_apply_result *res, void *arg)
 {
 	const struct sv_apply_note *note = res->note;
 	char *line, *esc;
@@ -100,7 +100,7 @@ on_applied(const struct sv_apply_result *res, void *arg)
 	(void)arg;
 	line = note->applied ? sv_xstrdup("applied: yes") :
 	    sv_xasprintf("applied: no: %s", note->reason);
-	n = answer_decision(res->id, res->status, line, res->notes,
+	n = sd_answer_decision(res->id, res->status, line, res->notes,
 	    res->final_file);
 	/* A drain prints its decisions on stdout; it says only failures. */
 	if (sc.cfg.drain && (note->applied ||
@@ -123,7 +123,7 @@ on_applied(const struct sv_apply_result *res, void *arg)
  * answer.
  */
 void
-maintain(void)
+sd_maintain(void)
 {
 	struct sv_err e;
 
@@ -137,7 +137,7 @@ maintain(void)
 }
 
 void
-batch_flush(struct batch *b)
+sd_batch_flush(struct batch *b)
 {
 	struct sv_err e;
 
@@ -149,7 +149,7 @@ batch_flush(struct batch *b)
 		sv_warnx("can't consume from 'responses/new' (will retry): %s",
 		    e.msg);
 	else if (sv_consume_batch(&sc.spool, sc.audit, b->v, b->n,
-	    on_decision, NULL, &e) == -1 && e.errnum != ENOENT)
+	    sd_on_decision, NULL, &e) == -1 && e.errnum != ENOENT)
 		sv_warnx("can't consume from 'responses/new' (will retry): %s",
 		    e.msg);
 	/*
@@ -164,7 +164,7 @@ batch_flush(struct batch *b)
 		sv_warn_err(&e);
 	/* A quick hook may have finished meanwhile: answer now. */
 	sv_applier_events(sc.applier);
-	maintain();
+	sd_maintain();
 	/*
 	 * A big batch (a bulk approve) grew the heap by megabytes that the
 	 * allocator keeps; give them back, or RSS stays at its high-water
@@ -178,7 +178,7 @@ batch_flush(struct batch *b)
 }
 
 void
-batch_add(struct batch *b, const char *name)
+sd_batch_add(struct batch *b, const char *name)
 {
 	if (name[0] == '.')
 		return;		/* not a delivery: editors' and tools' dot files */
@@ -186,7 +186,7 @@ batch_add(struct batch *b, const char *name)
 		if (strcmp(b->v[i], name) == 0)
 			return;	/* reported twice (closed, then moved) */
 	if (b->n == SV_CONSUME_BATCH)
-		batch_flush(b);
+		sd_batch_flush(b);
 	b->v[b->n++] = sv_xstrdup(name);
 }
 
@@ -197,13 +197,13 @@ consume_name(const char *name)
 	struct batch b;
 
 	b.n = 0;
-	batch_add(&b, name);
-	batch_flush(&b);
+	sd_batch_add(&b, name);
+	sd_batch_flush(&b);
 }
 
 /* Responses that inotify did not report (other file systems, overflow). */
 void
-rescan(int min_age)
+sd_rescan(int min_age)
 {
 	struct dirent *de;
 	struct stat st;
@@ -229,10 +229,10 @@ rescan(int min_age)
 		if (min_age && fstatat(sc.spool.rnew, de->d_name, &st,
 		    AT_SYMLINK_NOFOLLOW) == 0 && now - st.st_mtime < min_age)
 			continue;
-		batch_add(&b, de->d_name);
+		sd_batch_add(&b, de->d_name);
 	}
 	closedir(dir);
-	batch_flush(&b);
+	sd_batch_flush(&b);
 }
 
 /* Answer the waiters of `id` from its committed record and its note. */
@@ -253,7 +253,7 @@ answer_recorded(const char *id)
 		msg = sv_xasprintf("can't read the decision on %s: %s", id,
 		    e.msg);
 		sv_warnx("%s", msg);
-		answer_error(id, msg);
+		sd_answer_error(id, msg);
 		free(msg);
 		sv_response_free(&resp);
 		return;
@@ -269,7 +269,7 @@ answer_recorded(const char *id)
 		sv_decision_commit_free(&dc);
 		sv_apply_note_free(&note);
 	}
-	answer_decision(id, resp.status, line, resp.notes, resp.final_file);
+	sd_answer_decision(id, resp.status, line, resp.notes, resp.final_file);
 	free(line);
 	sv_response_free(&resp);
 }
@@ -280,7 +280,7 @@ answer_recorded(const char *id)
  * flush with others), or read back from the audit repository.
  */
 void
-recheck_into(const char *id, struct batch *b)
+sd_recheck_into(const char *id, struct batch *b)
 {
 	char name[SV_ID_MAX + 8];
 	struct sv_err e;
@@ -288,7 +288,7 @@ recheck_into(const char *id, struct batch *b)
 
 	if (fstatat(sc.spool.rnew, id, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (b != NULL)
-			batch_add(b, id);
+			sd_batch_add(b, id);
 		else
 			consume_name(id);
 		return;
@@ -310,9 +310,9 @@ recheck_into(const char *id, struct batch *b)
 }
 
 void
-recheck(const char *id)
+sd_recheck(const char *id)
 {
-	recheck_into(id, NULL);
+	sd_recheck_into(id, NULL);
 }
 
 /*
@@ -322,7 +322,7 @@ recheck(const char *id)
  * running counts too.  At most one batch a turn.
  */
 void
-expire_due(void)
+sd_expire_due(void)
 {
 	struct sv_response resp[SV_CONSUME_BATCH];
 	const struct sv_response *v[SV_CONSUME_BATCH];
@@ -335,7 +335,7 @@ expire_due(void)
 
 	if (sc.cfg.expire <= 0)
 		return;
-	lock();
+	sd_lock();
 	for (i = 0; i < NBUCKETS && k < SV_CONSUME_BATCH; i++)
 		for (p = sc.by_id[i]; p != NULL && k < SV_CONSUME_BATCH;
 		    p = p->id_next) {
@@ -346,7 +346,7 @@ expire_due(void)
 			v[k] = &resp[k];
 			k++;
 		}
-	unlock();
+	sd_unlock();
 	if (k == 0)
 		return;
 	sv_respond_many(&sc.spool, v, k, ok, errs);
@@ -362,15 +362,15 @@ expire_due(void)
 			    &errs[i]) != 1) {
 				sv_warnx("can't expire proposal %s: %s",
 				    resp[i].proposal_id, errs[i].msg);
-				lock();
-				if ((p = pending_by_id(resp[i].proposal_id)) !=
+				sd_lock();
+				if ((p = sd_pending_by_id(resp[i].proposal_id)) !=
 				    NULL)
 					p->expiring = 0;
-				unlock();
+				sd_unlock();
 			}
 		}
-		batch_add(&b, resp[i].proposal_id);
+		sd_batch_add(&b, resp[i].proposal_id);
 		sv_response_free(&resp[i]);
 	}
-	batch_flush(&b);
+	sd_batch_flush(&b);
 }

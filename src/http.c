@@ -102,7 +102,7 @@ note_bodies(void)
 }
 
 void
-give_back_memory(void)
+sd_give_back_memory(void)
 {
 	static unsigned long last_n, armed_at;
 	static size_t last_used;
@@ -315,9 +315,9 @@ sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 	size_t n;
 
 	(void)pos;
-	lock();
+	sd_lock();
 	if (r->gone) {
-		unlock();
+		sd_unlock();
 		hanging_up = 1;
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	}
@@ -333,25 +333,25 @@ sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			r->out = NULL;
 			r->out_len = r->out_off = r->out_cap = 0;
 		}
-		unlock();
+		sd_unlock();
 		return (ssize_t)n;
 	}
 	if (r->finished) {
-		unlock();
+		sd_unlock();
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	}
 	/* Nothing to say yet: sleep until sse_send or finish wakes us. */
-	suspend(r);
-	unlock();
+	sd_suspend(r);
+	sd_unlock();
 	return 0;
 }
 
 static void
 sse_free(void *cls)
 {
-	lock();
-	request_unref(cls);
-	unlock();
+	sd_lock();
+	sd_request_unref(cls);
+	sd_unlock();
 }
 
 /* A tools/call the spool thread must carry out. */
@@ -368,9 +368,9 @@ start_call(struct MHD_Connection *c, struct request *r)
 	    strcmp(t->name, SV_TOOL_PROPOSAL_STATUS) == 0 ? JOB_STATUS :
 	    JOB_ROUTES;
 	may_wait = kind != JOB_ROUTES && r->msg.wait_seconds != 0;
-	lock();
+	sd_lock();
 	if (sc.stopping) {
-		unlock();
+		sd_unlock();
 		return queue_json(c, MHD_HTTP_OK, sv_mcp_error(r->msg.id,
 		    SV_RPC_INTERNAL_ERROR, "supervised is shutting down; "
 		    "nothing was proposed"), NULL, NULL);
@@ -388,12 +388,12 @@ start_call(struct MHD_Connection *c, struct request *r)
 		/* Headers now: clients give up on a call whose response
 		 * headers take more than a minute. */
 		r->sse = 1;
-		out_append(r, ": waiting for operator\n\n", 24);
+		sd_out_append(r, ": waiting for operator\n\n", 24);
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
 		    SSE_BLOCK, sse_read, r, sse_free);
 		if (resp == NULL) {
-			call_unlink(r);
-			unlock();
+			sd_call_unlink(r);
+			sd_unlock();
 			return MHD_NO;
 		}
 		r->refs++;
@@ -402,11 +402,11 @@ start_call(struct MHD_Connection *c, struct request *r)
 		ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
 		MHD_destroy_response(resp);
 	} else {
-		suspend(r);
+		sd_suspend(r);
 		ret = MHD_YES;
 	}
-	job_push(kind, r);
-	unlock();
+	sd_job_push(kind, r);
+	sd_unlock();
 	return ret;
 }
 
@@ -416,7 +416,7 @@ cancel_call(struct request *from)
 {
 	struct request *r;
 
-	lock();
+	sd_lock();
 	for (r = sc.calls; r != NULL; r = r->anext) {
 		if (r->finished || r->msg.id == NULL ||
 		    !json_equal(r->msg.id, from->msg.cancel_id))
@@ -424,10 +424,10 @@ cancel_call(struct request *from)
 		if ((r->session == NULL) != (from->session == NULL) ||
 		    (r->session && strcmp(r->session, from->session) != 0))
 			continue;
-		job_push(JOB_CANCEL, r);
+		sd_job_push(JOB_CANCEL, r);
 		break;
 	}
-	unlock();
+	sd_unlock();
 }
 
 /* The Content-Length check_headers let through; 0 when chunked. */
@@ -502,10 +502,10 @@ handle_body(struct MHD_Connection *c, struct request *r)
 	set_timeout(c, sc.cfg.idle_timeout * 1000);
 	if (r->msg.kind != SV_MCP_CALL || !r->msg.tool->proposes) {
 		/* Only a proposal's payload outlives the parse. */
-		lock();
+		sd_lock();
 		sv_budget_give(&sc.bodies, r->reserved);
 		r->reserved = 0;
-		unlock();
+		sd_unlock();
 	}
 	switch (r->msg.kind) {
 	case SV_MCP_REPLY:
@@ -574,9 +574,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		v = header(c, "Mcp-Session-Id");
 		if (v != NULL)
 			r->session = sv_xstrdup(v);
-		lock();
+		sd_lock();
 		sc.ncalls++;
-		unlock();
+		sd_unlock();
 		*con_cls = r;
 		return MHD_YES;
 	}
@@ -639,20 +639,20 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (r->parsed) {
 		/* Resumed: the JSON answer is ready, or its caller left. */
-		lock();
+		sd_lock();
 		if (r->gone) {
-			unlock();
+			sd_unlock();
 			return hang_up();	/* callers_left said so */
 		}
 		if (!r->finished) {
-			suspend(r);
-			unlock();
+			sd_suspend(r);
+			sd_unlock();
 			return MHD_YES;
 		}
 		body = r->out;
 		r->out = NULL;
 		r->out_len = r->out_cap = 0;
-		unlock();
+		sd_unlock();
 		ret = queue_body(c, MHD_HTTP_OK, "application/json",
 		    body ? body : "", body ? strlen(body) : 0, NULL, NULL);
 		free(body);
@@ -673,17 +673,17 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (r == NULL)
 		return;
 	*con_cls = NULL;
-	lock();
+	sd_lock();
 	r->alive = 0;
 	if (!r->finished && !r->gone && r->id[0] != '\0')
 		sv_warnx("the caller waiting on %s left (%s); the proposal "
 		    "stays pending", r->id,
 		    toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout" :
 		    "connection closed");
-	leave(r);
+	sd_leave(r);
 	sc.ncalls--;
-	request_unref(r);
-	unlock();
+	sd_request_unref(r);
+	sd_unlock();
 }
 
 static void
@@ -735,7 +735,7 @@ write_port_file(const char *path, unsigned port)
 }
 
 void
-start_http(void)
+sd_start_http(void)
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -753,7 +753,7 @@ start_http(void)
 		sin6->sin6_port = htons((uint16_t)sc.cfg.port);
 		v6 = 1;
 	} else {
-		config_error("invalid bind address '%s': want an IPv4 or IPv6 "
+		sd_config_error("invalid bind address '%s': want an IPv4 or IPv6 "
 		    "address", sc.cfg.bind);
 	}
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |

@@ -54,9 +54,9 @@ over_limit(const struct filing *batch, size_t nbatch)
 {
 	size_t n;
 
-	lock();
+	sd_lock();
 	n = sc.npending;
-	unlock();
+	sd_unlock();
 	for (size_t k = 0; k < nbatch; k++)
 		if (batch[k].follows == -1)
 			n++;
@@ -91,42 +91,42 @@ propose_begin(struct request *r, struct filing *f, struct filing *batch,
 	memset(&f->prop, 0, sizeof f->prop);
 	f->follows = -1;
 	f->ok = 0;
-	f->key = make_key(tool->name, r->msg.payload, &f->keylen);
-	lock();
+	f->key = sd_make_key(tool->name, r->msg.payload, &f->keylen);
+	sd_lock();
 	if (r->finished) {
-		unlock();
+		sd_unlock();
 		free(f->key);
 		return 0;
 	}
-	p = pending_by_key(f->key, f->keylen);
+	p = sd_pending_by_key(f->key, f->keylen);
 	if (p != NULL) {
 		char id[SV_ID_MAX + 1];
 
 		snprintf(id, sizeof id, "%s", p->id);
-		unlock();
+		sd_unlock();
 		/* Offered only while still pending here. */
 		live = sv_find_proposal(&sc.spool, id, &en, &e) == 1 &&
 		    strchr(en.flags, 'T') == NULL && strchr(en.flags, 'R') ==
 		    NULL && sv_audit_has_record(sc.audit, sc.cfg.slug, id,
 		    &e) == 0;
-		lock();
-		p = pending_by_id(id);
+		sd_lock();
+		p = sd_pending_by_id(id);
 		if (p != NULL && live) {
 			/* A caller gone before we got here has nothing to
 			 * wait for; its proposal is already filed. */
-			int attached = attach(r, p, &rl);
+			int attached = sd_attach(r, p, &rl);
 
-			unlock();
-			resume_all(&rl);
+			sd_unlock();
+			sd_resume_all(&rl);
 			free(f->key);
 			say_attached(id, attached);
-			recheck(id);
+			sd_recheck(id);
 			return 0;
 		}
 		if (p != NULL)
-			pending_unkey(p);
+			sd_pending_unkey(p);
 	}
-	unlock();
+	sd_unlock();
 	for (size_t k = 0; k < nbatch; k++)
 		if (batch[k].follows == -1 && batch[k].keylen == f->keylen &&
 		    memcmp(batch[k].key, f->key, f->keylen) == 0) {
@@ -135,14 +135,14 @@ propose_begin(struct request *r, struct filing *f, struct filing *batch,
 		}
 	if (over_limit(batch, nbatch)) {
 		free(f->key);
-		lock();
-		finish(r, sv_mcp_error(r->msg.id, RPC_TOO_MANY, "%s: bottle "
+		sd_lock();
+		sd_finish(r, sv_mcp_error(r->msg.id, RPC_TOO_MANY, "%s: bottle "
 		    "'%s' has too many pending proposals (%ld, the limit); "
 		    "nothing was filed: wait for the operator to decide, or "
 		    "follow one with proposal-status", tool->name, sc.cfg.slug,
 		    sc.cfg.max_pending), &rl);
-		unlock();
-		resume_all(&rl);
+		sd_unlock();
+		sd_resume_all(&rl);
 		return 0;
 	}
 
@@ -150,11 +150,11 @@ propose_begin(struct request *r, struct filing *f, struct filing *batch,
 	    tool->config, &text, &len, &e) == -1) {
 		sv_warn_err(&e);
 		free(f->key);
-		lock();
-		finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+		sd_lock();
+		sd_finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
 		    "%s: can't file the proposal: %s", tool->name, e.msg), &rl);
-		unlock();
-		resume_all(&rl);
+		sd_unlock();
+		sd_resume_all(&rl);
 		return 0;
 	}
 	sv_blob_hash(text ? text : "", text ? len : 0, f->hash);
@@ -181,18 +181,18 @@ propose_end(struct filing *f, struct filing *batch)
 	if (!lead->ok) {
 		if (f == lead)
 			sv_warn_err(&f->err);
-		lock();
-		finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+		sd_lock();
+		sd_finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
 		    "%s: can't file the proposal: %s", tool->name,
 		    lead->err.msg), &rl);
-		unlock();
-		resume_all(&rl);
+		sd_unlock();
+		sd_resume_all(&rl);
 	} else if (f != lead) {
-		lock();
-		p = pending_by_id(lead->prop.id);
-		attached = p != NULL && attach(r, p, &rl);
-		unlock();
-		resume_all(&rl);
+		sd_lock();
+		p = sd_pending_by_id(lead->prop.id);
+		attached = p != NULL && sd_attach(r, p, &rl);
+		sd_unlock();
+		sd_resume_all(&rl);
 		say_attached(lead->prop.id, attached);
 	} else {
 		sum = sv_payload_summary(tool->name, r->msg.payload);
@@ -202,17 +202,17 @@ propose_end(struct filing *f, struct filing *batch)
 		    "waiting for the operator");
 		free(sum);
 		free(esum);
-		lock();
-		p = pending_get(f->prop.id, f->key, f->keylen);
+		sd_lock();
+		p = sd_pending_get(f->prop.id, f->key, f->keylen);
 		f->key = NULL;
-		p->expires = expiry_of(f->prop.arrival_timestamp);
-		attached = attach(r, p, &rl);
-		unlock();
+		p->expires = sd_expiry_of(f->prop.arrival_timestamp);
+		attached = sd_attach(r, p, &rl);
+		sd_unlock();
 		if (!attached)
 			sv_warnx("the caller of proposal %s left before it was "
 			    "filed; the proposal stays pending", f->prop.id);
 	}
-	resume_all(&rl);
+	sd_resume_all(&rl);
 	free(f->key);		/* NULL once the pending proposal took it */
 }
 
@@ -222,7 +222,7 @@ propose_end(struct filing *f, struct filing *batch)
  * is broken.  1 when rules may decide.
  */
 int
-policy_ready(void)
+sd_policy_ready(void)
 {
 	struct sv_err e;
 	char *esc;
@@ -266,7 +266,7 @@ decide_by_rule(struct filing *batch, size_t n, struct batch *decided)
 
 	for (i = 0; i < n; i++)
 		batch[i].ruled = 0;
-	if (!policy_ready())
+	if (!sd_policy_ready())
 		return;
 	for (i = 0; i < n; i++) {
 		struct filing *f = &batch[i];
@@ -281,7 +281,7 @@ decide_by_rule(struct filing *batch, size_t n, struct batch *decided)
 		if (rc == 0) {
 			sv_warnx("proposal %s %s by rule %s", f->prop.id,
 			    sv_status_name(resp.status), esc);
-			batch_add(decided, f->prop.id);
+			sd_batch_add(decided, f->prop.id);
 		} else if (rc == -2) {
 			f->ruled = 2;
 			sv_warnx("proposal %s left to the operator: can't respond "
@@ -295,11 +295,11 @@ decide_by_rule(struct filing *batch, size_t n, struct batch *decided)
 static void
 job_done(struct job *j)
 {
-	lock();
+	sd_lock();
 	if (j->kind == JOB_PROPOSE)
-		drop_payload(j->r);
-	request_unref(j->r);
-	unlock();
+		sd_drop_payload(j->r);
+	sd_request_unref(j->r);
+	sd_unlock();
 	free(j);
 }
 
@@ -338,8 +338,8 @@ propose_batch(struct filing *batch, size_t n)
 	 */
 	for (size_t i = 0; i < n; i++)
 		if (batch[i].follows == -1 && batch[i].ok && !batch[i].ruled)
-			recheck_into(batch[i].prop.id, &decided);
-	batch_flush(&decided);
+			sd_recheck_into(batch[i].prop.id, &decided);
+	sd_batch_flush(&decided);
 	for (size_t i = 0; i < n; i++) {
 		/* Filing filled in id and arrival time. */
 		free(batch[i].prop.id);
@@ -361,43 +361,43 @@ job_status(struct request *r)
 	char *text;
 
 	found = sv_find_proposal(&sc.spool, id, &en, &e);
-	lock();
+	sd_lock();
 	if (found != 1) {
 		if (found == 0)
-			finish(r, sv_mcp_error(r->msg.id, SV_RPC_INVALID_PARAMS,
+			sd_finish(r, sv_mcp_error(r->msg.id, SV_RPC_INVALID_PARAMS,
 			    "%s: no proposal '%s' in bottle %s",
 			    SV_TOOL_PROPOSAL_STATUS, id, sc.cfg.slug), &rl);
 		else
-			finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+			sd_finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
 			    "%s: %s", SV_TOOL_PROPOSAL_STATUS, e.msg), &rl);
-		unlock();
-		resume_all(&rl);
+		sd_unlock();
+		sd_resume_all(&rl);
 		return;
 	}
-	if (!waiting(r)) {
-		unlock();
+	if (!sd_waiting(r)) {
+		sd_unlock();
 		return;
 	}
-	p = pending_get(id, NULL, 0);
-	(void)attach(r, p, &rl);
+	p = sd_pending_get(id, NULL, 0);
+	(void)sd_attach(r, p, &rl);
 	if (sc.cfg.max_wait > 0 && (wait < 0 || wait > sc.cfg.max_wait))
 		wait = sc.cfg.max_wait;
 	if (wait >= 0)
 		r->deadline_ms = r->start_ms + wait * 1000;
-	unlock();
-	recheck(id);
-	lock();
+	sd_unlock();
+	sd_recheck(id);
+	sd_lock();
 	if (!r->finished && wait == 0) {
 		text = sv_mcp_pending_text(id);
-		finish_text(r, text, 0, &rl);
+		sd_finish_text(r, text, 0, &rl);
 		free(text);
 	}
-	p = pending_by_id(id);
+	p = sd_pending_by_id(id);
 	if (p != NULL && p->waiters == NULL && p->key == NULL)
-		pending_drop(p);
+		sd_pending_drop(p);
 	waits = !r->finished;
-	unlock();
-	resume_all(&rl);
+	sd_unlock();
+	sd_resume_all(&rl);
 	if (waits)
 		sv_warnx("proposal-status call waiting on %s", id);
 }
@@ -408,7 +408,7 @@ static void
 finish_routes(struct request *r, const char *table, const char *source,
     struct resume_list *rl)
 {
-	finish(r, sv_mcp_result(r->msg.id, json_pack("{s:[{s:s, s:s}, {s:s, "
+	sd_finish(r, sv_mcp_result(r->msg.id, json_pack("{s:[{s:s, s:s}, {s:s, "
 	    "s:s}], s:b}", "content", "type", "text", "text", table, "type",
 	    "text", "text", source, "isError", 0)), rl);
 }
@@ -421,9 +421,9 @@ routes_fetched(void *arg, int ok, const char *text)
 	struct resume_list rl = {0};
 	char *source;
 
-	lock();
+	sd_lock();
 	if (!ok) {
-		finish_text(r, text, 1, &rl);
+		sd_finish_text(r, text, 1, &rl);
 	} else {
 		source = sv_xasprintf("source: the egress proxy's live route "
 		    "table, GET %s via %s", SV_EGRESS_INTROSPECT_URL,
@@ -431,9 +431,9 @@ routes_fetched(void *arg, int ok, const char *text)
 		finish_routes(r, text, source, &rl);
 		free(source);
 	}
-	request_unref(r);
-	unlock();
-	resume_all(&rl);
+	sd_request_unref(r);
+	sd_unlock();
+	sd_resume_all(&rl);
 }
 
 /*
@@ -451,9 +451,9 @@ job_routes(struct request *r)
 	int fd, rc = 0;
 
 	if (sc.egress != NULL) {
-		lock();
+		sd_lock();
 		r->refs++;		/* routes_fetched's */
-		unlock();
+		sd_unlock();
 		sv_egress_fetch(sc.egress, routes_fetched, r);
 		return;
 	}
@@ -465,9 +465,9 @@ job_routes(struct request *r)
 		rc = sv_read_all(fd, path, SV_FILE_MAX, &text, &len, &e);
 	if (fd != -1)
 		close(fd);
-	lock();
+	sd_lock();
 	if (rc == -1) {
-		finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+		sd_finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
 		    "%s: %s", SV_TOOL_LIST_EGRESS_ROUTES, e.msg), &rl);
 	} else {
 		source = sv_xasprintf("source: the live file %s%s, which the "
@@ -479,8 +479,8 @@ job_routes(struct request *r)
 		    &rl);
 		free(source);
 	}
-	unlock();
-	resume_all(&rl);
+	sd_unlock();
+	sd_resume_all(&rl);
 	free(text);
 	free(path);
 }
@@ -495,23 +495,23 @@ job_cancel(struct request *r)
 	char id[SV_ID_MAX + 1] = "";
 	int withdraw = 0;
 
-	lock();
+	sd_lock();
 	if (!r->finished) {
 		if (r->pending != NULL && r->msg.tool->proposes) {
 			snprintf(id, sizeof id, "%s", r->id);
 			withdraw = r->pending->waiters == r && r->wnext == NULL;
 			if (withdraw)
-				pending_unkey(r->pending);
+				sd_pending_unkey(r->pending);
 		}
 		if (r->sse)
-			finish(r, NULL, &rl);
+			sd_finish(r, NULL, &rl);
 		else
-			finish(r, sv_mcp_error(r->msg.id, RPC_CANCELLED,
+			sd_finish(r, sv_mcp_error(r->msg.id, RPC_CANCELLED,
 			    "request cancelled%s%s%s", id[0] ? "; proposal " :
 			    "", id, withdraw ? " withdrawn" : ""), &rl);
 	}
-	unlock();
-	resume_all(&rl);
+	sd_unlock();
+	sd_resume_all(&rl);
 	if (withdraw) {
 		if (sv_add_flags(&sc.spool, id, "T", &e) == -1)
 			sv_warn_err(&e);
@@ -521,7 +521,7 @@ job_cancel(struct request *r)
 }
 
 void
-run_jobs(void)
+sd_run_jobs(void)
 {
 	struct filing batch[FILE_BATCH];
 	size_t nb = 0;
@@ -531,14 +531,14 @@ run_jobs(void)
 	if (read(sc.job_fd, &n, sizeof n) == -1 && errno != EAGAIN)
 		sv_warnx("can't read the job queue: %s", strerror(errno));
 	for (;;) {
-		lock();
+		sd_lock();
 		j = sc.jobs;
 		if (j != NULL) {
 			sc.jobs = j->next;
 			if (sc.jobs == NULL)
 				sc.jobs_tail = &sc.jobs;
 		}
-		unlock();
+		sd_unlock();
 		if (j == NULL)
 			break;
 		if (j->kind == JOB_PROPOSE) {
@@ -569,7 +569,7 @@ run_jobs(void)
 
 /* Under the lock: hand a request to the spool thread. */
 void
-job_push(enum job_kind kind, struct request *r)
+sd_job_push(enum job_kind kind, struct request *r)
 {
 	struct job *j = sv_xmalloc(sizeof *j);
 	uint64_t one = 1;

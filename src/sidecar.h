@@ -4,7 +4,9 @@
  * table of waiting calls, the job queue, and the one `sc` that holds them.
  * Only supervised's own files include it (supervised.c, config.c,
  * http.c, calls.c, jobs.c, decisions.c); the library's parts it uses
- * are in daemon.h.
+ * are in daemon.h.  The functions they share are named sd_ (the
+ * library's are sv_), so that none is taken for a namesake of another
+ * file's own.
  *
  * Threads, and who may touch what:
  *  - libmicrohttpd's internal epoll thread speaks HTTP and JSON-RPC
@@ -169,61 +171,61 @@ struct batch {
 };
 
 /* config.c: the command line and the environment */
-_Noreturn void config_error(const char *fmt, ...)
+_Noreturn void sd_config_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
-void parse_config(int argc, char **argv, struct config *cfg);
+void sd_parse_config(int argc, char **argv, struct config *cfg);
 
 /* http.c: the HTTP side (libmicrohttpd's thread) */
-void start_http(void);
-void give_back_memory(void);	/* spool thread: after a flood */
+void sd_start_http(void);
+void sd_give_back_memory(void);	/* spool thread: after a flood */
 
 /* calls.c: the table of waiting calls and pending proposals; under the
  * lock unless said */
-void lock(void);
-void unlock(void);
-void suspend(struct request *r);
-void resume_all(struct resume_list *rl);	/* after unlock */
-void request_unref(struct request *r);
-void drop_payload(struct request *r);
-void call_unlink(struct request *r);
-void out_append(struct request *r, const char *s, size_t n);
-void finish(struct request *r, json_t *msg, struct resume_list *rl);
-void finish_text(struct request *r, const char *text, int is_error,
+void sd_lock(void);
+void sd_unlock(void);
+void sd_suspend(struct request *r);
+void sd_resume_all(struct resume_list *rl);	/* after unlock */
+void sd_request_unref(struct request *r);
+void sd_drop_payload(struct request *r);
+void sd_call_unlink(struct request *r);
+void sd_out_append(struct request *r, const char *s, size_t n);
+void sd_finish(struct request *r, json_t *msg, struct resume_list *rl);
+void sd_finish_text(struct request *r, const char *text, int is_error,
     struct resume_list *rl);
-struct pending *pending_by_id(const char *id);
-struct pending *pending_by_key(const char *key, size_t keylen);
-char *make_key(const char *tool, const char *payload, size_t *keylen);
-struct pending *pending_get(const char *id, char *key, size_t keylen);
-time_t expiry_of(const char *arrival);
-void pending_unkey(struct pending *p);
-void pending_drop(struct pending *p);
-void leave(struct request *r);
-int waiting(const struct request *r);
-int attach(struct request *r, struct pending *p, struct resume_list *rl);
+struct pending *sd_pending_by_id(const char *id);
+struct pending *sd_pending_by_key(const char *key, size_t keylen);
+char *sd_make_key(const char *tool, const char *payload, size_t *keylen);
+struct pending *sd_pending_get(const char *id, char *key, size_t keylen);
+time_t sd_expiry_of(const char *arrival);
+void sd_pending_unkey(struct pending *p);
+void sd_pending_drop(struct pending *p);
+void sd_leave(struct request *r);
+int sd_waiting(const struct request *r);
+int sd_attach(struct request *r, struct pending *p, struct resume_list *rl);
 /* Spool thread, taking the lock themselves: */
-int answer_decision(const char *id, enum sv_status status,
+int sd_answer_decision(const char *id, enum sv_status status,
     const char *applied, const char *notes, const char *final_file);
-void answer_error(const char *id, const char *msg);
-void callers_left(void);
-void gone_sync(void);
-void tick(void);
-void free_pending(void);
+void sd_answer_error(const char *id, const char *msg);
+void sd_callers_left(void);
+void sd_gone_sync(void);
+void sd_tick(void);
+void sd_free_pending(void);
 
 /* jobs.c: the job queue, carried out by the spool thread */
-int policy_ready(void);
-void run_jobs(void);
-void job_push(enum job_kind kind, struct request *r);	/* under the lock */
+int sd_policy_ready(void);
+void sd_run_jobs(void);
+void sd_job_push(enum job_kind kind, struct request *r);	/* under the lock */
 
 /* decisions.c: responses consumed, committed and answered (spool thread) */
-void publish_live(void);
-void on_decision(const struct sv_decision *d, void *arg);
-void on_applied(const struct sv_apply_result *res, void *arg);
-void maintain(void);
-void batch_flush(struct batch *b);
-void batch_add(struct batch *b, const char *name);
-void rescan(int min_age);
-void recheck_into(const char *id, struct batch *b);
-void recheck(const char *id);
-void expire_due(void);
+void sd_publish_live(void);
+void sd_on_decision(const struct sv_decision *d, void *arg);
+void sd_on_applied(const struct sv_apply_result *res, void *arg);
+void sd_maintain(void);
+void sd_batch_flush(struct batch *b);
+void sd_batch_add(struct batch *b, const char *name);
+void sd_rescan(int min_age);
+void sd_recheck_into(const char *id, struct batch *b);
+void sd_recheck(const char *id);
+void sd_expire_due(void);
 
 #endif

@@ -58,11 +58,11 @@ open_stores(void)
 	free(qdir);
 	if (sv_audit_open(&sc.audit, sc.cfg.audit_dir, &e) == -1)
 		sv_die(1, "%s", e.msg);
-	sv_audit_defer_merges(sc.audit);	/* see maintain (decisions.c) */
+	sv_audit_defer_merges(sc.audit);	/* see sd_maintain (decisions.c) */
 	sv_audit_defer_sync(sc.audit);		/* answer first: consume.c */
 	if (sv_applier_new(&sc.applier, sc.audit, sc.cfg.slug,
 	    sc.cfg.state_dir, sc.cfg.apply_hook, sc.cfg.apply_timeout,
-	    sc.spool.dirfd, on_applied, NULL, &e) == -1)
+	    sc.spool.dirfd, sd_on_applied, NULL, &e) == -1)
 		sv_die(1, "%s", e.msg);
 }
 
@@ -107,7 +107,7 @@ recover(void (*cb)(const struct sv_decision *, void *))
 		sv_warn_err(&e);
 		rc = -1;
 	}
-	publish_live();
+	sd_publish_live();
 	if (sv_applier_recover(sc.applier, &e) == -1) {
 		sv_warn_err(&e);
 		rc = -1;
@@ -124,7 +124,7 @@ print_drained(const struct sv_decision *d, void *arg)
 {
 	char *why;
 
-	on_decision(d, arg);
+	sd_on_decision(d, arg);
 	if (d->status == SV_NONE && d->error == NULL)
 		return;
 	if (d->status == SV_NONE) {
@@ -179,9 +179,9 @@ load_pending(int again)
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		lock();
-		known = pending_by_id(v[i].id) != NULL;
-		unlock();
+		sd_lock();
+		known = sd_pending_by_id(v[i].id) != NULL;
+		sd_unlock();
 		if (known)
 			continue;
 		path = sv_xasprintf("proposals/%s/%s",
@@ -194,12 +194,12 @@ load_pending(int again)
 			/* Withdrawn: not offered to a retry, but it may expire. */
 			keylen = 0;
 			key = strchr(v[i].flags, 'T') != NULL ? NULL :
-			    make_key(p.tool, p.proposed_file, &keylen);
-			lock();
-			pp = pending_get(p.id, key, keylen);
-			pp->expires = expiry_of(p.arrival_timestamp);
+			    sd_make_key(p.tool, p.proposed_file, &keylen);
+			sd_lock();
+			pp = sd_pending_get(p.id, key, keylen);
+			pp->expires = sd_expiry_of(p.arrival_timestamp);
 			pp->gone_marked = v[i].gone;
-			unlock();
+			sd_unlock();
 		}
 		sv_proposal_free(&p);
 		free(path);
@@ -234,34 +234,34 @@ shutdown_calls(void)
 	int64_t until;
 	size_t left;
 
-	lock();
+	sd_lock();
 	sc.stopping = 1;
 	while ((j = sc.jobs) != NULL) {
 		sc.jobs = j->next;
 		if (j->kind != JOB_CANCEL)
-			finish(j->r, sv_mcp_error(j->r->msg.id,
+			sd_finish(j->r, sv_mcp_error(j->r->msg.id,
 			    SV_RPC_INTERNAL_ERROR, "supervised is shutting "
 			    "down; nothing was proposed"), &rl);
-		request_unref(j->r);
+		sd_request_unref(j->r);
 		free(j);
 	}
 	sc.jobs_tail = &sc.jobs;
 	while ((r = sc.calls) != NULL) {
 		if (r->id[0] != '\0')
-			finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+			sd_finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
 			    "supervised is shutting down; proposal %s stays "
 			    "pending", r->id), &rl);
 		else
-			finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
+			sd_finish(r, sv_mcp_error(r->msg.id, SV_RPC_INTERNAL_ERROR,
 			    "supervised is shutting down"), &rl);
 	}
-	unlock();
-	resume_all(&rl);
+	sd_unlock();
+	sd_resume_all(&rl);
 	until = sv_now_ms() + STOP_DRAIN_MS;
 	for (;;) {
-		lock();
+		sd_lock();
 		left = sc.ncalls;
-		unlock();
+		sd_unlock();
 		if (left == 0 || sv_now_ms() >= until)
 			break;
 		usleep(10000);
@@ -321,7 +321,7 @@ serve(void)
 
 	/* Recovery: decisions that landed while no sidecar ran, and those
 	 * a crash left unapplied; the live files as main has them. */
-	recover(on_decision);
+	recover(sd_on_decision);
 	if (sv_audit_maintain(sc.audit, &e) == -1)
 		sv_warn_err(&e);
 	load_pending(0);
@@ -330,8 +330,8 @@ serve(void)
 	/* For the operator's tools; then what expired while stopped. */
 	if (sv_spool_set_expire(&sc.spool, sc.cfg.expire, &e) == -1)
 		sv_warn_err(&e);
-	expire_due();
-	policy_ready();
+	sd_expire_due();
+	sd_policy_ready();
 
 	/*
 	 * Until here a signal just ends us: recovery is safe to interrupt
@@ -379,7 +379,7 @@ serve(void)
 	ev.data.fd = sc.hup_ep;
 	epoll_ctl(ep, EPOLL_CTL_ADD, sc.hup_ep, &ev);
 	sv_budget_init(&sc.bodies, (size_t)sc.cfg.body_budget << 20);
-	start_http();
+	sd_start_http();
 	batch.n = 0;
 	next_rescan = sv_now_ms() + sc.cfg.rescan * 1000;
 	next_clean = sv_now_ms() + CLEAN_EVERY_MS;
@@ -401,13 +401,13 @@ serve(void)
 					    strsignal((int)si.ssi_signo));
 				stop = 1;
 			} else if (fd == sc.job_fd) {
-				run_jobs();
+				sd_run_jobs();
 			} else if (fd == sc.hup_ep) {
-				callers_left();
+				sd_callers_left();
 			} else if (fd == sv_applier_fd(sc.applier)) {
 				sv_applier_events(sc.applier);
 				if (sc.maintain_due)
-					maintain();
+					sd_maintain();
 			} else if (fd == ino) {
 				/* Everything reported so far is one batch. */
 				overflow = 0;
@@ -419,29 +419,29 @@ serve(void)
 						if (ie->mask & IN_Q_OVERFLOW)
 							overflow = 1;
 						else if (ie->len > 0)
-							batch_add(&batch,
+							sd_batch_add(&batch,
 							    ie->name);
 						p += sizeof *ie + ie->len;
 					}
 				}
-				batch_flush(&batch);
+				sd_batch_flush(&batch);
 				if (overflow)
-					rescan(0);
+					sd_rescan(0);
 			} else if (fd == tfd) {
 				if (read(tfd, &ticks, sizeof ticks) == -1 &&
 				    errno != EAGAIN)
 					sv_warnx("timerfd: %s", strerror(errno));
-				tick();
+				sd_tick();
 				now = sv_now_ms();
 				if (now >= next_rescan) {
-					rescan(2);
+					sd_rescan(2);
 					/* Proposals other writers filed. */
 					if (sc.cfg.expire > 0)
 						load_pending(1);
 					next_rescan = now + sc.cfg.rescan * 1000;
 				}
 				if (now >= next_expire) {
-					expire_due();
+					sd_expire_due();
 					next_expire = now + EXPIRE_EVERY_MS;
 				}
 				if (now >= next_clean) {
@@ -454,13 +454,13 @@ serve(void)
 				sv_egress_event(sc.egress, fd, evs[i].events);
 			}
 		}
-		gone_sync();
+		sd_gone_sync();
 	}
 	shutdown_calls();
-	gone_sync();
+	sd_gone_sync();
 	sv_egress_close(sc.egress);
 	sv_applier_free(sc.applier);
-	free_pending();
+	sd_free_pending();
 	sv_rules_free(&sc.rules);
 	close(ep);
 	close(tfd);
@@ -492,7 +492,7 @@ main(int argc, char **argv)
 	 * after they are all answered.
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-	parse_config(argc, argv, &sc.cfg);
+	sd_parse_config(argc, argv, &sc.cfg);
 	if (sc.cfg.drain) {
 		rc = drain();
 		free(sc.cfg.token);

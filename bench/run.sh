@@ -96,9 +96,21 @@ run() {
 	"$@"
 }
 
+# The commit of the build measured ($B's checkout), and of this script
+# when it comes from another checkout.
+commit_of_build() {
+	_bc=$(git -C "$B/.." rev-parse --short HEAD 2>/dev/null) || _bc=unknown
+	_tc=$(git -C "$top" rev-parse --short HEAD 2>/dev/null)
+	if [ "$_bc" = "$_tc" ]; then
+		echo "commit $_bc"
+	else
+		echo "commit $_bc (bench/run.sh of $_tc)"
+	fi
+}
+
 header() {
 	echo "# $1"
-	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null)" \
+	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(commit_of_build)" \
 	    "$(uname -sr), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
 	    "ulimit -n $nofile, quick=$quick"
 	echo "# \$B=$B  \$W=<fresh temporary directory>"

@@ -50,6 +50,22 @@ blob(git_repository *r, const char *text, git_oid *id)
 	return git_blob_create_from_buffer(id, r, text, strlen(text));
 }
 
+/* Four blobs of 20,000 bytes of `fill` that differ in one byte each
+ * (the i-th at step * i): what git stores as deltas of one another. */
+static void
+similar_blobs(git_repository *r, char fill, size_t step, git_oid id[4])
+{
+	char *t = sv_xmalloc(20000);
+
+	for (int i = 0; i < 4; i++) {
+		memset(t, fill, 19999);
+		t[19999] = '\0';
+		t[step * i] = 'y';
+		blob(r, t, &id[i]);
+	}
+	free(t);
+}
+
 /* Read a blob through a plain libgit2 repository: what is on disk. */
 static int
 on_disk(const git_oid *id, const char *want)
@@ -321,15 +337,7 @@ main(void)
 	}
 
 	/* git's own small pack, with deltas, merges too; a kept one stays. */
-	for (int i = 0; i < 4; i++) {
-		char *t = sv_xmalloc(20000);
-
-		memset(t, 'x', 19999);
-		t[19999] = '\0';
-		t[100 * i] = 'y';
-		blob(r, t, &big[i]);
-		free(t);
-	}
+	similar_blobs(r, 'x', 100, big);
 	flush(o, &n);
 	ok(sh("git -C %s repack -a -d -k -q -f && git -C %s verify-pack -v "
 	    "%s/objects/pack/pack-*.idx | grep -q 'chain length = 1'",
@@ -427,15 +435,7 @@ main(void)
 		    "which holds each object once, verified by git");
 
 		/* Two packs of git's, with deltas, sharing objects. */
-		for (int i = 0; i < 4; i++) {
-			char *t = sv_xmalloc(20000);
-
-			memset(t, 'z', 19999);
-			t[19999] = '\0';
-			t[50 * i] = 'y';
-			blob(w1, t, &big[i]);
-			free(t);
-		}
+		similar_blobs(w1, 'z', 50, big);
 		flush(s1, &n);
 		ok(sh("cd %s && git repack -a -d -k -q -f && cp objects/pack/*.pack "
 		    "objects/pack/*.idx . && echo x | git hash-object -w --stdin "

@@ -68,20 +68,32 @@ spare_take(struct sv_odb *o, int k, struct out *w)
 	return 0;
 }
 
+/* A new temporary file of ours in dir for kind k: its fd, *path set;
+ * -1 (and *path NULL) when it can't be made. */
+static int
+tmp_create(const char *dir, int k, char **path, struct sv_err *e)
+{
+	int fd;
+
+	*path = sv_xasprintf("%s/tmp_%s_" SV_TMP_OURS "XXXXXX", dir,
+	    spare_kind[k]);
+	if ((fd = mkostemp(*path, O_CLOEXEC)) == -1) {
+		sv_errf(e, errno, "can't create '%s'", *path);
+		free(*path);
+		*path = NULL;
+	}
+	return fd;
+}
+
 int
 sv_odb_spares(struct sv_odb *o, struct sv_err *e)
 {
 	for (int k = 0; k < 2; k++) {
 		if (o->spare[k] != NULL)
 			continue;
-		o->spare[k] = sv_xasprintf("%s/tmp_%s_" SV_TMP_OURS "XXXXXX",
-		    o->packdir, spare_kind[k]);
-		if ((o->spare_fd[k] = mkostemp(o->spare[k], O_CLOEXEC)) == -1) {
-			sv_errf(e, errno, "can't create '%s'", o->spare[k]);
-			free(o->spare[k]);
-			o->spare[k] = NULL;
+		o->spare_fd[k] = tmp_create(o->packdir, k, &o->spare[k], e);
+		if (o->spare_fd[k] == -1)
 			return -1;
-		}
 	}
 	return 0;
 }
@@ -111,13 +123,8 @@ out_open(struct out *w, const char *dir, struct sv_odb *o, int k,
 		sv_die(111, "out of memory");
 	if (spare_take(o, k, w))
 		return 0;
-	w->tmp = sv_xasprintf("%s/tmp_%s_" SV_TMP_OURS "XXXXXX", dir,
-	    spare_kind[k]);
-	if ((w->fd = mkostemp(w->tmp, O_CLOEXEC)) == -1) {
-		sv_errf(e, errno, "can't create '%s'", w->tmp);
+	if ((w->fd = tmp_create(dir, k, &w->tmp, e)) == -1) {
 		EVP_MD_CTX_free(w->sha);
-		free(w->tmp);
-		w->tmp = NULL;
 		return -1;
 	}
 	return 0;

@@ -434,7 +434,7 @@ sv_decision_commit_copy(struct sv_decision_commit *to,
 }
 
 /* Fill d from a commit's trailers; 0 when it is not a decision. */
-static int
+int
 decision_of(git_commit *c, struct sv_decision_commit *d)
 {
 	git_message_trailer_array arr;

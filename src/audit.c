@@ -542,6 +542,24 @@ decision_release(struct decision_ctx *c)
 	free(c->record_path);
 }
 
+/*
+ * The decision commit just made, as a walk of main would read it: the
+ * applier is handed it and need not walk.  Left empty when it can't be
+ * read back; the applier walks then.
+ */
+static void
+made_decision(struct sv_audit *a, const git_oid *id,
+    struct sv_decision_commit *dc)
+{
+	git_commit *c;
+
+	if (git_commit_lookup(&c, a->repo, id) < 0)
+		return;
+	if (!decision_of(c, dc))
+		memset(dc, 0, sizeof *dc);
+	git_commit_free(c);
+}
+
 int
 sv_audit_commit_decisions(struct sv_audit *a, struct sv_audit_decision *v,
     size_t n, struct sv_err *e)
@@ -554,6 +572,7 @@ sv_audit_commit_decisions(struct sv_audit *a, struct sv_audit_decision *v,
 
 	for (i = 0; i < n; i++) {
 		v[i].committed = v[i].failed = 0;
+		memset(&v[i].dc, 0, sizeof v[i].dc);
 		if (decision_prepare(&ctx[i], v[i].p, v[i].r, a->host,
 		    &v[i].err) == -1) {
 			v[i].failed = 1;
@@ -583,6 +602,8 @@ sv_audit_commit_decisions(struct sv_audit *a, struct sv_audit_decision *v,
 			d->err = items[j].err;
 		} else {
 			d->committed = items[j].state == ITEM_NEW;
+			if (d->committed)
+				made_decision(a, &items[j].made, &d->dc);
 		}
 	}
 	for (i = 0; i < n; i++)
@@ -605,6 +626,7 @@ sv_audit_commit_decision(struct sv_audit *a, const struct sv_proposal *p,
 	d.r = r;
 	if (sv_audit_commit_decisions(a, &d, 1, e) == -1)
 		return -1;
+	sv_decision_commit_free(&d.dc);
 	if (d.failed) {
 		*e = d.err;
 		return -1;

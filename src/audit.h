@@ -95,6 +95,7 @@ struct item {
 	const git_signature *author;
 	const char *message;
 	int state;		/* NEW: committed now; DONE: it already was */
+	git_oid made;		/* NEW: the commit made */
 	struct sv_err err;	/* ITEM_FAILED: why */
 };
 
@@ -103,6 +104,9 @@ int plan_put(struct sv_audit *a, struct plan *pl, const char *path,
     const char *text, struct sv_err *e);
 int audit_commit(struct sv_audit *a, struct item *items, size_t n,
     struct sv_err *e);
+
+/* applynote.c */
+int decision_of(git_commit *c, struct sv_decision_commit *d);
 
 /* tree.c */
 int tree_entry(struct sv_audit *a, git_tree *tree, const char *path,

@@ -153,6 +153,7 @@ build_chain(struct sv_audit *a, git_commit *tip, git_tree *tree,
 			git_commit_free(parent);
 		cur = newtree;
 		parent = made;
+		it->made = commit_id;
 		it->state = ITEM_NEW;
 	}
 	plan_free(&pl);

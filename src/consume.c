@@ -61,6 +61,7 @@ sv_decision_free(struct sv_decision *d)
 	free(d->error);
 	d->notes = d->final_file = d->error = NULL;
 	d->late = 0;
+	sv_decision_commit_free(&d->dc);
 }
 
 /* Errors worth a retry later, as opposed to a response we can't use. */
@@ -414,6 +415,7 @@ consume_slots(struct sv_spool *s, struct sv_audit *a, struct slot *v,
 		sl->d.notes = sv_xstrdup(sl->r.notes ? sl->r.notes : "");
 		sl->d.final_file = sl->r.final_file ?
 		    sv_xstrdup(sl->r.final_file) : NULL;
+		sl->d.dc = dv[j].dc;	/* now the slot's to free */
 		count++;
 		if (cb != NULL)
 			cb(&sl->d, arg);

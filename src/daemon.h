@@ -105,6 +105,8 @@ struct sv_audit_decision {
 	const struct sv_proposal *p;
 	const struct sv_response *r;
 	int committed;		/* out: 1 committed now, 0 already recorded */
+	/* out, committed now: its commit (else dc.commit is ""; free) */
+	struct sv_decision_commit dc;
 	int failed;		/* out: not committed; err says why */
 	struct sv_err err;
 };
@@ -125,6 +127,8 @@ struct sv_decision {
 	char *final_file;
 	char *error;		/* why a response was refused, or NULL */
 	int late;		/* refused: its proposal was decided before */
+	/* committed now: its commit on main (dc.commit "" otherwise) */
+	struct sv_decision_commit dc;
 };
 void sv_decision_free(struct sv_decision *d);
 #define SV_CONSUME_BATCH 256	/* responses committed as one chain at most */

@@ -75,7 +75,10 @@ sd_on_decision(const struct sv_decision *d, void *arg)
 
 	(void)arg;
 	if (d->status == SV_APPROVED || d->status == SV_MODIFIED) {
-		sv_applier_add(sc.applier, d->id, 0);
+		if (d->dc.commit[0] != '\0')
+			sv_applier_add_commit(sc.applier, &d->dc);
+		else
+			sv_applier_add(sc.applier, d->id, 0);
 		return;
 	}
 	sv_applier_unmark(sc.applier, d->id);

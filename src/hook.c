@@ -138,8 +138,9 @@ struct sv_applier {
 	enum { RUN_IDLE, RUN_START, RUN_WATCH, RUN_ANSWER, RUN_DONE } run;
 	int stop;
 	int asked;		/* busy() said yes once the answer was out */
-	/* Decision commits seen walking main, newest first: a batch of
-	 * decisions applied oldest first walks main once, not once each. */
+	/* Decision commits on main: handed over by the committer
+	 * (sv_applier_add_commit), or seen walking main, so that a batch
+	 * of decisions applied oldest first walks main once, not once each. */
 	struct sv_decision_commit *cache;
 	size_t ncache;
 	char published[41];	/* main's tip when the live files were written */
@@ -389,22 +390,26 @@ struct walk {
 	int found;
 };
 
-static int
-cache_one(const struct sv_decision_commit *d, void *arg)
+/* Remember d, a decision commit on main, unless it is known already. */
+static void
+cache_add(struct sv_applier *ap, const struct sv_decision_commit *d)
 {
-	struct walk *w = arg;
-	struct sv_applier *ap = w->ap;
-	struct sv_decision_commit *c;
-
 	for (size_t i = 0; i < ap->ncache; i++)
 		if (strcmp(ap->cache[i].commit, d->commit) == 0)
-			return strcmp(d->id, w->id) == 0 ? (w->found = 1) : 0;
+			return;
 	if (ap->ncache == CACHE_MAX)
 		cache_clear(ap);
 	if (ap->cache == NULL)
 		ap->cache = sv_xmalloc(CACHE_MAX * sizeof *ap->cache);
-	c = &ap->cache[ap->ncache++];
-	sv_decision_commit_copy(c, d);
+	sv_decision_commit_copy(&ap->cache[ap->ncache++], d);
+}
+
+static int
+cache_one(const struct sv_decision_commit *d, void *arg)
+{
+	struct walk *w = arg;
+
+	cache_add(w->ap, d);
 	if (strcmp(d->id, w->id) == 0)
 		w->found = 1;
 	return w->found;
@@ -484,6 +489,14 @@ sv_applier_add(struct sv_applier *ap, const char *id, int again)
 	ap->tail = &j->next;
 	if (ap->cur == NULL)
 		start_next(ap);
+}
+
+void
+sv_applier_add_commit(struct sv_applier *ap,
+    const struct sv_decision_commit *dc)
+{
+	cache_add(ap, dc);
+	sv_applier_add(ap, dc->id, 0);
 }
 
 int

@@ -705,6 +705,10 @@ void sv_applier_unmark(struct sv_applier *ap, const char *id);
  * again: even when it already has a note.  Starts at once when idle: with
  * no hook, done is called before this returns. */
 void sv_applier_add(struct sv_applier *ap, const char *id, int again);
+/* The same for a decision just committed: dc is its commit on main, so
+ * the applier need not look for it. */
+void sv_applier_add_commit(struct sv_applier *ap,
+    const struct sv_decision_commit *dc);
 /* Queue every decision a marker names (start-up). */
 int sv_applier_recover(struct sv_applier *ap, struct sv_err *e);
 /* Is id queued or being applied?  Then its callers are answered by the

@@ -12,6 +12,7 @@
  *
  *   floor [-s] [-n COUNT] [-t SECONDS] [-o RAWFILE] DIR
  *   floor -f [-n COUNT] [-t SECONDS] [-o RAWFILE] DIR
+ *   floor -r K [-n COUNT] [-t SECONDS] [-o RAWFILE] DIR
  *
  * -f measures the other floor, the disk's: one small write to a file
  * already there and its fsync, then an fsync of the directory, which is
@@ -19,6 +20,13 @@
  * least.  This disk is shared and its flush time varies by 10x from one
  * minute to the next, so the figures that depend on it are run next to
  * this one.
+ *
+ * -r K measures the disk's floor of the two rounds of fsync an approval
+ * waits for before its branch may move (durable.c; supervise-spool(5)):
+ * K fsyncs at once, each on a thread of its own, of K-1 small files
+ * just rewritten and of their directory, then one more of the directory
+ * (the pack's name).  The daemon's files are new and larger (the pack,
+ * its index, the response); these exist already, so this is a floor.
  * Prints one summary line; -o appends the raw samples (ns, one a line).
  * Bounded by COUNT (default 2000) and SECONDS (default 30).
  */
@@ -26,6 +34,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,12 +138,106 @@ fsync_floor(int dfd, long count, double seconds, const char *raw)
 	return 0;
 }
 
+/* -r: K threads, each fsyncing its descriptor once a sample. */
+struct round {
+	pthread_barrier_t go, done;
+	int *fds;
+	int k;
+	int stop;
+};
+struct worker {
+	struct round *r;
+	int i;
+};
+
+static void *
+round_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct round *r = w->r;
+
+	for (;;) {
+		pthread_barrier_wait(&r->go);
+		if (r->stop)
+			return NULL;
+		if (fsync(r->fds[w->i]) != 0)
+			die("fsync", "a file of the round");
+		pthread_barrier_wait(&r->done);
+	}
+}
+
+/* -r K: K-1 small writes, K fsyncs at once (the files, the directory),
+ * then the directory again. */
+static int
+round_floor(int dfd, int k, long count, double seconds, const char *raw)
+{
+	struct bench_samples s = { 0 };
+	uint64_t stop = bench_now() + (uint64_t)(seconds * 1e9);
+	struct round r = { .k = k };
+	struct worker *w = calloc((size_t)k, sizeof *w);
+	pthread_t *tid = calloc((size_t)k, sizeof *tid);
+	char label[96];
+	long i;
+	int j;
+
+	r.fds = calloc((size_t)k, sizeof *r.fds);
+	if (w == NULL || tid == NULL || r.fds == NULL)
+		die("allocate", "the round");
+	for (j = 0; j < k - 1; j++) {
+		char name[32];
+
+		snprintf(name, sizeof name, "round-floor-%d", j);
+		if ((r.fds[j] = openat(dfd, name, O_CREAT | O_WRONLY,
+		    0600)) < 0)
+			die("create", name);
+	}
+	r.fds[k - 1] = dfd;
+	if (pthread_barrier_init(&r.go, NULL, (unsigned)k + 1) != 0 ||
+	    pthread_barrier_init(&r.done, NULL, (unsigned)k + 1) != 0)
+		die("start", "barriers");
+	for (j = 0; j < k; j++) {
+		w[j].r = &r;
+		w[j].i = j;
+		if (pthread_create(&tid[j], NULL, round_worker, &w[j]) != 0)
+			die("start", "a thread");
+	}
+	for (i = 0; i < count && bench_now() < stop; i++) {
+		uint64_t t0 = bench_now();
+
+		for (j = 0; j < k - 1; j++)
+			if (pwrite(r.fds[j], answer, 64,
+			    (off_t)(i % 64) * 64) != 64)
+				die("write", "a file of the round");
+		pthread_barrier_wait(&r.go);
+		pthread_barrier_wait(&r.done);
+		if (fsync(dfd) != 0)
+			die("fsync", "the round's directory");
+		bench_add(&s, bench_now() - t0);
+	}
+	r.stop = 1;
+	pthread_barrier_wait(&r.go);
+	for (j = 0; j < k; j++)
+		pthread_join(tid[j], NULL);
+	for (j = 0; j < k - 1; j++)
+		close(r.fds[j]);
+	snprintf(label, sizeof label, "floor %d fsyncs at once + dir fsync",
+	    k);
+	bench_summary(stdout, label, &s);
+	if (raw != NULL && bench_write_raw(raw, &s) != 0)
+		die("write", raw);
+	bench_samples_free(&s);
+	free(w);
+	free(tid);
+	free(r.fds);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	long count = 2000;
 	double seconds = 30;
-	int tcp = 0, disk = 0, c, dfd, tmpfd, newfd, ino, fds[2], lfd = -1, fd;
+	int tcp = 0, disk = 0, round = 0, c, dfd, tmpfd, newfd, ino, fds[2], lfd = -1, fd;
 	char name[128];
 	const char *raw = NULL, *dir;
 	struct bench_samples s = { 0 };
@@ -142,9 +245,17 @@ main(int argc, char **argv)
 	pid_t pid;
 	long i;
 
-	while ((c = getopt(argc, argv, "fn:o:st:")) != -1) {
+	while ((c = getopt(argc, argv, "fn:o:r:st:")) != -1) {
 		switch (c) {
 		case 'f': disk = 1; break;
+		case 'r':
+			round = (int)bench_arg_long(prog, "-r", optarg);
+			if (round < 2 || round > 64) {
+				fprintf(stderr, "%s: -r %s: not a number of "
+				    "fsyncs from 2 to 64\n", prog, optarg);
+				return 2;
+			}
+			break;
 		case 'n': count = bench_arg_long(prog, "-n", optarg); break;
 		case 'o': raw = optarg; break;
 		case 's': tcp = 1; break;
@@ -152,7 +263,7 @@ main(int argc, char **argv)
 		default: goto usage;
 		}
 	}
-	if (optind != argc - 1)
+	if (optind != argc - 1 || disk + tcp + (round > 0) > 1)
 		goto usage;
 	dir = argv[optind];
 	mkdir(dir, 0700);
@@ -166,6 +277,8 @@ main(int argc, char **argv)
 		die("open", "new");
 	if (disk)
 		return fsync_floor(dfd, count, seconds, raw);
+	if (round)
+		return round_floor(dfd, round, count, seconds, raw);
 	if ((ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
 		die("start", "inotify");
 	{
@@ -251,7 +364,7 @@ main(int argc, char **argv)
 	bench_samples_free(&s);
 	return 0;
 usage:
-	fprintf(stderr, "usage: %s [-f | -s] [-n COUNT] [-t SECONDS] [-o RAW] "
-	    "DIR\n", prog);
+	fprintf(stderr, "usage: %s [-f | -r K | -s] [-n COUNT] [-t SECONDS] "
+	    "[-o RAW] DIR\n", prog);
 	return 2;
 }

@@ -169,6 +169,7 @@ fig_latency() {
 		run "$bb/floor" -n $floor_n -o "$work/floor.raw" "$work/floor"
 		run "$bb/floor" -s -n $floor_n -o "$work/floortcp.raw" "$work/floor"
 		run "$bb/floor" -f -n 100 -o "$work/fsync-lat.raw" "$work/floor"
+		run "$bb/floor" -r 5 -n 100 -o "$work/round-lat.raw" "$work/floor"
 		# The operator's calls and the rule's in turns, one of each
 		# an iteration, in one process: the ratio of 1b.
 		run "$bb/latency" -p "$dport" -d "$dq" -r "$rport" -q "$rq" \
@@ -188,6 +189,8 @@ fig_latency() {
 	"$bb/stats" -f "$work/opcall.raw" -n "operator's call less its wait" "call->agent by rule sse" "$work/rule.raw" | tail -1
 	"$bb/stats" "call->proposal visible" "$work/prop.raw"
 	"$bb/stats" "disk: write+fsync+dir fsync" "$work/fsync-lat.raw"
+	"$bb/stats" -f "$work/fsync-lat.raw" "disk: an approval's two rounds (5 fsyncs at once, dir fsync)" \
+	    "$work/round-lat.raw"
 	stop_daemon "$dpid"
 	stop_daemon "$rpid"
 }
@@ -354,6 +357,7 @@ fig_cotenant() {
 		r=$((r + 1))
 		echo "## round $r of $cot_rounds: quiet"
 		run "$bb/floor" -f -n $cot_n -o "$work/cot-floor-quiet.raw" "$work/floor"
+		run "$bb/floor" -r 5 -n $cot_n -o "$work/cot-round-quiet.raw" "$work/floor"
 		run "$bb/latency" -p "$dport" -d "$dq" -n $cot_n -o "$work/cot-sse-quiet.raw"
 		echo "## round $r of $cot_rounds: while the co-tenant writes"
 		rm -f "$work/cot/ready"
@@ -372,6 +376,7 @@ fig_cotenant() {
 		fi
 		for half in 1 2; do
 			run "$bb/floor" -f -n $cot_n -o "$work/cot-floor-load.raw" "$work/floor"
+			run "$bb/floor" -r 5 -n $cot_n -o "$work/cot-round-load.raw" "$work/floor"
 			run "$bb/latency" -p "$dport" -d "$dq" -n $cot_n -o "$work/cot-sse-load.raw"
 		done
 		kill "$cpid"; wait "$cpid"
@@ -379,8 +384,12 @@ fig_cotenant() {
 	done
 	echo "## all rounds (ms)"
 	"$bb/stats" "quiet: disk write+fsync+dir fsync" "$work/cot-floor-quiet.raw"
+	"$bb/stats" -f "$work/cot-floor-quiet.raw" "quiet: disk, an approval's two rounds (5 fsyncs at once, dir fsync)" \
+	    "$work/cot-round-quiet.raw"
 	"$bb/stats" -f "$work/cot-floor-quiet.raw" "quiet: decision->agent sse" "$work/cot-sse-quiet.raw"
 	"$bb/stats" "co-tenant: disk write+fsync+dir fsync" "$work/cot-floor-load.raw"
+	"$bb/stats" -f "$work/cot-floor-load.raw" "co-tenant: disk, an approval's two rounds (5 fsyncs at once, dir fsync)" \
+	    "$work/cot-round-load.raw"
 	"$bb/stats" -f "$work/cot-floor-load.raw" "co-tenant: decision->agent sse" "$work/cot-sse-load.raw"
 	stop_daemon "$dpid"
 }

@@ -69,6 +69,36 @@ count_commits(const char *path)
 	return n;
 }
 
+/* The tip's id, in hex ("" for none). */
+static void
+tip_hex(const char *path, char hex[41])
+{
+	git_repository *repo;
+	git_oid oid;
+
+	hex[0] = '\0';
+	if (git_repository_open_bare(&repo, path) < 0)
+		return;
+	if (git_reference_name_to_id(&oid, repo, "HEAD") == 0)
+		git_oid_tostr(hex, 41, &oid);
+	git_repository_free(repo);
+}
+
+/* Do two decision commits read the same, field by field? */
+static int
+same_commit(const struct sv_decision_commit *x,
+    const struct sv_decision_commit *y)
+{
+	return strcmp(x->commit, y->commit) == 0 &&
+	    strcmp(x->parent, y->parent) == 0 && x->when == y->when &&
+	    x->id && y->id && strcmp(x->id, y->id) == 0 &&
+	    x->slug && y->slug && strcmp(x->slug, y->slug) == 0 &&
+	    x->tool && y->tool && strcmp(x->tool, y->tool) == 0 &&
+	    x->status && y->status && strcmp(x->status, y->status) == 0 &&
+	    x->subject && y->subject && strcmp(x->subject, y->subject) == 0 &&
+	    x->who && y->who && strcmp(x->who, y->who) == 0;
+}
+
 /* The tip's message, author and parent count. */
 static char *
 tip_info(const char *path, char *author, size_t n, int *parents)
@@ -492,7 +522,8 @@ test_batch(const char *repo)
 	struct sv_response r[5];
 	struct sv_audit_decision v[5];
 	struct sv_err e;
-	char author[256], *text = NULL, *msg;
+	char author[256], *text = NULL, *msg, first_parent[41], tip[41];
+	struct sv_decision_commit found;
 	const char *ids[5] = { "1.b0", "1.b1", "1.b0", "1.b3", "1.b4" };
 	int before, parents = -1;
 	size_t i;
@@ -523,6 +554,7 @@ test_batch(const char *repo)
 		v[i].p = &p[i];
 		v[i].r = &r[i];
 	}
+	tip_hex(repo, first_parent);
 	ok(sv_audit_commit_decisions(a, v, 5, &e) == 0, "batch of five "
 	    "taken");
 	ok(v[0].committed && v[1].committed && v[3].committed,
@@ -538,6 +570,29 @@ test_batch(const char *repo)
 	ok(msg && strstr(msg, "Proposal-Id: 1.b3") && parents == 1,
 	    "the last decision is the tip, with one parent");
 	free(msg);
+	/* Each commit made is handed back as a walk of main reads it. */
+	tip_hex(repo, tip);
+	ok(strcmp(v[3].dc.commit, tip) == 0 &&
+	    strcmp(v[3].dc.parent, v[1].dc.commit) == 0 &&
+	    strcmp(v[1].dc.parent, v[0].dc.commit) == 0 &&
+	    strcmp(v[0].dc.parent, first_parent) == 0,
+	    "each decision's commit is handed back, a chain on the old tip");
+	ok(v[2].dc.commit[0] == '\0' && v[4].dc.commit[0] == '\0' &&
+	    v[2].dc.id == NULL && v[4].dc.id == NULL,
+	    "none for the decision already committed, or the failed one");
+	for (i = 0; i < 5; i++) {
+		if (!v[i].committed)
+			continue;
+		ok(sv_audit_find_decision(a, "web2", ids[i], 16, &found,
+		    &e) == 1 && same_commit(&v[i].dc, &found),
+		    "%s: what is handed back is what a walk of main finds "
+		    "(%s %s %s)", ids[i], v[i].dc.commit,
+		    v[i].dc.status ? v[i].dc.status : "-",
+		    v[i].dc.who ? v[i].dc.who : "-");
+		sv_decision_commit_free(&found);
+	}
+	for (i = 0; i < 5; i++)
+		sv_decision_commit_free(&v[i].dc);
 	ok(sv_audit_read(a, "web2", "egress/routes.json", &text, NULL,
 	    &e) == 0 && text && strstr(text, "a.example") &&
 	    strstr(text, "b.example") && !strstr(text, "c.example") &&
@@ -549,8 +604,10 @@ test_batch(const char *repo)
 	ok(sv_audit_commit_decisions(a, v, 4, &e) == 0 &&
 	    v[0].committed == 0 && v[1].committed == 0 && v[2].committed == 0 &&
 	    v[3].committed == 0 && v[0].failed == 0 &&
-	    count_commits(repo) == before + 3, "the batch again: nothing "
-	    "committed twice");
+	    count_commits(repo) == before + 3 &&
+	    v[0].dc.commit[0] == '\0' && v[3].dc.commit[0] == '\0',
+	    "the batch again: nothing committed twice, no commit handed "
+	    "back");
 	for (i = 0; i < 5; i++) {
 		sv_proposal_free(&p[i]);
 		sv_response_free(&r[i]);

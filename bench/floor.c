@@ -8,9 +8,11 @@
  * watcher also writes a small HTTP-sized answer to a loopback TCP socket
  * and the latency ends when the first process has read it: the floor of
  * the whole path (publish -> inotify -> TCP -> agent) with no parsing, no
- * commit and no HTTP server in it.
+ * commit and no HTTP server in it.  -i MS waits MS milliseconds between
+ * samples, both processes idle meanwhile, as calls decided by hand are
+ * (latency -i): what waking up after idling costs this machine.
  *
- *   floor [-s] [-n COUNT] [-t SECONDS] [-o RAWFILE] DIR
+ *   floor [-s] [-i MS] [-n COUNT] [-t SECONDS] [-o RAWFILE] DIR
  *   floor -f [-n COUNT] [-t SECONDS] [-o RAWFILE] DIR
  *   floor -r K [-n COUNT] [-t SECONDS] [-o RAWFILE] DIR
  *
@@ -45,6 +47,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -235,7 +238,7 @@ round_floor(int dfd, int k, long count, double seconds, const char *raw)
 int
 main(int argc, char **argv)
 {
-	long count = 2000;
+	long count = 2000, pace_ms = 0;
 	double seconds = 30;
 	int tcp = 0, disk = 0, round = 0, c, dfd, tmpfd, newfd, ino, fds[2], lfd = -1, fd;
 	char name[128];
@@ -245,9 +248,10 @@ main(int argc, char **argv)
 	pid_t pid;
 	long i;
 
-	while ((c = getopt(argc, argv, "fn:o:r:st:")) != -1) {
+	while ((c = getopt(argc, argv, "fi:n:o:r:st:")) != -1) {
 		switch (c) {
 		case 'f': disk = 1; break;
+		case 'i': pace_ms = bench_arg_long(prog, "-i", optarg); break;
 		case 'r':
 			round = (int)bench_arg_long(prog, "-r", optarg);
 			if (round < 2 || round > 64) {
@@ -263,7 +267,8 @@ main(int argc, char **argv)
 		default: goto usage;
 		}
 	}
-	if (optind != argc - 1 || disk + tcp + (round > 0) > 1)
+	if (optind != argc - 1 || disk + tcp + (round > 0) > 1 ||
+	    (pace_ms > 0 && (disk || round)))
 		goto usage;
 	dir = argv[optind];
 	mkdir(dir, 0700);
@@ -353,6 +358,12 @@ main(int argc, char **argv)
 		/* back to tmp/: seen by the watcher as IN_MOVED_FROM, ignored */
 		if (renameat(newfd, name, tmpfd, name) != 0)
 			die("rename", name);
+		if (pace_ms > 0) {
+			struct timespec ts = { pace_ms / 1000,
+			    (pace_ms % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
 	}
 	unlinkat(tmpfd, name, 0);
 	kill(pid, SIGTERM);
@@ -364,7 +375,7 @@ main(int argc, char **argv)
 	bench_samples_free(&s);
 	return 0;
 usage:
-	fprintf(stderr, "usage: %s [-f | -r K | -s] [-n COUNT] [-t SECONDS] "
-	    "[-o RAW] DIR\n", prog);
+	fprintf(stderr, "usage: %s [-f | -r K | -s] [-i MS] [-n COUNT] "
+	    "[-t SECONDS] [-o RAW] DIR\n", prog);
 	return 2;
 }

@@ -32,8 +32,14 @@
  * routes.json stays at 64 routes and what grows is only the history.
  *
  *   latency -p PORT -d QUEUEDIR [-r PORT -q QUEUEDIR] [-j] [-n COUNT]
- *           [-w WARMUP] [-t SECONDS] [-o RAW] [-P RAW] [-R RAW] [-C RAW]
- *           [-k TOKEN] [-a TEXT]
+ *           [-w WARMUP] [-i MS] [-t SECONDS] [-o RAW] [-P RAW] [-R RAW]
+ *           [-C RAW] [-k TOKEN] [-a TEXT]
+ *
+ * -i MS paces the calls: MS milliseconds between one call's end (its
+ * sidecar idle) and the next, as an operator deciding by hand spaces
+ * them.  Back to back (the default), each decision also meets what the
+ * last ones left: the files they freed (which ext4 without a journal
+ * skips when it next creates one, for a minute), a pack merge under way.
  *
  * -o appends the operator's publish -> answer samples, -P its call ->
  * proposal visible, -C its call -> answer less the time the proposal
@@ -56,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -326,7 +333,7 @@ rule_call(struct run *ru, struct side *s, long i, int keep)
 int
 main(int argc, char **argv)
 {
-	long count = 1000, warmup = 20, i;
+	long count = 1000, warmup = 20, pace_ms = 0, i;
 	double seconds = 120;
 	int port = 0, rport = 0, c, rc;
 	const char *dir = NULL, *rdir = NULL;
@@ -335,11 +342,12 @@ main(int argc, char **argv)
 	struct side op, rule;
 	uint64_t stop;
 
-	while ((c = getopt(argc, argv, "a:C:d:jk:n:o:p:P:q:r:R:t:w:")) != -1) {
+	while ((c = getopt(argc, argv, "a:C:d:i:jk:n:o:p:P:q:r:R:t:w:")) != -1) {
 		switch (c) {
 		case 'a': ru.want = optarg; break;
 		case 'C': rawc = optarg; break;
 		case 'd': dir = optarg; break;
+		case 'i': pace_ms = bench_arg_long(prog, "-i", optarg); break;
 		case 'j': ru.sse = 0; break;
 		case 'k': ru.token = optarg; break;
 		case 'n': count = bench_arg_long(prog, "-n", optarg); break;
@@ -375,6 +383,12 @@ main(int argc, char **argv)
 			    operator_call(&ru, &op, i, keep);
 		if (rc != 0)
 			return 1;
+		if (pace_ms > 0) {
+			struct timespec ts = { pace_ms / 1000,
+			    (pace_ms % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
 	}
 	bench_summary(stdout, ru.sse ? "decision->agent (sse)" :
 	    "decision->agent (json)", &ru.lat);
@@ -408,7 +422,7 @@ main(int argc, char **argv)
 	return ru.failed ? 1 : 0;
 usage:
 	fprintf(stderr, "usage: %s -p PORT -d QUEUEDIR [-r PORT -q QUEUEDIR] "
-	    "[-j] [-n COUNT] [-w WARMUP] [-t SECONDS] [-o RAW] [-P RAW] "
+	    "[-j] [-n COUNT] [-w WARMUP] [-i MS] [-t SECONDS] [-o RAW] [-P RAW] "
 	    "[-R RAW] [-C RAW] [-k TOKEN] [-a TEXT]\n", prog);
 	return 2;
 }

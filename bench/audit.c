@@ -138,6 +138,7 @@ commit_batch(struct sv_audit *a, long i, long n)
 			    "", v[k].failed ? v[k].err.msg : "");
 			exit(1);
 		}
+		sv_decision_commit_free(&v[k].dc);
 		free(d[k].payload);
 	}
 	free(d);

@@ -19,6 +19,8 @@
 
 /* CLOCK_MONOTONIC in nanoseconds: comparable across processes. */
 uint64_t bench_now(void);
+/* Idle for ms milliseconds: a pace between samples (-i). */
+void bench_pause_ms(long ms);
 
 struct bench_samples {
 	uint64_t *v;

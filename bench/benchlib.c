@@ -33,6 +33,15 @@ bench_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void
+bench_pause_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (ms > 0 && nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
 static void *
 bench_xrealloc(void *p, size_t n)
 {

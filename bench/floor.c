@@ -47,7 +47,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -145,7 +144,6 @@ fsync_floor(int dfd, long count, double seconds, const char *raw)
 struct round {
 	pthread_barrier_t go, done;
 	int *fds;
-	int k;
 	int stop;
 };
 struct worker {
@@ -176,7 +174,7 @@ round_floor(int dfd, int k, long count, double seconds, const char *raw)
 {
 	struct bench_samples s = { 0 };
 	uint64_t stop = bench_now() + (uint64_t)(seconds * 1e9);
-	struct round r = { .k = k };
+	struct round r = { 0 };
 	struct worker *w = calloc((size_t)k, sizeof *w);
 	pthread_t *tid = calloc((size_t)k, sizeof *tid);
 	char label[96];
@@ -358,12 +356,7 @@ main(int argc, char **argv)
 		/* back to tmp/: seen by the watcher as IN_MOVED_FROM, ignored */
 		if (renameat(newfd, name, tmpfd, name) != 0)
 			die("rename", name);
-		if (pace_ms > 0) {
-			struct timespec ts = { pace_ms / 1000,
-			    (pace_ms % 1000) * 1000000L };
-
-			nanosleep(&ts, NULL);
-		}
+		bench_pause_ms(pace_ms);
 	}
 	unlinkat(tmpfd, name, 0);
 	kill(pid, SIGTERM);

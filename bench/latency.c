@@ -62,7 +62,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -383,12 +382,7 @@ main(int argc, char **argv)
 			    operator_call(&ru, &op, i, keep);
 		if (rc != 0)
 			return 1;
-		if (pace_ms > 0) {
-			struct timespec ts = { pace_ms / 1000,
-			    (pace_ms % 1000) * 1000000L };
-
-			nanosleep(&ts, NULL);
-		}
+		bench_pause_ms(pace_ms);
 	}
 	bench_summary(stdout, ru.sse ? "decision->agent (sse)" :
 	    "decision->agent (json)", &ru.lat);
